@@ -1,0 +1,5 @@
+import sys
+
+from alertsim.cli import main
+
+sys.exit(main())

@@ -1,0 +1,116 @@
+"""Detection contract v1: a simulated launch detection or one of its track updates.
+
+A detection names an event; a later `sequence` for the same event supersedes earlier ones.
+The prediction is either an impact point or an azimuth and range; both end at
+`impact_time`. `uncertainty` is the corridor half-width around the ground track
+(`cross_track_km`) and how far the impact may fall beyond or short of the predicted point
+(`along_track_km`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, Discriminator, Field, Tag, ValidationInfo, field_validator
+from pyproj import Geod
+
+from alertsim.domain.model import Frozen, Latitude, Longitude
+
+MAX_RANGE_KM = 15_000.0
+GEOD = Geod(ellps="WGS84")
+
+EventId = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$",
+                               description="1-64 characters of [A-Za-z0-9._-]")]
+ObjectKind = Literal["ballistic_missile", "space_launch_vehicle"]
+Outcome = Literal["impact", "orbit", "breakup", "lost"]
+
+
+class GeoPoint(Frozen):
+    lat: Latitude
+    lon: Longitude
+
+
+class Launch(GeoPoint):
+    time: AwareDatetime
+
+
+class PredictedImpact(Frozen):
+    """Prediction given as an impact point."""
+
+    impact: GeoPoint
+    impact_time: AwareDatetime
+
+
+class PredictedBearing(Frozen):
+    """Prediction given as an initial azimuth and a ground range from the launch point."""
+
+    azimuth_deg: float = Field(ge=0.0, lt=360.0)
+    range_km: float = Field(gt=0.0, le=MAX_RANGE_KM)
+    impact_time: AwareDatetime
+
+
+def _prediction_form(value: object) -> str:
+    """Pick the prediction form by its keys, so errors speak of one form, not both."""
+    if isinstance(value, dict):
+        return "bearing" if "azimuth_deg" in value or "range_km" in value else "impact"
+    return "bearing" if isinstance(value, PredictedBearing) else "impact"
+
+
+Prediction = Annotated[
+    Annotated[PredictedImpact, Tag("impact")] | Annotated[PredictedBearing, Tag("bearing")],
+    Discriminator(_prediction_form),
+]
+# Union tags appear in error locations; error formatting drops them.
+PREDICTION_TAGS = frozenset({"impact", "bearing"})
+
+
+class Uncertainty(Frozen):
+    cross_track_km: float = Field(ge=0.0, le=2_000.0)
+    along_track_km: float = Field(ge=0.0, le=5_000.0)
+
+
+class Detection(Frozen):
+    """One detection update (contract v1); see docs/detection.schema.json."""
+
+    event_id: EventId
+    sequence: int = Field(ge=1, strict=True)
+    observed_at: AwareDatetime
+    object: ObjectKind
+    launch: Launch
+    predicted: Prediction
+    apogee_km: float | None = Field(default=None, gt=0.0, le=10_000.0)
+    uncertainty: Uncertainty
+    outcome: Outcome | None = None
+
+    @field_validator("predicted")
+    @classmethod
+    def _prediction_is_a_flight(
+        cls, predicted: PredictedImpact | PredictedBearing, info: ValidationInfo
+    ) -> PredictedImpact | PredictedBearing:
+        launch = info.data.get("launch")
+        if not isinstance(launch, Launch):
+            return predicted  # launch already failed; its own error says why
+        if predicted.impact_time <= launch.time:
+            raise ValueError("impact_time must be later than launch.time")
+        if isinstance(predicted, PredictedImpact):
+            impact = predicted.impact
+            _, _, metres = GEOD.inv(launch.lon, launch.lat, impact.lon, impact.lat)
+            if metres < 1.0:
+                raise ValueError("impact point equals the launch point")
+            if metres / 1000.0 > MAX_RANGE_KM:
+                raise ValueError(
+                    f"range {metres / 1000.0:,.0f} km exceeds the {MAX_RANGE_KM:,.0f} km limit")
+        return predicted
+
+    @property
+    def impact_time(self) -> datetime:
+        return self.predicted.impact_time
+
+    def impact_point(self) -> tuple[float, float]:
+        """Predicted impact as (lon, lat), whichever form the prediction took."""
+        if isinstance(self.predicted, PredictedImpact):
+            return self.predicted.impact.lon, self.predicted.impact.lat
+        lon, lat, _ = GEOD.fwd(self.launch.lon, self.launch.lat, self.predicted.azimuth_deg,
+                               self.predicted.range_km * 1000.0)
+        return float(lon), float(lat)

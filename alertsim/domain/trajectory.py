@@ -1,0 +1,246 @@
+"""Launch plus prediction -> a time-stamped ground track and its uncertainty corridor.
+
+Ground track: the WGS84 geodesic from the launch point to the predicted impact (pyproj
+`Geod`), extended by `along_track_km` beyond the impact for the corridor.
+
+Time model (documented in README, "Trajectory model"): the flight time T runs from launch
+to `impact_time`. A boost phase of BOOST_FRACTION * T (at most BOOST_MAX_S seconds) has
+constant ground acceleration from rest; the rest of the flight has the constant ground
+speed reached at burn-out. This gives the closed form below, continuous and strictly
+increasing, so every point of the track has one time and every time one point. Beyond the
+impact (the along-track extension) time carries on at the same speed. Altitude follows
+a parabola over the ground fraction, h = 4 H x (1 - x), with H the given apogee or, when
+absent, a minimum-energy estimate of a quarter of the range (capped at DEFAULT_APOGEE_CAP_KM).
+Altitude never changes a decision: J-Alert warns whatever the height.
+
+Longitudes along a track are unwrapped around the launch longitude (they may exceed 180)
+so a track across the antimeridian stays one line; prefecture shapes lie in 122-154E.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+import shapely
+from numpy.typing import NDArray
+from pyproj import Geod
+
+from alertsim.domain.detection import Detection
+
+GEOD = Geod(ellps="WGS84")
+BOOST_FRACTION = 0.2
+BOOST_MAX_S = 300.0
+DEFAULT_APOGEE_CAP_KM = 1_300.0
+STEP_KM = 20.0
+CAP_SEGMENTS = 8
+
+FloatArray = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class TrackPoint:
+    time: datetime
+    lon: float
+    lat: float
+    alt_km: float
+    distance_km: float
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    launch_lon: float
+    launch_lat: float
+    launch_time: datetime
+    impact_lon: float  # unwrapped around launch_lon
+    impact_lat: float
+    impact_time: datetime
+    azimuth_deg: float
+    range_km: float
+    apogee_km: float
+
+    @property
+    def flight_s(self) -> float:
+        return (self.impact_time - self.launch_time).total_seconds()
+
+    @property
+    def boost_s(self) -> float:
+        return min(BOOST_FRACTION * self.flight_s, BOOST_MAX_S)
+
+    @property
+    def _accel(self) -> float:
+        """Ground acceleration during boost, km/s^2, fixed by range and flight time."""
+        tb = self.boost_s
+        return self.range_km / (tb * (self.flight_s - tb / 2.0))
+
+    @property
+    def cruise_speed_kms(self) -> float:
+        return self._accel * self.boost_s
+
+    def distance_at(self, seconds: float) -> float:
+        """Ground distance (km) flown `seconds` after launch (clamped at 0)."""
+        t = max(seconds, 0.0)
+        tb = self.boost_s
+        if t <= tb:
+            return self._accel * t * t / 2.0
+        return self._accel * tb * tb / 2.0 + self.cruise_speed_kms * (t - tb)
+
+    def seconds_at(self, distance_km: float) -> float:
+        """Inverse of distance_at: seconds after launch when the track reaches a distance."""
+        d = max(distance_km, 0.0)
+        tb = self.boost_s
+        boost_km = self._accel * tb * tb / 2.0
+        if d <= boost_km:
+            return math.sqrt(2.0 * d / self._accel)
+        return tb + (d - boost_km) / self.cruise_speed_kms
+
+    def seconds_at_many(self, distances_km: FloatArray) -> FloatArray:
+        tb = self.boost_s
+        boost_km = self._accel * tb * tb / 2.0
+        d = np.maximum(distances_km, 0.0)
+        boost = np.sqrt(2.0 * np.minimum(d, boost_km) / self._accel)
+        cruise = tb + (d - boost_km) / self.cruise_speed_kms
+        return np.where(d <= boost_km, boost, cruise)
+
+    def altitude_at(self, distance_km: float) -> float:
+        x = min(max(distance_km / self.range_km, 0.0), 1.0)
+        return 4.0 * self.apogee_km * x * (1.0 - x)
+
+    def time_at(self, distance_km: float) -> datetime:
+        return self.launch_time + timedelta(seconds=self.seconds_at(distance_km))
+
+    def point_at(self, when: datetime) -> TrackPoint:
+        """Where the object is (ground point and altitude) at `when`, clamped to the flight."""
+        seconds = min(max((when - self.launch_time).total_seconds(), 0.0), self.flight_s)
+        d = self.distance_at(seconds)
+        lon, lat, _ = GEOD.fwd(self.launch_lon, self.launch_lat, self.azimuth_deg, d * 1000.0)
+        return TrackPoint(self.launch_time + timedelta(seconds=seconds),
+                          unwrap_lon(float(lon), self.launch_lon), float(lat),
+                          self.altitude_at(d), d)
+
+    def sample(self, extra_km: float = 0.0, step_km: float = STEP_KM) -> TrackSamples:
+        """Points along the geodesic every ~step_km, with the impact itself as a sample."""
+        n_flight = max(2, math.ceil(self.range_km / step_km) + 1)
+        distances = np.linspace(0.0, self.range_km, n_flight)
+        if extra_km > 0:
+            n_extra = max(2, math.ceil(extra_km / step_km) + 1)
+            beyond = np.linspace(self.range_km, self.range_km + extra_km, n_extra)[1:]
+            distances = np.concatenate([distances, beyond])
+        n = len(distances)
+        lons, lats, azimuths = GEOD.fwd(np.full(n, self.launch_lon), np.full(n, self.launch_lat),
+                                        np.full(n, self.azimuth_deg), distances * 1000.0,
+                                        return_back_azimuth=False)
+        return TrackSamples(distances, unwrap_lon_array(np.asarray(lons), self.launch_lon),
+                            np.asarray(lats), np.asarray(azimuths),
+                            self.seconds_at_many(distances))
+
+
+@dataclass(frozen=True)
+class TrackSamples:
+    distances_km: FloatArray
+    lons: FloatArray
+    lats: FloatArray
+    azimuths: FloatArray  # forward azimuth of the track at each sample
+    seconds: FloatArray  # after launch
+
+
+@dataclass(frozen=True)
+class Corridor:
+    """The track buffered by cross_track_km, geodesically, as pieces between samples.
+
+    Piece i spans samples i..i+1 and the time span [seconds[i], seconds[i+1]]. The start
+    cap is folded into the first piece and the end cap into the last, so the union of
+    `pieces` is the whole corridor. With cross_track_km == 0 the pieces are line segments.
+    `outline_coords` is the corridor's outer ring (for maps); decisions use the pieces.
+    """
+
+    samples: TrackSamples
+    pieces: NDArray[np.object_]
+    outline_coords: FloatArray
+
+    @property
+    def starts_s(self) -> FloatArray:
+        return self.samples.seconds[:-1]
+
+    @property
+    def ends_s(self) -> FloatArray:
+        return self.samples.seconds[1:]
+
+    @property
+    def end_distances_km(self) -> FloatArray:
+        return self.samples.distances_km[1:]
+
+    def outline(self) -> shapely.Geometry:
+        if len(self.outline_coords) < 4:
+            return shapely.LineString(self.outline_coords)
+        return shapely.make_valid(shapely.Polygon(self.outline_coords))
+
+
+def unwrap_lon(lon: float, reference: float) -> float:
+    return (lon - reference + 180.0) % 360.0 - 180.0 + reference
+
+
+def unwrap_lon_array(lons: FloatArray, reference: float) -> FloatArray:
+    return np.asarray((lons - reference + 180.0) % 360.0 - 180.0 + reference, dtype=np.float64)
+
+
+def default_apogee_km(range_km: float) -> float:
+    return min(range_km / 4.0, DEFAULT_APOGEE_CAP_KM)
+
+
+def trajectory_of(detection: Detection) -> Trajectory:
+    launch = detection.launch
+    impact_lon, impact_lat = detection.impact_point()
+    azimuth, _, metres = GEOD.inv(launch.lon, launch.lat, impact_lon, impact_lat)
+    range_km = float(metres) / 1000.0
+    return Trajectory(
+        launch_lon=launch.lon, launch_lat=launch.lat, launch_time=launch.time,
+        impact_lon=unwrap_lon(impact_lon, launch.lon), impact_lat=impact_lat,
+        impact_time=detection.impact_time, azimuth_deg=float(azimuth) % 360.0,
+        range_km=range_km,
+        apogee_km=detection.apogee_km or default_apogee_km(range_km),
+    )
+
+
+def _offsets(samples: TrackSamples, width_m: float, side: float) -> FloatArray:
+    """Points width_m to the left (side -1) or right (+1) of every sample, as (lon, lat)."""
+    lons, lats, _ = GEOD.fwd(samples.lons, samples.lats, samples.azimuths + side * 90.0,
+                             np.full(len(samples.lons), width_m), return_back_azimuth=False)
+    return np.column_stack([unwrap_lon_array(np.asarray(lons), float(samples.lons[0])),
+                            np.asarray(lats)])
+
+
+def _cap(lon: float, lat: float, azimuth: float, width_m: float, *,
+         ahead: bool, reference: float) -> FloatArray:
+    """Half circle of points around (lon, lat), ahead of or behind the track direction."""
+    start = azimuth + 90.0 if ahead else azimuth - 90.0
+    fan = start - np.linspace(0.0, 180.0, CAP_SEGMENTS + 1)
+    lons, lats, _ = GEOD.fwd(np.full(len(fan), lon), np.full(len(fan), lat), fan,
+                             np.full(len(fan), width_m), return_back_azimuth=False)
+    return np.column_stack([unwrap_lon_array(np.asarray(lons), reference), np.asarray(lats)])
+
+
+def corridor_of(trajectory: Trajectory, cross_track_km: float,
+                along_track_km: float) -> Corridor:
+    """Buffer the track, extended by along_track_km past the impact, by cross_track_km."""
+    samples = trajectory.sample(extra_km=along_track_km)
+    if cross_track_km <= 0.0:
+        coords = np.column_stack([samples.lons, samples.lats])
+        segments = np.stack([coords[:-1], coords[1:]], axis=1)
+        return Corridor(samples, shapely.linestrings(segments), coords)
+    width_m = cross_track_km * 1000.0
+    reference = float(samples.lons[0])
+    left = _offsets(samples, width_m, -1.0)
+    right = _offsets(samples, width_m, +1.0)
+    quads = np.stack([left[:-1], left[1:], right[1:], right[:-1], left[:-1]], axis=1)
+    pieces = shapely.polygons(quads)
+    behind = _cap(float(samples.lons[0]), float(samples.lats[0]), float(samples.azimuths[0]),
+                  width_m, ahead=False, reference=reference)
+    ahead = _cap(float(samples.lons[-1]), float(samples.lats[-1]),
+                 float(samples.azimuths[-1]), width_m, ahead=True, reference=reference)
+    pieces[0] = shapely.union(pieces[0], shapely.Polygon(np.concatenate([behind, left[:1]])))
+    pieces[-1] = shapely.union(pieces[-1], shapely.Polygon(np.concatenate([ahead, right[-1:]])))
+    ring = np.concatenate([right, ahead, left[::-1], behind, right[:1]])
+    return Corridor(samples, pieces, ring)
