@@ -7,6 +7,7 @@ never a traceback. Settings are read here, at the edge, and passed down.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -17,7 +18,7 @@ from pydantic import ValidationError
 
 from alertsim.data import load_atlas
 from alertsim.domain.detection import Detection
-from alertsim.domain.warnings import POLICIES, PolicyName, decide
+from alertsim.domain.warnings import POLICIES, Decision, PolicyName, decide
 from alertsim.errors import AlertSimError, InputError, describe_validation_error
 from alertsim.render import decision_text
 
@@ -50,6 +51,24 @@ def cmd_decide(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+SCHEMAS = {"detection": Detection, "decision": Decision}
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    print(json.dumps(schema_of(args.name), indent=2, ensure_ascii=False))
+    return EXIT_OK
+
+
+def schema_of(name: str) -> dict[str, object]:
+    """JSON Schema of a contract model, with an $id naming its version."""
+    schema: dict[str, object] = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"alertsim/v1/{name}.schema.json",
+        **SCHEMAS[name].model_json_schema(),
+    }
+    return schema
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="alertsim",
@@ -62,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="warning rule (default: %(default)s, the 2018 rule)")
     p.add_argument("--format", choices=("json", "text"), default="json")
     p.set_defaults(handler=cmd_decide)
+
+    p = sub.add_parser("schema", help="print the JSON Schema of a message contract")
+    p.add_argument("name", choices=tuple(SCHEMAS))
+    p.set_defaults(handler=cmd_schema)
     return parser
 
 

@@ -6,9 +6,9 @@ Run through `scripts/build-prefectures`. Steps, each reproducible:
 3. Repair self-intersecting shapes with shapely.make_valid and keep only polygons.
 4. Simplify each prefecture to SIMPLIFY_DEG (the source is quantised to 1/1024 degree,
    about 100 m, so a 0.001-degree tolerance loses nothing the source had).
-5. Derive, per prefecture, its territorial sea: the water within 12 nautical miles
-   (22.224 km) of its land, that is the buffered land minus all land (a buffer must not
-   spill over a land border); territory = land + territorial sea. For Japan as a whole, derive the
+5. Derive, per prefecture, its territory: its land plus the water within 12 nautical
+   miles (22.224 km) of it, that is the buffered land minus every other prefecture's land
+   (a buffer must not spill over a land border). For Japan as a whole, derive the
    200-nautical-mile EEZ approximation. Every polygon part is buffered in an azimuthal
    equidistant projection centred on that part.
 6. Derive land adjacency: two prefectures are neighbours when their land lies within
@@ -152,8 +152,8 @@ def build(package_dir: Path | None) -> None:
     shapes = {f["properties"]["name"]: decode_geometry(f["geometry"])
               for f in collection["features"]}
     table = read_table()
-    assert len(table) == 47 and {r["source_name"] for r in table} == set(shapes), \
-        "prefecture_table.csv and the source disagree on the 47 names"
+    if len(table) != 47 or {r["source_name"] for r in table} != set(shapes):
+        raise SystemExit("prefecture_table.csv and the source disagree on the 47 names")
 
     land = {r["code"]: shapes[r["source_name"]].simplify(SIMPLIFY_DEG) for r in table}
     land = {code: polygons_only(shapely.make_valid(g)) for code, g in land.items()}
@@ -167,11 +167,12 @@ def build(package_dir: Path | None) -> None:
                 neighbours[a].append(b)
                 neighbours[b].append(a)
 
-    all_land = unary_union([land[c] for c in codes])
-    territorial_sea = {
-        code: polygons_only(buffer_land(land[code], TERRITORIAL_SEA_M, TERRITORY_SIMPLIFY_DEG)
-                            .difference(all_land).simplify(TERRITORY_SIMPLIFY_DEG))
-        for code in codes}
+    territory = {}
+    for code in codes:
+        others = unary_union([land[c] for c in codes if c != code])
+        buffered = buffer_land(land[code], TERRITORIAL_SEA_M, TERRITORY_SIMPLIFY_DEG)
+        territory[code] = polygons_only(
+            unary_union([land[code], buffered.difference(others)]).simplify(SIMPLIFY_DEG))
     features = []
     for row in table:
         code = row["code"]
@@ -186,7 +187,7 @@ def build(package_dir: Path | None) -> None:
                 "neighbours": sorted(neighbours[code]),
                 "official_area_km2": float(row["official_area_km2"]),
                 "official_area_km2_in_data": float(row["official_area_km2_in_data"]),
-                "territorial_sea": rounded(territorial_sea[code]),
+                "territory": rounded(territory[code]),
             },
             "geometry": rounded(land[code]),
         })

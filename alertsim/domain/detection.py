@@ -53,16 +53,17 @@ class PredictedBearing(Frozen):
 def _prediction_form(value: object) -> str:
     """Pick the prediction form by its keys, so errors speak of one form, not both."""
     if isinstance(value, dict):
-        return "bearing" if "azimuth_deg" in value or "range_km" in value else "impact"
-    return "bearing" if isinstance(value, PredictedBearing) else "impact"
+        return "bearing-form" if "azimuth_deg" in value or "range_km" in value else "impact-form"
+    return "bearing-form" if isinstance(value, PredictedBearing) else "impact-form"
 
 
 Prediction = Annotated[
-    Annotated[PredictedImpact, Tag("impact")] | Annotated[PredictedBearing, Tag("bearing")],
+    Annotated[PredictedImpact, Tag("impact-form")]
+    | Annotated[PredictedBearing, Tag("bearing-form")],
     Discriminator(_prediction_form),
 ]
 # Union tags appear in error locations; error formatting drops them.
-PREDICTION_TAGS = frozenset({"impact", "bearing"})
+PREDICTION_TAGS = frozenset({"impact-form", "bearing-form"})
 
 
 class Uncertainty(Frozen):

@@ -2,8 +2,9 @@
 
 An `Atlas` is built once from the package's GeoJSON (see alertsim/data/) and then only
 queried. Shapes are lon/lat (WGS84). Territory = land + territorial sea (the water within
-12 nautical miles of the land); the sea and the EEZ approximation were buffered
-geodesically by scripts/build-prefectures, so queries here need no projection.
+12 nautical miles of the land, not spilling over land borders); territory and the EEZ
+approximation were buffered geodesically by scripts/build-prefectures, so queries here
+need no projection.
 """
 
 from __future__ import annotations
@@ -32,17 +33,13 @@ class Prefecture:
     region: Region
     neighbours: tuple[str, ...]
     land: MultiPolygon
-    territorial_sea: MultiPolygon
+    territory: MultiPolygon
     official_area_km2: float
     official_area_km2_in_data: float
 
-    @property
-    def territory(self) -> shapely.Geometry:
-        return shapely.union(self.land, self.territorial_sea)
-
 
 def _multipolygon(geojson: Mapping[str, Any]) -> MultiPolygon:
-    geom = shape(geojson)
+    geom = shape(dict(geojson))
     if isinstance(geom, Polygon):
         return MultiPolygon([geom])
     if not isinstance(geom, MultiPolygon):
@@ -60,7 +57,7 @@ def prefecture_from_feature(feature: Mapping[str, Any]) -> Prefecture:
         region=props["region"],
         neighbours=tuple(props["neighbours"]),
         land=_multipolygon(feature["geometry"]),
-        territorial_sea=_multipolygon(props["territorial_sea"]),
+        territory=_multipolygon(props["territory"]),
         official_area_km2=float(props["official_area_km2"]),
         official_area_km2_in_data=float(props["official_area_km2_in_data"]),
     )
@@ -77,13 +74,39 @@ class Atlas:
         self.by_code: dict[str, Prefecture] = {p.code: p for p in self.prefectures}
         self.eez = eez
         lands = [p.land for p in self.prefectures]
-        seas = [p.territorial_sea for p in self.prefectures]
-        for geom in (*lands, *seas, eez):
+        for geom in (*lands, eez):
             shapely.prepare(geom)
         self._land_index = shapely.STRtree(lands)
-        # Territory index: every land and every territorial sea, each owned by a prefecture.
-        self.territory_index = shapely.STRtree([*lands, *seas])
-        self.territory_owner = np.tile(np.arange(len(self.prefectures)), 2)
+        # Territory index: every single polygon of every territory, each owned by a
+        # prefecture. One polygon an item keeps envelopes tight (Tokyo's islands span 15
+        # degrees), so few candidate pairs reach the exact test.
+        parts: list[shapely.Geometry] = []
+        owners: list[int] = []
+        for index, pref in enumerate(self.prefectures):
+            for polygon in pref.territory.geoms:
+                parts.append(polygon)
+                owners.append(index)
+        self._territory_parts = np.array(parts, dtype=object)
+        shapely.prepare(self._territory_parts)
+        self.territory_index = shapely.STRtree(self._territory_parts)
+        self.territory_owner = np.array(owners, dtype=np.intp)
+
+    def warm_up(self) -> None:
+        """Build GEOS's lazy prepared-geometry indexes now rather than in the first decisions.
+
+        A prepared shape builds its point locator and its segment index on first use, each
+        costing up to ~0.3 ms on a large island; a long-running service pays this once at
+        start-up instead of inside an alert's latency. One-shot commands skip it.
+        """
+        for part in self._territory_parts:
+            # Touch both answers' paths: a tiny box at the envelope's corner (nearly always
+            # outside), one across the boundary at a vertex, and the whole envelope.
+            minx, miny, maxx, maxy = part.bounds
+            x, y = part.exterior.coords[0]
+            for probe in (shapely.box(minx, miny, minx + 1e-6, miny + 1e-6),
+                          shapely.box(x - 1e-3, y - 1e-3, x + 1e-3, y + 1e-3),
+                          shapely.box(minx, miny, maxx, maxy)):
+                shapely.intersects(part, probe)
 
     @classmethod
     def from_geojson(cls, doc: Mapping[str, Any]) -> Atlas:
@@ -94,11 +117,22 @@ class Atlas:
         """The same EEZ with another list of prefectures (e.g. a subset, or reordered)."""
         return Atlas(prefectures, self.eez)
 
-    def territory_hits(self, geoms: NDArray[np.object_]) -> tuple[NDArray[np.intp],
-                                                                  NDArray[np.intp]]:
-        """(geometry index, prefecture index) for every geometry touching a territory."""
-        geom_idx, part_idx = self.territory_index.query(geoms, predicate="intersects")
-        return geom_idx, self.territory_owner[part_idx]
+    def territory_part_hits(self, geoms: NDArray[np.object_]) -> tuple[NDArray[np.intp],
+                                                                       NDArray[np.intp]]:
+        """(geometry index, territory part index) for every geometry touching a part.
+
+        Envelopes first, then the exact test with the part (prepared) as the first
+        argument: small geometries against a prepared shape is the fast way round.
+        """
+        geom_idx, part_idx = self.territory_index.query(geoms)
+        touching = self.parts_touch(part_idx, geoms[geom_idx])
+        return geom_idx[touching], part_idx[touching]
+
+    def parts_touch(self, part_idx: NDArray[np.intp],
+                    geoms: NDArray[np.object_]) -> NDArray[np.bool_]:
+        """Element-wise: does territory part part_idx[i] touch geoms[i]?"""
+        touching: NDArray[np.bool_] = shapely.intersects(self._territory_parts[part_idx], geoms)
+        return touching
 
     def land_at(self, lon: float, lat: float) -> Prefecture | None:
         hits = self._land_index.query(Point(lon, lat), predicate="intersects")

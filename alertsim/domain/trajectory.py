@@ -152,13 +152,17 @@ class Corridor:
 
     Piece i spans samples i..i+1 and the time span [seconds[i], seconds[i+1]]. The start
     cap is folded into the first piece and the end cap into the last, so the union of
-    `pieces` is the whole corridor. With cross_track_km == 0 the pieces are line segments.
-    `outline_coords` is the corridor's outer ring (for maps); decisions use the pieces.
+    `pieces` is the whole corridor. With cross_track_km == 0 the pieces are line segments
+    and `left`/`right` are the track itself. `chunks(k)` gives the same area in runs of k
+    pieces, for a coarse first pass.
     """
 
     samples: TrackSamples
     pieces: NDArray[np.object_]
-    outline_coords: FloatArray
+    left: FloatArray  # (n, 2) lon/lat offsets to the left of each sample
+    right: FloatArray
+    behind: FloatArray  # half circle behind the launch, from left[0] round to right[0]
+    ahead: FloatArray  # half circle past the far end, from right[-1] round to left[-1]
 
     @property
     def starts_s(self) -> FloatArray:
@@ -172,10 +176,37 @@ class Corridor:
     def end_distances_km(self) -> FloatArray:
         return self.samples.distances_km[1:]
 
+    @property
+    def is_line(self) -> bool:
+        return len(self.behind) == 0
+
+    def chunk_ring(self, first: int, last: int) -> FloatArray:
+        """Outer ring (or line) of pieces first..last inclusive, caps included at the ends."""
+        n_pieces = len(self.pieces)
+        if self.is_line:
+            return np.column_stack([self.samples.lons, self.samples.lats])[first:last + 2]
+        parts = [self.behind] if first == 0 else []
+        parts.append(self.right[first:last + 2])
+        if last == n_pieces - 1:
+            parts.append(self.ahead)
+        parts.append(self.left[first:last + 2][::-1])
+        parts.append(parts[0][:1])
+        return np.concatenate(parts)
+
+    def chunks(self, size: int) -> tuple[NDArray[np.object_], NDArray[np.intp]]:
+        """Geometries covering runs of `size` pieces, and each run's first piece index."""
+        firsts = np.arange(0, len(self.pieces), size, dtype=np.intp)
+        rings = [self.chunk_ring(int(f), min(int(f) + size, len(self.pieces)) - 1)
+                 for f in firsts]
+        make = shapely.linestrings if self.is_line else shapely.polygons
+        return np.array([make(r) for r in rings], dtype=object), firsts
+
     def outline(self) -> shapely.Geometry:
-        if len(self.outline_coords) < 4:
-            return shapely.LineString(self.outline_coords)
-        return shapely.make_valid(shapely.Polygon(self.outline_coords))
+        """The whole corridor as one geometry (for maps and tests)."""
+        ring = self.chunk_ring(0, len(self.pieces) - 1)
+        if self.is_line:
+            return shapely.LineString(ring)
+        return shapely.make_valid(shapely.Polygon(ring))
 
 
 def unwrap_lon(lon: float, reference: float) -> float:
@@ -229,18 +260,19 @@ def corridor_of(trajectory: Trajectory, cross_track_km: float,
     if cross_track_km <= 0.0:
         coords = np.column_stack([samples.lons, samples.lats])
         segments = np.stack([coords[:-1], coords[1:]], axis=1)
-        return Corridor(samples, shapely.linestrings(segments), coords)
+        lines: NDArray[np.object_] = np.asarray(shapely.linestrings(segments), dtype=object)
+        nothing = np.empty((0, 2))
+        return Corridor(samples, lines, coords, coords, nothing, nothing)
     width_m = cross_track_km * 1000.0
     reference = float(samples.lons[0])
     left = _offsets(samples, width_m, -1.0)
     right = _offsets(samples, width_m, +1.0)
     quads = np.stack([left[:-1], left[1:], right[1:], right[:-1], left[:-1]], axis=1)
-    pieces = shapely.polygons(quads)
+    pieces: NDArray[np.object_] = np.asarray(shapely.polygons(quads), dtype=object)
     behind = _cap(float(samples.lons[0]), float(samples.lats[0]), float(samples.azimuths[0]),
                   width_m, ahead=False, reference=reference)
     ahead = _cap(float(samples.lons[-1]), float(samples.lats[-1]),
                  float(samples.azimuths[-1]), width_m, ahead=True, reference=reference)
     pieces[0] = shapely.union(pieces[0], shapely.Polygon(np.concatenate([behind, left[:1]])))
     pieces[-1] = shapely.union(pieces[-1], shapely.Polygon(np.concatenate([ahead, right[-1:]])))
-    ring = np.concatenate([right, ahead, left[::-1], behind, right[:1]])
-    return Corridor(samples, pieces, ring)
+    return Corridor(samples, pieces, left, right, behind, ahead)

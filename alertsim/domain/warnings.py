@@ -31,6 +31,7 @@ PolicyName = Literal["prefecture", "prefecture+adjacent"]
 DEFAULT_POLICY: PolicyName = "prefecture"
 Reason = Literal["overflight", "impact_area", "adjacent"]
 ImpactClass = Literal["land", "territorial_sea", "eez", "outside"]
+CHUNK = 4  # corridor pieces per run in the coarse pass of _first_hits
 
 
 class Window(Frozen):
@@ -93,19 +94,50 @@ def _warned(pref: Prefecture, reason: Reason, start: datetime, end: datetime,
                             window=Window(start=_jst(start), end=_jst(end)), via=via)
 
 
+def _first_hits(corridor: Corridor, atlas: Atlas) -> dict[int, tuple[int, int]]:
+    """Per prefecture index, the first and last corridor piece touching its territory.
+
+    Two passes keep exact tests few: runs of CHUNK pieces find which prefectures are hit
+    and where; single pieces are then tested only in each prefecture's first and last run.
+    """
+    n_pref = len(atlas.prefectures)
+    n_pieces = len(corridor.pieces)
+    chunks, _ = corridor.chunks(CHUNK)
+    chunk_idx, part_idx = atlas.territory_part_hits(chunks)
+    if len(chunk_idx) == 0:
+        return {}
+    owners = atlas.territory_owner[part_idx]
+    first_chunk = np.full(n_pref, n_pieces, dtype=np.intp)
+    last_chunk = np.full(n_pref, -1, dtype=np.intp)
+    np.minimum.at(first_chunk, owners, chunk_idx)
+    np.maximum.at(last_chunk, owners, chunk_idx)
+    edge = (chunk_idx == first_chunk[owners]) | (chunk_idx == last_chunk[owners])
+    # Expand each edge (run, part) pair to the run's single pieces.
+    pieces = (chunk_idx[edge][:, None] * CHUNK + np.arange(CHUNK)[None, :]).ravel()
+    parts = np.repeat(part_idx[edge], CHUNK)
+    valid = pieces < n_pieces
+    pieces, parts = pieces[valid], parts[valid]
+    touching = atlas.parts_touch(parts, corridor.pieces[pieces])
+    hit_owner = atlas.territory_owner[parts[touching]]
+    hit_piece = pieces[touching]
+    first = np.full(n_pref, n_pieces, dtype=np.intp)
+    last = np.full(n_pref, -1, dtype=np.intp)
+    np.minimum.at(first, hit_owner, hit_piece)
+    np.maximum.at(last, hit_owner, hit_piece)
+    return {int(o): (int(first[o]), int(last[o])) for o in np.flatnonzero(last >= 0)}
+
+
 def direct_hits(trajectory: Trajectory, corridor: Corridor, atlas: Atlas,
                 along_track_km: float) -> list[WarnedPrefecture]:
     """Prefectures whose territory the corridor touches, with reason and window."""
-    piece_idx, pref_idx = atlas.territory_hits(corridor.pieces)
     impact_zone_from_km = trajectory.range_km - along_track_km
     hits: list[WarnedPrefecture] = []
-    for i in np.unique(pref_idx):
-        pieces = piece_idx[pref_idx == i]
-        pref = atlas.prefectures[int(i)]
-        near_impact = bool(np.any(corridor.end_distances_km[pieces] >= impact_zone_from_km))
-        start = trajectory.launch_time + timedelta(seconds=float(corridor.starts_s[pieces].min()))
-        end = trajectory.launch_time + timedelta(seconds=float(corridor.ends_s[pieces].max()))
-        hits.append(_warned(pref, "impact_area" if near_impact else "overflight", start, end))
+    for owner, (first, last) in sorted(_first_hits(corridor, atlas).items()):
+        near_impact = bool(corridor.end_distances_km[last] >= impact_zone_from_km)
+        start = trajectory.launch_time + timedelta(seconds=float(corridor.starts_s[first]))
+        end = trajectory.launch_time + timedelta(seconds=float(corridor.ends_s[last]))
+        hits.append(_warned(atlas.prefectures[owner],
+                            "impact_area" if near_impact else "overflight", start, end))
     return hits
 
 

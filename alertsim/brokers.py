@@ -1,0 +1,315 @@
+"""MQTT brokers for tests, demos and the CLI: a Mosquitto subprocess and an in-process amqtt.
+
+Both listen on a loopback port chosen here (never 1883, which a system broker may hold).
+
+- `MosquittoBroker` runs `mosquitto -c FILE` with a generated config in its own data
+  directory: persistence on, generous queues (Mosquitto's default of 1,000 queued messages
+  per client silently drops messages for a slow subscriber). It can be stopped and started
+  again on the same port with its persistence intact, which outbox tests rely on.
+- `EmbeddedBroker` runs amqtt inside the current event loop: MQTT 3.1.1 only, QoS 1 and
+  retained messages, anonymous clients.
+
+`parse_broker_url` turns a `--broker` value into `(host, port)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Self
+from urllib.parse import urlsplit
+
+from alertsim.errors import BrokerError, InputError
+
+__all__ = [
+    "DEFAULT_MQTT_PORT",
+    "EmbeddedBroker",
+    "MosquittoBroker",
+    "free_port",
+    "parse_broker_url",
+]
+
+DEFAULT_MQTT_PORT = 1883
+_LOOPBACK = "127.0.0.1"
+_START_TIMEOUT_S = 10.0
+_STOP_TIMEOUT_S = 10.0
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((_LOOPBACK, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _accepts(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def parse_broker_url(url: str) -> tuple[str, int]:
+    """`mqtt://host:port`, `mqtt://host`, `host:port` or `host` -> (host, port); port 1883."""
+    text = url.strip()
+    if not text:
+        raise InputError(source="--broker", problems=["empty broker URL"])
+    parts = urlsplit(text if "://" in text else f"mqtt://{text}")
+    problems: list[str] = []
+    if parts.scheme != "mqtt":
+        problems.append(f"scheme must be mqtt:// (got {parts.scheme!r}; TLS is not supported)")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        problems.append(f"a broker URL has no path, query or fragment (got {url!r})")
+    if parts.username is not None or parts.password is not None:
+        problems.append("credentials in the URL are not supported")
+    host = parts.hostname
+    if not host:
+        problems.append(f"no host in {url!r}")
+    try:
+        port = parts.port
+    except ValueError:
+        problems.append(f"port must be an integer from 1 to 65535 (got {url!r})")
+        port = None
+    if port == 0:
+        problems.append("port must be an integer from 1 to 65535 (got 0)")
+    if problems or host is None:
+        raise InputError(source="--broker", problems=problems)
+    return host, port or DEFAULT_MQTT_PORT
+
+
+# Debian installs mosquitto in /usr/sbin, which is not on a normal user's PATH.
+_SBIN_DIRS = os.pathsep.join(["/usr/local/sbin", "/usr/sbin"])
+
+
+def _mosquitto_binary(search_path: str | None) -> str:
+    if search_path is None:
+        binary = shutil.which("mosquitto") or shutil.which("mosquitto", path=_SBIN_DIRS)
+    else:
+        binary = shutil.which("mosquitto", path=search_path)
+    if binary is None:
+        raise BrokerError(
+            "the mosquitto binary was not found on PATH; install it with "
+            "`apt-get install mosquitto` (Debian/Ubuntu)"
+        )
+    return binary
+
+
+class MosquittoBroker:
+    """A Mosquitto subprocess on its own loopback port with persistence in `data_dir`.
+
+    Use `async with MosquittoBroker() as broker:` or call `start()` / `stop()` / `close()`.
+    `stop()` then `start()` (or `restart()`) keeps the port and the persisted sessions,
+    queued QoS 1 messages and retained messages (Mosquitto saves them on SIGTERM).
+    Without `data_dir`, a temporary directory is made and removed by `close()`.
+    `search_path` replaces where the binary is looked for (default: PATH, then the sbin
+    directories).
+    """
+
+    def __init__(self, *, port: int | None = None, data_dir: Path | None = None,
+                 search_path: str | None = None) -> None:
+        self.port = port if port is not None else free_port()
+        self._search_path = search_path
+        self._owns_dir = data_dir is None
+        self.data_dir = Path(tempfile.mkdtemp(prefix="alertsim-mosquitto-")) \
+            if data_dir is None else data_dir
+        self.config_path = self.data_dir / "mosquitto.conf"
+        self.log_path = self.data_dir / "mosquitto.log"
+        self._process: subprocess.Popen[bytes] | None = None
+        self._stderr: IO[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """`mqtt://127.0.0.1:PORT`."""
+        return f"mqtt://{_LOOPBACK}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        """True while the subprocess is alive."""
+        return self._process is not None and self._process.poll() is None
+
+    def config_text(self) -> str:
+        """The generated mosquitto.conf."""
+        lines = [
+            f"listener {self.port} {_LOOPBACK}",
+            "allow_anonymous true",
+            "per_listener_settings false",
+            "persistence true",
+            # Mosquitto joins location and file name by concatenation: keep the slash.
+            f"persistence_location {self.data_dir}/",
+            "max_queued_messages 100000",
+            "max_inflight_messages 100",
+            f"log_dest file {self.log_path}",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            "log_type information",
+        ]
+        if os.geteuid() == 0:
+            # As root, Mosquitto switches to user `mosquitto` and then silently runs without
+            # persistence or log it cannot write; staying root keeps the directory usable.
+            lines.append("user root")
+        return "\n".join(lines) + "\n"
+
+    def start(self) -> None:
+        """Start the subprocess and block until the port accepts connections (10 s)."""
+        if self.running:
+            return
+        binary = _mosquitto_binary(self._search_path)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(self.config_text(), encoding="utf-8")
+        self._close_stderr()
+        self._stderr = (self.data_dir / "stderr.log").open("ab")
+        log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self._process = subprocess.Popen(
+            [binary, "-c", str(self.config_path)],
+            stdin=subprocess.DEVNULL,
+            stdout=self._stderr,
+            stderr=self._stderr,
+        )
+        # Wait for both: the port alone could be answered by someone else holding it.
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        while not (self._logged_running(log_offset) and _accepts(_LOOPBACK, self.port)):
+            if self._process.poll() is not None:
+                code = self._process.returncode
+                self._process = None
+                self._close_stderr()
+                raise BrokerError(
+                    f"mosquitto exited with code {code} on port {self.port}: {self._log_tail()}"
+                )
+            if time.monotonic() > deadline:
+                self.stop()
+                raise BrokerError(f"mosquitto did not listen on port {self.port} within "
+                                  f"{_START_TIMEOUT_S} s: {self._log_tail()}")
+            time.sleep(0.02)
+
+    def _logged_running(self, offset: int) -> bool:
+        try:
+            with self.log_path.open("rb") as log:
+                log.seek(offset)
+                return b" running" in log.read()
+        except FileNotFoundError:
+            return False
+
+    def stop(self) -> None:
+        """Terminate the subprocess (SIGTERM, so it saves its persistence) and wait for it."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=_STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self._close_stderr()
+
+    def restart(self) -> None:
+        """Stop and start again on the same port with the same persistence."""
+        self.stop()
+        self.start()
+
+    def close(self) -> None:
+        """Stop, and remove the data directory if this object created it."""
+        self.stop()
+        if self._owns_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def _close_stderr(self) -> None:
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+
+    def _log_tail(self, lines: int = 5) -> str:
+        texts = []
+        for path in (self.data_dir / "stderr.log", self.log_path):
+            with contextlib.suppress(OSError):
+                texts += path.read_text(encoding="utf-8", errors="replace").splitlines()
+        return " | ".join(texts[-lines:]) or "(no output)"
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        try:
+            await asyncio.to_thread(self.start)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await asyncio.to_thread(self.close)
+
+
+class EmbeddedBroker:
+    """An amqtt broker in the running event loop on a loopback port picked here.
+
+    MQTT 3.1.1 only (amqtt refuses MQTT 5 CONNECTs); QoS 0/1/2, retained messages and
+    anonymous clients. amqtt keeps queued messages for offline sessions only for
+    authenticated clients, so persistent sessions are not offered here.
+
+    Pitfall: do not probe the port with a bare TCP connect; amqtt 0.12 leaks the server-side
+    transport of a connection closed before CONNECT (a ResourceWarning, an error under
+    pytest's warnings-as-errors). Connect an MQTT client instead.
+    """
+
+    def __init__(self, *, port: int | None = None) -> None:
+        self.port = port if port is not None else free_port()
+        self._broker: Any = None  # amqtt.broker.Broker; amqtt ships no type hints
+
+    @property
+    def url(self) -> str:
+        """`mqtt://127.0.0.1:PORT`."""
+        return f"mqtt://{_LOOPBACK}:{self.port}"
+
+    def config(self) -> dict[str, Any]:
+        """The amqtt 0.12 broker config: one TCP listener, anonymous access, no $SYS."""
+        return {
+            "listeners": {"default": {"type": "tcp", "bind": f"{_LOOPBACK}:{self.port}"}},
+            # Naming `plugins` replaces amqtt's defaults (packet logging, $SYS every 20 s):
+            # only the anonymous-auth plugin is kept, which lets clients without a username in.
+            "plugins": {
+                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True},
+            },
+        }
+
+    async def start(self) -> None:
+        """Start listening; BrokerError if amqtt cannot bind or start."""
+        from amqtt.broker import Broker  # imported here: only tests and demos need amqtt
+        from amqtt.errors import BrokerError as AmqttBrokerError
+
+        broker = Broker(self.config())
+        try:
+            await broker.start()
+        except (AmqttBrokerError, OSError) as exc:
+            raise BrokerError(f"amqtt could not start on port {self.port}: {exc}") from exc
+        self._broker = broker
+
+    async def stop(self) -> None:
+        """Shut the broker down (idempotent)."""
+        broker, self._broker = self._broker, None
+        if broker is not None:
+            await broker.shutdown()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.stop()

@@ -1,0 +1,250 @@
+"""The aiomqtt shell: properties per protocol, error mapping, negotiation, backoff."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aiomqtt
+import pytest
+from paho.mqtt.properties import Properties
+
+from alertsim import mqtt
+from alertsim.brokers import EmbeddedBroker, MosquittoBroker, free_port
+from alertsim.errors import BrokerError
+from alertsim.mqtt import (
+    MqttSettings,
+    OutgoingMessage,
+    backoff_delays,
+    connect,
+    negotiate_protocol,
+    publish,
+)
+
+no_mosquitto = pytest.mark.skipif(
+    shutil.which("mosquitto") is None and shutil.which("mosquitto", path="/usr/sbin") is None,
+    reason="mosquitto is not installed (apt-get install mosquitto)",
+)
+
+
+@pytest.fixture(scope="module")
+def mosquitto() -> Iterator[MosquittoBroker]:
+    """One Mosquitto for the module; each test uses its own topics."""
+    broker = MosquittoBroker()
+    broker.start()
+    yield broker
+    broker.close()
+
+
+@pytest.fixture
+def prefix(request: pytest.FixtureRequest) -> str:
+    """A topic prefix no other test uses."""
+    return f"test/{request.node.name}/{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+async def amqtt_broker() -> AsyncIterator[EmbeddedBroker]:
+    """An amqtt broker in the test's event loop."""
+    async with EmbeddedBroker() as broker:
+        yield broker
+
+
+def _client_id(name: str) -> str:
+    return f"{name}-{uuid.uuid4().hex[:8]}"
+
+
+async def _receive(client: aiomqtt.Client, count: int, timeout_s: float = 5.0,
+                   ) -> list[aiomqtt.Message]:
+    received: list[aiomqtt.Message] = []
+    async with asyncio.timeout(timeout_s):
+        async for message in client.messages:
+            received.append(message)
+            if len(received) == count:
+                break
+    return received
+
+
+def _props(props: Properties | None) -> dict[str, object]:
+    """The MQTT 5 properties this module sets, by name (paho's attributes are dynamic)."""
+    assert props is not None
+    names = ("MessageExpiryInterval", "ContentType", "UserProperty")
+    return {name: getattr(props, name) for name in names if hasattr(props, name)}
+
+
+class _Highest(random.Random):
+    """A Random whose uniform(a, b) is always b: exposes the backoff ceiling."""
+
+    def random(self) -> float:
+        return 1.0
+
+
+class _Lowest(random.Random):
+    """A Random whose uniform(a, b) is always a."""
+
+    def random(self) -> float:
+        return 0.0
+
+
+def test_module_exports() -> None:
+    """`__all__` lists exactly the public names of alertsim.mqtt."""
+    assert sorted(mqtt.__all__) == sorted(
+        ["MqttSettings", "OutgoingMessage", "Protocol", "backoff_delays", "connect",
+         "negotiate_protocol", "publish"])
+
+
+@pytest.mark.parametrize(("initial", "maximum", "factor", "ceilings"), [
+    (0.2, 10.0, 2.0, [0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 10.0, 10.0, 10.0]),
+    (1.0, 5.0, 3.0, [1.0, 3.0, 5.0, 5.0]),
+    (0.5, 0.5, 2.0, [0.5, 0.5, 0.5]),
+    (0.3, 10.0, 1.0, [0.3, 0.3, 0.3]),
+])
+def test_backoff_ceilings(initial: float, maximum: float, factor: float,
+                          ceilings: list[float]) -> None:
+    """Attempt n waits at most min(maximum, initial * factor**n), and at least 0."""
+    high = backoff_delays(rng=_Highest(), initial=initial, maximum=maximum, factor=factor)
+    assert list(itertools.islice(high, len(ceilings))) == pytest.approx(ceilings)
+    low = backoff_delays(rng=_Lowest(), initial=initial, maximum=maximum, factor=factor)
+    assert list(itertools.islice(low, len(ceilings))) == [0.0] * len(ceilings)
+
+
+def test_backoff_defaults_are_jittered_and_reproducible() -> None:
+    """Default backoff stays within its ceilings, varies, and repeats for the same seed."""
+    first = list(itertools.islice(backoff_delays(rng=random.Random(7)), 200))
+    again = list(itertools.islice(backoff_delays(rng=random.Random(7)), 200))
+    assert first == again
+    assert all(0.0 <= d <= min(10.0, 0.2 * 2.0**n) for n, d in enumerate(first))
+    assert len(set(first[10:])) > 100
+    assert max(first) > 5.0
+
+
+@pytest.mark.parametrize(("initial", "maximum", "factor"), [
+    (0.0, 10.0, 2.0), (-1.0, 10.0, 2.0), (2.0, 1.0, 2.0), (0.2, 10.0, 0.5),
+])
+def test_backoff_rejects_bad_parameters(initial: float, maximum: float, factor: float) -> None:
+    """Non-positive initial, maximum below initial, or factor below 1 raise ValueError."""
+    with pytest.raises(ValueError, match="initial"):
+        next(backoff_delays(rng=random.Random(0), initial=initial, maximum=maximum,
+                            factor=factor))
+
+
+def test_properties_only_under_mqtt5() -> None:
+    """MQTT 5 properties are built for protocol "5" and never for "3.1.1" or plain messages."""
+    message = OutgoingMessage("t", b"x", expiry_s=60, content_type="application/json",
+                              user_properties=(("event", "e1"), ("stage", "shelter")))
+    assert message.properties("3.1.1") is None
+    assert OutgoingMessage("t", b"x").properties("5") is None
+    assert _props(message.properties("5")) == {
+        "MessageExpiryInterval": 60,
+        "ContentType": "application/json",
+        "UserProperty": [("event", "e1"), ("stage", "shelter")],
+    }
+
+
+@pytest.mark.mosquitto
+@no_mosquitto
+async def test_negotiate_protocol_mosquitto_speaks_5(mosquitto: MosquittoBroker) -> None:
+    """Mosquitto accepts an MQTT 5 CONNECT, so negotiation gives "5"."""
+    assert await negotiate_protocol(mosquitto.url) == "5"
+
+
+async def test_negotiate_protocol_amqtt_falls_back(amqtt_broker: EmbeddedBroker) -> None:
+    """amqtt refuses MQTT 5, so negotiation falls back to "3.1.1"."""
+    assert await negotiate_protocol(amqtt_broker.url) == "3.1.1"
+
+
+async def test_negotiate_protocol_no_broker() -> None:
+    """With nothing listening, negotiation raises BrokerError."""
+    with pytest.raises(BrokerError, match="refused both"):
+        await negotiate_protocol(f"mqtt://127.0.0.1:{free_port()}", timeout_s=2.0)
+
+
+async def test_connect_no_broker_raises_broker_error() -> None:
+    """Connecting to a closed port raises BrokerError caused by aiomqtt's error."""
+    settings = MqttSettings(url=f"mqtt://127.0.0.1:{free_port()}", client_id=_client_id("c"))
+    with pytest.raises(BrokerError) as info:
+        async with connect(settings):
+            pass
+    assert isinstance(info.value.__cause__, aiomqtt.MqttError)
+
+
+async def test_connect_mqtt5_to_amqtt_raises_broker_error(amqtt_broker: EmbeddedBroker) -> None:
+    """An MQTT 5 CONNECT refused by a 3.1.1-only broker surfaces as BrokerError."""
+    settings = MqttSettings(url=amqtt_broker.url, client_id=_client_id("c"), protocol="5")
+    with pytest.raises(BrokerError):
+        async with connect(settings):
+            pass
+
+
+@pytest.mark.mosquitto
+@no_mosquitto
+async def test_mqtt5_properties_reach_subscriber(mosquitto: MosquittoBroker, prefix: str) -> None:
+    """Expiry, content type and user properties published under MQTT 5 reach a v5 subscriber."""
+    settings = MqttSettings(url=mosquitto.url, client_id=_client_id("c"))
+    message = OutgoingMessage(f"{prefix}/alert", b"{}", expiry_s=600,
+                              content_type="application/json",
+                              user_properties=(("event", "e1"),))
+    async with connect(settings) as client:
+        await client.subscribe(f"{prefix}/#", qos=1)
+        await publish(client, message)
+        [received] = await _receive(client, 1)
+    assert received.payload == b"{}"
+    props = _props(received.properties)
+    assert props["ContentType"] == "application/json"
+    assert props["UserProperty"] == [("event", "e1")]
+    # Mosquitto forwards the remaining lifetime, which can only have shrunk.
+    assert props["MessageExpiryInterval"] in range(1, 601)
+
+
+async def test_mqtt311_publish_drops_properties(amqtt_broker: EmbeddedBroker,
+                                                prefix: str) -> None:
+    """Under 3.1.1 a message with MQTT 5 fields still publishes (QoS 1), without them."""
+    settings = MqttSettings(url=amqtt_broker.url, client_id=_client_id("c"), protocol="3.1.1")
+    message = OutgoingMessage(f"{prefix}/alert", b"{}", expiry_s=600,
+                              content_type="application/json", user_properties=(("k", "v"),))
+    async with connect(settings) as client:
+        await client.subscribe(f"{prefix}/#", qos=1)
+        await publish(client, message, protocol="3.1.1")
+        [received] = await _receive(client, 1)
+    assert (received.payload, received.qos) == (b"{}", 1)
+
+
+@pytest.mark.mosquitto
+@no_mosquitto
+async def test_publish_after_broker_stopped_raises_broker_error(tmp_path: Path,
+                                                                prefix: str) -> None:
+    """Publishing once the broker has gone raises BrokerError, not an aiomqtt error."""
+    async with MosquittoBroker(data_dir=tmp_path) as broker:
+        settings = MqttSettings(url=broker.url, client_id=_client_id("c"))
+        async with connect(settings) as client:
+            await asyncio.to_thread(broker.stop)
+            await asyncio.sleep(0.2)
+            with pytest.raises(BrokerError) as info:
+                await publish(client, OutgoingMessage(f"{prefix}/x", b"x"), timeout_s=2.0)
+    assert isinstance(info.value.__cause__, aiomqtt.MqttError)
+
+
+@pytest.mark.mosquitto
+@no_mosquitto
+async def test_will_is_published_when_connection_is_taken_over(
+        mosquitto: MosquittoBroker, prefix: str) -> None:
+    """The last will (retained "offline") is published when the connection drops uncleanly."""
+    status = f"{prefix}/service/status"
+    will = OutgoingMessage(status, b"offline", retain=True)
+    client_id = _client_id("service")
+    service = MqttSettings(url=mosquitto.url, client_id=client_id, will=will)
+    async with connect(service) as client:
+        await publish(client, OutgoingMessage(status, b"online", retain=True))
+        # A second connection with the same client id takes the session over; the broker
+        # drops the first connection without DISCONNECT, which triggers its will.
+        async with connect(MqttSettings(url=mosquitto.url, client_id=client_id)):
+            pass
+    watcher = MqttSettings(url=mosquitto.url, client_id=_client_id("watcher"))
+    async with connect(watcher) as client:
+        await client.subscribe(status, qos=1)
+        [received] = await _receive(client, 1)
+    assert (received.payload, received.retain) == (b"offline", True)
