@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import get_args
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from alertsim.data import load_atlas
 from alertsim.domain.detection import Detection
@@ -51,7 +51,7 @@ def cmd_decide(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-SCHEMAS = {"detection": Detection, "decision": Decision}
+SCHEMAS: dict[str, type[BaseModel]] = {"detection": Detection, "decision": Decision}
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
