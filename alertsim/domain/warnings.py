@@ -61,6 +61,8 @@ class Impact(Frozen):
     lon: float  # may be unwrapped past 180 for a track across the antimeridian
     time: AwareDatetime
     prefecture: JisCode | None = None
+    prefecture_ja: str | None = None
+    prefecture_en: str | None = None
     sea: Sea | None = None
 
 
@@ -168,13 +170,15 @@ def classify_impact(trajectory: Trajectory, atlas: Atlas) -> Impact:
     on_land = atlas.land_at(lon, lat)
     if on_land is not None:
         return Impact(classification="land", lat=lat, lon=lon, time=time,
-                      prefecture=on_land.code)
+                      prefecture=on_land.code, prefecture_ja=on_land.name_ja,
+                      prefecture_en=on_land.name_en)
     sea = _sea(sea_area_at(lon, lat))
     territories = atlas.territory_at(lon, lat)
     if territories:
         nearest = atlas.nearest_land(lon, lat, territories)
         return Impact(classification="territorial_sea", lat=lat, lon=lon, time=time,
-                      prefecture=nearest.code, sea=sea)
+                      prefecture=nearest.code, prefecture_ja=nearest.name_ja,
+                      prefecture_en=nearest.name_en, sea=sea)
     classification: ImpactClass = "eez" if atlas.in_eez(lon, lat) else "outside"
     return Impact(classification=classification, lat=lat, lon=lon, time=time, sea=sea)
 
