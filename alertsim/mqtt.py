@@ -24,14 +24,19 @@ from alertsim.brokers import parse_broker_url
 from alertsim.errors import BrokerError
 
 __all__ = [
+    "Client",
     "MqttSettings",
     "OutgoingMessage",
     "Protocol",
     "backoff_delays",
     "connect",
+    "incoming",
     "negotiate_protocol",
     "publish",
+    "subscribe",
 ]
+
+Client = aiomqtt.Client
 
 Protocol = Literal["5", "3.1.1"]
 
@@ -148,6 +153,27 @@ async def publish(client: aiomqtt.Client, message: OutgoingMessage, *,
                              timeout=timeout_s)
     except (aiomqtt.MqttError, OSError) as exc:
         raise BrokerError(f"publish to {message.topic!r} failed: {exc}") from exc
+
+
+async def subscribe(client: aiomqtt.Client, topic: str, qos: int = 1) -> None:
+    try:
+        await client.subscribe(topic, qos=qos)
+    except aiomqtt.MqttError as exc:
+        raise BrokerError(f"subscribe to {topic!r} failed: {exc}") from exc
+
+
+async def incoming(client: aiomqtt.Client) -> AsyncIterator[tuple[str, bytes]]:
+    """(topic, payload) of every message the client receives; errors become BrokerError."""
+    try:
+        async for message in client.messages:
+            payload = message.payload
+            if isinstance(payload, bytes | bytearray):
+                raw = bytes(payload)
+            else:
+                raw = b"" if payload is None else str(payload).encode()
+            yield str(message.topic), raw
+    except aiomqtt.MqttError as exc:
+        raise BrokerError(f"lost the broker while reading messages: {exc}") from exc
 
 
 async def negotiate_protocol(url: str, *, timeout_s: float = 5.0) -> Protocol:

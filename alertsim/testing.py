@@ -11,6 +11,8 @@ from typing import Any
 
 from alertsim.domain.detection import Detection, ObjectKind, Outcome
 from alertsim.domain.model import JST
+from alertsim.errors import BrokerError
+from alertsim.mqtt import OutgoingMessage
 
 DEFAULT_LAUNCH_TIME = datetime(2023, 11, 21, 22, 43, tzinfo=JST)
 
@@ -58,3 +60,19 @@ class FixedClock:
     def advance(self, seconds: float) -> datetime:
         self.current += timedelta(seconds=seconds)
         return self.current
+
+
+@dataclass
+class InMemoryPublisher:
+    """A publisher that keeps messages in a list; `down = True` makes it fail like a broker."""
+
+    messages: list[OutgoingMessage] = field(default_factory=list)
+    down: bool = False
+
+    async def publish(self, message: OutgoingMessage) -> None:
+        if self.down:
+            raise BrokerError("in-memory broker is down")
+        self.messages.append(message)
+
+    def topics(self) -> list[str]:
+        return [m.topic for m in self.messages]

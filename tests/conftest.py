@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+
 import pytest
 
+from alertsim.brokers import MosquittoBroker
 from alertsim.data import load_atlas
 from alertsim.domain.prefectures import Atlas
 
@@ -12,3 +16,18 @@ from alertsim.domain.prefectures import Atlas
 def atlas() -> Atlas:
     """The 47 prefectures from package data."""
     return load_atlas()
+
+
+@pytest.fixture(scope="session")
+def mosquitto() -> Iterator[MosquittoBroker]:
+    """One real Mosquitto (Debian package) on a free port for the session, generated config."""
+    broker = MosquittoBroker()
+    broker.start()
+    yield broker
+    broker.close()
+
+
+@pytest.fixture
+def topic_prefix(request: pytest.FixtureRequest) -> str:
+    """A topic prefix no other test uses."""
+    return f"test/{request.node.name}/{uuid.uuid4().hex[:8]}"

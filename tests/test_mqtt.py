@@ -93,8 +93,8 @@ class _Lowest(random.Random):
 def test_module_exports() -> None:
     """`__all__` lists exactly the public names of alertsim.mqtt."""
     assert sorted(mqtt.__all__) == sorted(
-        ["MqttSettings", "OutgoingMessage", "Protocol", "backoff_delays", "connect",
-         "negotiate_protocol", "publish"])
+        ["Client", "MqttSettings", "OutgoingMessage", "Protocol", "backoff_delays", "connect",
+         "incoming", "negotiate_protocol", "publish", "subscribe"])
 
 
 @pytest.mark.parametrize(("initial", "maximum", "factor", "ceilings"), [

@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Literal, NamedTuple
 
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, Field
 
 from alertsim.domain import texts
 from alertsim.domain.detection import Detection, ObjectKind
@@ -50,7 +50,7 @@ class EventState(Frozen):
     sender: str
     object: ObjectKind
     last_sequence: int = 0
-    places: dict[str, PlaceState] = {}
+    places: dict[str, PlaceState] = Field(default_factory=dict)
     national: tuple[str, ...] = ()  # references of national messages
     counter: int = 0
     final_at: AwareDatetime | None = None

@@ -74,7 +74,8 @@ def imminent(when: datetime, place_ja: str, place_en: str) -> Bilingual:
 
 def fell_land(when: datetime, place_ja: str, place_en: str) -> Bilingual:
     stay_ja = "続報を伝達しますので、引き続き屋内に避難して下さい。"
-    ja = f"ミサイル落下。ミサイル落下。ミサイルが、{hm_ja(when)}頃、{place_ja}周辺に落下したものとみられます。{stay_ja}"
+    ja = (f"ミサイル落下。ミサイル落下。ミサイルが、{hm_ja(when)}頃、{place_ja}周辺に"
+          f"落下したものとみられます。{stay_ja}")
     stay_en = "Further information will follow; stay sheltered indoors."
     en = (f"Missile fell. Missile fell. The missile appears to have fallen around {place_en} at "
           f"about {hm_en(when)}. {stay_en}")
@@ -99,7 +100,8 @@ def _zone(in_eez: bool) -> tuple[str, str]:
 
 def fell_sea(when: datetime, sea_ja: str, sea_en: str, in_eez: bool) -> Bilingual:
     zone_ja, zone_en = _zone(in_eez)
-    ja = f"先程のミサイルは、{hm_ja(when)}頃、{sea_ja}{zone_ja}に落下したものとみられます。{SUSPICIOUS_JA}"
+    ja = (f"先程のミサイルは、{hm_ja(when)}頃、{sea_ja}{zone_ja}に落下したものと"
+          f"みられます。{SUSPICIOUS_JA}")
     en = (f"The missile appears to have fallen into {sea_en}{zone_en}, at about {hm_en(when)}. "
           f"{SUSPICIOUS_EN}")
     return Bilingual(Texts("ミサイル落下（海域）", ja, SUSPICIOUS_JA),

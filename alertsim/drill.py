@@ -1,0 +1,170 @@
+"""`alertsim drill`: play a scenario end to end and report what reached whom, and when.
+
+    broker (given, or an embedded amqtt on a free loopback port)
+    + SQLite record + receivers (one per prefecture, plus N more)
+    + the service (timers and broker link)
+    -> the timeline is published to the broker on a scaled clock (detections and operator
+       actions travel over MQTT, as a sensor and an operator would send them)
+    -> wait until the outbox is drained and the receipts have stopped arriving
+    -> report (JSON + Markdown) built from the SQLite record alone
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+import structlog
+
+from alertsim import topics
+from alertsim.brokers import EmbeddedBroker
+from alertsim.clock import ScaledClock, real_now
+from alertsim.data import load_atlas
+from alertsim.fleet import Fleet, plan_receivers
+from alertsim.mqtt import MqttSettings, OutgoingMessage, connect, negotiate_protocol, publish
+from alertsim.mqtt import Protocol as MqttProtocol
+from alertsim.report import DrillReport, build_report, render_markdown, write_report
+from alertsim.scenarios import ActionEntry, DetectionEntry, Scenario, load_scenario
+from alertsim.service import Service, ServiceConfig, run_link
+from alertsim.store import Store
+
+log = structlog.get_logger("alertsim.drill")
+
+
+@dataclass(frozen=True)
+class DrillOptions:
+    scenario_path: Path
+    speed: float = 60.0
+    broker_url: str | None = None
+    extra_receivers: int = 0
+    db: Path | None = None
+    reports_dir: Path = Path("reports")
+    settle_timeout_s: float = 15.0
+    quiet_s: float = 1.0
+    sender: str = "alertsim@simulator.invalid"
+    out: TextIO = field(default=sys.stdout)
+
+
+@dataclass(frozen=True)
+class DrillOutcome:
+    report: DrillReport
+    json_path: Path
+    markdown_path: Path
+    db_path: Path
+
+    @property
+    def passed(self) -> bool:
+        return self.report.passed is True
+
+
+def _say(opts: DrillOptions, text: str) -> None:
+    print(text, file=opts.out, flush=True)
+
+
+def _entry_payload(entry: DetectionEntry | ActionEntry) -> tuple[str, bytes, str]:
+    if isinstance(entry, DetectionEntry):
+        d = entry.detection
+        return (topics.DETECTIONS, d.model_dump_json(exclude_none=True).encode(),
+                f"detection {d.event_id} #{d.sequence}" + (f" outcome={d.outcome}"
+                                                          if d.outcome else ""))
+    body = json.dumps({"action": entry.action, "event_id": entry.event_id}).encode()
+    return topics.OPERATOR, body, f"operator {entry.action} {entry.event_id}"
+
+
+async def _play(scenario: Scenario, clock: ScaledClock, url: str, protocol: MqttProtocol,
+                opts: DrillOptions) -> None:
+    """Publish the timeline at its scenario times, as a sensor and an operator would."""
+    settings = MqttSettings(url=url, client_id=f"alertsim-timeline-{uuid.uuid4().hex[:8]}",
+                            protocol=protocol)
+    async with connect(settings) as client:
+        for entry in scenario.timeline:
+            moment = scenario.time_of(entry)
+            await asyncio.sleep(max(0.0, clock.seconds_until(moment)))
+            topic, payload, what = _entry_payload(entry)
+            await publish(client, OutgoingMessage(topic, payload, qos=1), protocol=protocol)
+            _say(opts, f"[{moment:%H:%M:%S} +{entry.at:>6.0f}s] {what}")
+
+
+async def _settle(service: Service, store: Store, opts: DrillOptions) -> None:
+    """Wait until the outbox is drained and receipts stop arriving (bounded)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + opts.settle_timeout_s
+    last_count, last_change = -1, loop.time()
+    while loop.time() < deadline:
+        count = len(await store.receipts())
+        if count != last_count:
+            last_count, last_change = count, loop.time()
+        if await service.drained() and loop.time() - last_change >= opts.quiet_s:
+            return
+        await asyncio.sleep(0.1)
+    log.warning("drill.settle_timeout", timeout_s=opts.settle_timeout_s)
+
+
+def _default_db(opts: DrillOptions) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    return opts.reports_dir / f"{opts.scenario_path.stem}-{stamp}.db"
+
+
+async def run_drill(opts: DrillOptions) -> DrillOutcome:
+    """Run one drill; raises ScenarioError for a bad scenario, BrokerError for a bad broker."""
+    scenario = load_scenario(opts.scenario_path)
+    opts.reports_dir.mkdir(parents=True, exist_ok=True)
+    db_path = opts.db or _default_db(opts)
+    atlas = load_atlas()
+    atlas.warm_up()
+    async with contextlib.AsyncExitStack() as stack:
+        url = opts.broker_url
+        if url is None:
+            broker = await stack.enter_async_context(EmbeddedBroker())
+            url = broker.url
+            _say(opts, f"embedded broker (amqtt, MQTT 3.1.1) on {url}")
+        protocol = await negotiate_protocol(url)
+        store = await stack.enter_async_context(await Store.open(db_path))
+        drill_id = f"{opts.scenario_path.stem}-{uuid.uuid4().hex[:8]}"
+        plan = plan_receivers(opts.extra_receivers)
+        await store.record_drill(drill_id=drill_id, scenario=str(opts.scenario_path),
+                                 started_at=real_now(), settings_json=json.dumps({
+                                     "scenario": scenario.model_dump(mode="json"),
+                                     "scenario_path": str(opts.scenario_path),
+                                     "receivers": plan, "national_receivers": True,
+                                     "speed": opts.speed, "broker": url,
+                                     "protocol": protocol, "status": scenario.status,
+                                     "policy": scenario.policy}))
+        _say(opts, f"drill {drill_id}: {scenario.title}")
+        _say(opts, f"  {len(plan)} receivers, MQTT {protocol}, speed x{opts.speed:g}, "
+                   f"record {db_path}")
+        fleet = Fleet(url=url, protocol=protocol, status=scenario.status,
+                      codes_per_receiver=plan)
+        await fleet.start()
+        stack.push_async_callback(fleet.stop)
+        await fleet.ready()
+        clock = ScaledClock(start=scenario.start, speed=opts.speed)
+        service = Service(atlas=atlas, store=store, clock=clock, config=ServiceConfig(
+            status=scenario.status, policy=scenario.policy, sender=opts.sender))
+        connected = asyncio.Event()
+        tasks = [asyncio.create_task(service.run_timers(), name="service-timers"),
+                 asyncio.create_task(run_link(service, url=url, protocol=protocol,
+                                              client_id=f"alertsim-service-{drill_id}",
+                                              connected=connected), name="service-link")]
+        try:
+            await asyncio.wait_for(connected.wait(), timeout=15)
+            await _play(scenario, clock, url, protocol, opts)
+            await _settle(service, store, opts)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        report = await build_report(store, drill_id)
+        json_path, md_path = await write_report(report, opts.reports_dir, drill_id)
+        await store.finish_drill(drill_id, real_now(), report.model_dump_json())
+    _say(opts, "")
+    _say(opts, render_markdown(report, compact=True))
+    _say(opts, f"report: {md_path} and {json_path}; record: {db_path}")
+    return DrillOutcome(report, json_path, md_path, db_path)

@@ -1,0 +1,118 @@
+"""A fleet of receivers in one process, for drills: who got which alert, and how often.
+
+`plan_receivers` gives one receiver per prefecture (`rx-01` .. `rx-47`) plus a few extra
+ones on seeded random prefectures. `Fleet` runs one `Receiver` per entry, all owned by one
+`asyncio.TaskGroup` inside a single runner task, with clean sessions (a fleet lives for one
+drill) and the national topic.
+
+aiomqtt costs a timer per client, which is fine for hundreds of receivers; for thousands,
+platform.md recommends a lighter client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Self
+
+from alertsim import topics
+from alertsim.errors import BrokerError
+from alertsim.logs import get_logger
+from alertsim.mqtt import Protocol
+from alertsim.subscriber import Delivery, Receiver
+
+__all__ = ["PREFECTURE_CODES", "Fleet", "plan_receivers"]
+
+log = get_logger(__name__)
+
+PREFECTURE_CODES: tuple[str, ...] = tuple(f"{n:02d}" for n in range(1, 48))
+READY_TIMEOUT_S = 30.0
+
+
+def plan_receivers(extra: int, seed: int = 0, prefix: str = "rx") -> dict[str, list[str]]:
+    """`{prefix}-01`..`{prefix}-47` on their prefecture, then `extra` on seeded random ones."""
+    if extra < 0:
+        raise ValueError(f"extra must be >= 0 (got {extra})")
+    rng = random.Random(seed)
+    plan = {f"{prefix}-{code}": [code] for code in PREFECTURE_CODES}
+    for n in range(1, extra + 1):
+        plan[f"{prefix}-x{n:04d}"] = [rng.choice(PREFECTURE_CODES)]
+    return plan
+
+
+class Fleet:
+    """Many receivers (client id -> prefectures) started and stopped together.
+
+    `start()` then `await ready()` (all subscribed, or BrokerError after 30 s); read
+    `deliveries()`; `stop()`. Also usable as `async with Fleet(...) as fleet:`.
+    """
+
+    def __init__(self, *, url: str, protocol: Protocol, status: topics.TopicStatus,
+                 codes_per_receiver: Mapping[str, Sequence[str]]) -> None:
+        self.receivers = {
+            client_id: Receiver(url=url, protocol=protocol, client_id=client_id, codes=codes,
+                                status=status, national=True, persistent=False)
+            for client_id, codes in codes_per_receiver.items()
+        }
+        self._ready = {client_id: asyncio.Event() for client_id in self.receivers}
+        self._runner: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Start every receiver (returns at once; `ready()` waits for the subscriptions)."""
+        if self._runner is not None:
+            raise RuntimeError("the fleet is already started")
+        self._runner = asyncio.create_task(self._run(), name="fleet")
+        log.info("fleet.started", receivers=len(self.receivers))
+
+    async def _run(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            for client_id, receiver in self.receivers.items():
+                group.create_task(receiver.run(self._ready[client_id]),
+                                  name=f"fleet:{client_id}")
+
+    async def ready(self, timeout_s: float = READY_TIMEOUT_S) -> None:
+        """Wait until every receiver has its SUBACK; BrokerError after `timeout_s`."""
+        if self._runner is None:
+            raise RuntimeError("start() the fleet first")
+        runner = self._runner
+        try:
+            async with asyncio.timeout(timeout_s):
+                for client_id, event in self._ready.items():
+                    ready = asyncio.create_task(event.wait(), name=f"fleet.ready:{client_id}")
+                    try:
+                        await asyncio.wait({ready, runner},
+                                           return_when=asyncio.FIRST_COMPLETED)
+                    finally:
+                        ready.cancel()
+                    if runner.done():
+                        runner.result()  # a receiver failed: raise its error here
+                        raise BrokerError("the fleet stopped before all receivers subscribed")
+        except TimeoutError:
+            waiting = [cid for cid, event in self._ready.items() if not event.is_set()]
+            raise BrokerError(f"{len(waiting)} of {len(self.receivers)} receivers not "
+                              f"subscribed within {timeout_s} s (first: {waiting[0]})") from None
+        log.info("fleet.ready", receivers=len(self.receivers))
+
+    def deliveries(self) -> dict[str, list[Delivery]]:
+        """Every receiver's deliveries so far (duplicates included), by client id."""
+        return {client_id: list(r.deliveries) for client_id, r in self.receivers.items()}
+
+    async def stop(self) -> None:
+        """Disconnect every receiver and wait for them (idempotent)."""
+        runner, self._runner = self._runner, None
+        if runner is None:
+            return
+        for receiver in self.receivers.values():
+            receiver.stop()
+        await runner
+        log.info("fleet.stopped", receivers=len(self.receivers))
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.stop()

@@ -1,0 +1,71 @@
+"""The fleet: its plan, readiness, and a 47+3 receiver drill against a real Mosquitto."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from alertsim import topics
+from alertsim.brokers import MosquittoBroker, free_port
+from alertsim.domain import texts
+from alertsim.domain.messages import build_alert
+from alertsim.errors import BrokerError
+from alertsim.fleet import PREFECTURE_CODES, Fleet, plan_receivers
+from alertsim.mqtt import MqttSettings, OutgoingMessage, connect, publish
+
+
+def test_plan_has_one_receiver_per_prefecture_plus_extras() -> None:
+    """rx-01..rx-47 each on their prefecture, then the extras on seeded random prefectures."""
+    plan = plan_receivers(3, seed=7)
+    assert len(plan) == 50
+    assert all(plan[f"rx-{code}"] == [code] for code in PREFECTURE_CODES)
+    extras = [codes for client_id, codes in plan.items() if client_id.startswith("rx-x")]
+    assert len(extras) == 3
+    assert all(len(codes) == 1 and codes[0] in PREFECTURE_CODES for codes in extras)
+    assert plan == plan_receivers(3, seed=7)
+
+
+def test_plan_refuses_negative_extra() -> None:
+    """A negative number of extra receivers is a ValueError."""
+    with pytest.raises(ValueError, match="extra"):
+        plan_receivers(-1)
+
+
+async def test_ready_times_out_without_broker() -> None:
+    """ready() raises BrokerError when the receivers cannot subscribe in time."""
+    fleet = Fleet(url=f"mqtt://127.0.0.1:{free_port()}", protocol="5", status="exercise",
+                  codes_per_receiver={"rx-nobroker": ["01"]})
+    async with fleet:
+        with pytest.raises(BrokerError, match="1 of 1 receivers not subscribed"):
+            await fleet.ready(timeout_s=0.3)
+
+
+async def test_fleet_gets_each_prefecture_alert_exactly_once(mosquitto: MosquittoBroker) -> None:
+    """47+3 receivers each get the one alert for their prefecture, exactly once."""
+    run = uuid.uuid4().hex[:8]
+    plan = plan_receivers(3, seed=1, prefix=f"rx{run}")
+    sent = datetime(2024, 5, 1, 3, 0, tzinfo=UTC)
+    alerts = {code: build_alert(identifier=f"fleet-{run}-{code}", sender="alertsim.test",
+                                status="Exercise", sent=sent, msg_type="Alert",
+                                stage="shelter", texts=texts.shelter(),
+                                event_id=f"ev-{run}", sequence=1,
+                                object_kind="ballistic_missile", code=code)
+              for code in PREFECTURE_CODES}
+    async with Fleet(url=mosquitto.url, protocol="5", status="exercise",
+                     codes_per_receiver=plan) as fleet:
+        await fleet.ready()
+        async with connect(MqttSettings(url=mosquitto.url, client_id=f"pub-{run}")) as pub:
+            for code, alert in alerts.items():
+                await publish(pub, OutgoingMessage(topic=topics.alerts("exercise", code),
+                                                   payload=alert.model_dump_json().encode()))
+        for _ in range(500):  # up to 10 s for every receiver's delivery
+            if sum(map(len, fleet.deliveries().values())) >= len(plan):
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.2)  # room for a stray duplicate to show up
+        got = fleet.deliveries()
+    assert {cid: [d.identifier for d in ds] for cid, ds in got.items()} == {
+        cid: [alerts[codes[0]].identifier] for cid, codes in plan.items()}
