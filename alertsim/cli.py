@@ -102,7 +102,10 @@ def jis_code(text: str) -> str:
 
 
 def broker_url(text: str) -> str:
-    parse_broker_url(text)  # raises InputError naming --broker
+    try:
+        parse_broker_url(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError("; ".join(exc.problems)) from None
     return text
 
 

@@ -127,8 +127,10 @@ async def run_drill(opts: DrillOptions) -> DrillOutcome:
             _say(opts, f"embedded broker (amqtt, MQTT 3.1.1) on {url}")
         protocol = await negotiate_protocol(url)
         store = await stack.enter_async_context(await Store.open(db_path))
-        drill_id = f"{opts.scenario_path.stem}-{uuid.uuid4().hex[:8]}"
-        plan = plan_receivers(opts.extra_receivers)
+        token = uuid.uuid4().hex[:8]
+        drill_id = f"{opts.scenario_path.stem}-{token}"
+        # Client ids are unique per drill: a broker drops a client whose id reconnects.
+        plan = plan_receivers(opts.extra_receivers, prefix=f"rx-{token}")
         await store.record_drill(drill_id=drill_id, scenario=str(opts.scenario_path),
                                  started_at=real_now(), settings_json=json.dumps({
                                      "scenario": scenario.model_dump(mode="json"),

@@ -35,7 +35,12 @@ _LEVELS = {
 
 def configure_logging(format: LogFormat = "auto", level: str = "info",
                       stream: TextIO | None = None) -> None:
-    """Send structlog output to `stream` (default: sys.stderr at call time) at `level` and above."""
+    """Send structlog output to `stream` at `level` and above.
+
+    Without a stream, each line goes to whatever `sys.stderr` is when it is written, so a
+    replaced-then-closed stderr (pytest's capture, a redirected CLI run) never breaks a
+    later log line.
+    """
     out = sys.stderr if stream is None else stream
     try:
         min_level = _LEVELS[level.strip().lower()]
@@ -63,7 +68,7 @@ def configure_logging(format: LogFormat = "auto", level: str = "info",
     structlog.configure(
         processors=[*shared, *renderer],
         wrapper_class=structlog.make_filtering_bound_logger(min_level),
-        logger_factory=_NamedWriteLoggerFactory(out),
+        logger_factory=_NamedWriteLoggerFactory(stream),
         # Not cached: module-level loggers must follow a later configure() or captured_logs().
         cache_logger_on_first_use=False,
     )
@@ -94,11 +99,12 @@ class _NamedWriteLogger(structlog.WriteLogger):
 
 
 class _NamedWriteLoggerFactory:
-    def __init__(self, file: TextIO) -> None:
+    def __init__(self, file: TextIO | None) -> None:
         self._file = file
 
     def __call__(self, *args: object) -> _NamedWriteLogger:
-        return _NamedWriteLogger(self._file, str(args[0]) if args else "")
+        # Loggers are not cached, so None means "sys.stderr as it is now", per line.
+        return _NamedWriteLogger(self._file or sys.stderr, str(args[0]) if args else "")
 
 
 def _add_logger_name(logger: object, method_name: str, event_dict: EventDict) -> EventDict:

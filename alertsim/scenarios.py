@@ -34,6 +34,7 @@ from pydantic import (
 from yaml.constructor import ConstructorError
 
 from alertsim.domain.detection import PREDICTION_TAGS, Detection, EventId
+from alertsim.domain.messages import refuse_actual
 from alertsim.domain.model import Frozen, JisCode
 from alertsim.domain.warnings import DEFAULT_POLICY, PolicyName
 from alertsim.errors import ScenarioError
@@ -186,11 +187,7 @@ class Scenario(Frozen):
     @field_validator("status", mode="before")
     @classmethod
     def _refuse_actual(cls, value: object) -> object:
-        if isinstance(value, str) and value.strip().lower() == "actual":
-            raise ValueError(
-                f"status {value!r} is refused: alertsim is a simulator and never sends "
-                "Actual alerts; use 'exercise' or 'test'")
-        return value
+        return refuse_actual(value)
 
     @model_validator(mode="after")
     def _timeline_consistent(self) -> Scenario:

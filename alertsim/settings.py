@@ -22,6 +22,7 @@ from pydantic_settings import (
 )
 
 from alertsim.brokers import parse_broker_url
+from alertsim.domain.messages import refuse_actual
 from alertsim.errors import InputError
 
 __all__ = ["ENV_PREFIX", "LOG_LEVELS", "ServiceSettings", "SettingsOverrides", "load_settings"]
@@ -78,10 +79,7 @@ class ServiceSettings(BaseSettings):
     @field_validator("status", mode="before")
     @classmethod
     def _refuse_actual(cls, value: object) -> object:
-        if isinstance(value, str) and value.strip().lower() == "actual":
-            raise ValueError(
-                "status Actual is refused: alertsim is a simulator; use exercise or test")
-        return value
+        return refuse_actual(value)
 
     @field_validator("broker_url")
     @classmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
@@ -103,3 +104,15 @@ def test_captured_logs_yields_event_dicts_with_contextvars() -> None:
         log.info("alert.published", prefecture="01")
     assert logs == [{"event": "alert.published", "log_level": "info", "logger": "alertsim.service",
                      "prefecture": "01", "event_id": "evt-2"}]
+
+
+def test_default_stream_follows_sys_stderr(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Configured without a stream, a line goes to the current sys.stderr, not a closed one."""
+    first = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    configure_logging("json", "info")
+    first.close()
+    second = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", second)
+    get_logger("t").info("after.swap")
+    assert json.loads(second.getvalue())["event"] == "after.swap"

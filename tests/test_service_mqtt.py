@@ -84,8 +84,8 @@ async def running(atlas: Atlas, broker: MosquittoBroker,
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def wait_for(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    for _ in range(int(timeout / 0.05)):
+async def wait_for(predicate, limit_s: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(int(limit_s / 0.05)):
         if predicate():
             return
         await asyncio.sleep(0.05)
@@ -140,7 +140,7 @@ async def test_2023_11_21_over_mosquitto(atlas: Atlas, broker: MosquittoBroker,
 async def test_bad_inputs_over_mqtt(broker: MosquittoBroker,
                                     running: tuple[Service, Store]) -> None:
     """Malformed JSON, a schema-invalid detection and a 70 KB payload each reach errors."""
-    service, store = running
+    _, store = running
     async with Observer(broker.url, [topics.ERRORS, "alertsim/v1/exercise/alerts/#"],
                         "err-observer") as observer, \
             aiomqtt.Client("127.0.0.1", broker.port) as sensor:

@@ -81,7 +81,7 @@ def test_none_overrides_fall_back_to_env(monkeypatch: pytest.MonkeyPatch) -> Non
 @pytest.mark.parametrize(
     ("variable", "value", "message"),
     [
-        ("ALERTSIM_STATUS", "actual", "status Actual is refused: alertsim is a simulator; use exercise or test"),
+        ("ALERTSIM_STATUS", "actual", "status Actual is refused: alertsim is a simulator and never sends Actual alerts; use exercise or test"),
         ("ALERTSIM_STATUS", "Actual", "status Actual is refused"),
         ("ALERTSIM_STATUS", "ACTUAL", "status Actual is refused"),
         ("ALERTSIM_STATUS", "live", "Input should be 'exercise' or 'test'"),

@@ -31,7 +31,8 @@ Certainty = Literal["Observed", "Likely", "Possible", "Unlikely", "Unknown"]
 # CAP forbids spaces, commas and < & in identifiers.
 Identifier = Annotated[str, Field(pattern=r"^[^\s,<&]{1,200}$")]
 
-ACTUAL_REFUSED = "status Actual is refused: alertsim is a simulator; use Exercise or Test"
+ACTUAL_REFUSED = ("status Actual is refused: alertsim is a simulator and never sends Actual "
+                  "alerts; use exercise or test")
 EVENT_JA = "ミサイル発射情報"
 EVENT_EN = "Missile launch information"
 
