@@ -226,8 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", type=Path, default=None, help="SQLite record (default: in --reports)")
     p.add_argument("--reports", type=Path, default=Path("reports"),
                    help="folder for the report and record (default: %(default)s)")
-    p.add_argument("--log-level", default="warning",
-                   help="service log level (default: %(default)s)")
+    p.add_argument("--log-level", default="info",
+                   help="log level; info shows each published alert (default: %(default)s)")
     p.set_defaults(handler=cmd_drill)
 
     p = sub.add_parser("serve", help="run the service against a broker")

@@ -121,11 +121,13 @@ async def run_drill(opts: DrillOptions) -> DrillOutcome:
     atlas.warm_up()
     async with contextlib.AsyncExitStack() as stack:
         url = opts.broker_url
+        protocol: MqttProtocol
         if url is None:
             broker = await stack.enter_async_context(EmbeddedBroker())
-            url = broker.url
+            url, protocol = broker.url, "3.1.1"  # amqtt speaks MQTT 3.1.1 only
             _say(opts, f"embedded broker (amqtt, MQTT 3.1.1) on {url}")
-        protocol = await negotiate_protocol(url)
+        else:
+            protocol = await negotiate_protocol(url)
         store = await stack.enter_async_context(await Store.open(db_path))
         token = uuid.uuid4().hex[:8]
         drill_id = f"{opts.scenario_path.stem}-{token}"

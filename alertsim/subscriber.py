@@ -192,7 +192,7 @@ class Receiver:
             await client.subscribe(self.subscriptions())
         except aiomqtt.MqttError as exc:
             raise BrokerError(f"subscribe failed for {self.client_id}: {exc}") from exc
-        log.info("receiver.subscribed", client_id=self.client_id, codes=list(self.codes),
+        log.debug("receiver.subscribed", client_id=self.client_id, codes=list(self.codes),
                  status=self.status, persistent=self.persistent)
 
     async def _handle(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
@@ -236,7 +236,7 @@ class Receiver:
                             stage=alert.stage, msg_type=alert.msgType,
                             received_at=received_at, duplicate=duplicate, alert=alert)
         self.deliveries.append(delivery)
-        log.info("alert.received", client_id=self.client_id, identifier=alert.identifier,
+        log.debug("alert.received", client_id=self.client_id, identifier=alert.identifier,
                  prefecture=alert.prefecture, stage=alert.stage, duplicate=duplicate)
         if not duplicate and self.on_delivery is not None:
             await _call(self.on_delivery, delivery)
