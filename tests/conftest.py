@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from alertsim.brokers import MosquittoBroker
+from alertsim.brokers import EmbeddedBroker, MosquittoBroker
 from alertsim.data import load_atlas
 from alertsim.domain.prefectures import Atlas
 
@@ -28,6 +28,13 @@ def mosquitto() -> Iterator[MosquittoBroker]:
 
 
 @pytest.fixture
-def topic_prefix(request: pytest.FixtureRequest) -> str:
+def prefix(request: pytest.FixtureRequest) -> str:
     """A topic prefix no other test uses."""
     return f"test/{request.node.name}/{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+async def amqtt_broker() -> AsyncIterator[EmbeddedBroker]:
+    """An amqtt broker (embedded, MQTT 3.1.1) in the test's event loop."""
+    async with EmbeddedBroker() as broker:
+        yield broker

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import socket
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiomqtt
@@ -16,33 +14,6 @@ from alertsim import brokers
 from alertsim.brokers import EmbeddedBroker, MosquittoBroker, free_port, parse_broker_url
 from alertsim.errors import BrokerError, InputError
 from alertsim.mqtt import MqttSettings, OutgoingMessage, Protocol, connect, publish
-
-no_mosquitto = pytest.mark.skipif(
-    shutil.which("mosquitto") is None and shutil.which("mosquitto", path="/usr/sbin") is None,
-    reason="mosquitto is not installed (apt-get install mosquitto)",
-)
-
-
-@pytest.fixture(scope="module")
-def mosquitto() -> Iterator[MosquittoBroker]:
-    """One Mosquitto for the module's read-only tests; each test uses its own topics."""
-    broker = MosquittoBroker()
-    broker.start()
-    yield broker
-    broker.close()
-
-
-@pytest.fixture
-def prefix(request: pytest.FixtureRequest) -> str:
-    """A topic prefix no other test uses."""
-    return f"test/{request.node.name}/{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture
-async def amqtt_broker() -> AsyncIterator[EmbeddedBroker]:
-    """An amqtt broker in the test's event loop."""
-    async with EmbeddedBroker() as broker:
-        yield broker
 
 
 def _client_id(name: str) -> str:
@@ -127,7 +98,6 @@ def test_mosquitto_config_has_the_safe_settings(tmp_path: Path) -> None:
 
 
 @pytest.mark.mosquitto
-@no_mosquitto
 async def test_mosquitto_writes_its_log_and_database(tmp_path: Path) -> None:
     """Mosquitto can write its data directory (no silent drop to an unprivileged user)."""
     async with MosquittoBroker(data_dir=tmp_path) as broker:
@@ -138,7 +108,6 @@ async def test_mosquitto_writes_its_log_and_database(tmp_path: Path) -> None:
 
 
 @pytest.mark.mosquitto
-@no_mosquitto
 def test_mosquitto_on_a_taken_port_raises_broker_error(tmp_path: Path) -> None:
     """If Mosquitto cannot listen (port taken), start() raises BrokerError with its output."""
     with socket.socket() as holder:
@@ -154,7 +123,6 @@ def test_mosquitto_on_a_taken_port_raises_broker_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.mosquitto
-@no_mosquitto
 async def test_mosquitto_stop_then_start_keeps_the_port(tmp_path: Path) -> None:
     """stop() closes the port and start() listens on the same port again."""
     async with MosquittoBroker(data_dir=tmp_path) as broker:
@@ -169,7 +137,6 @@ async def test_mosquitto_stop_then_start_keeps_the_port(tmp_path: Path) -> None:
 
 
 @pytest.mark.mosquitto
-@no_mosquitto
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 async def test_mosquitto_qos1_and_retained(
         mosquitto: MosquittoBroker, prefix: str, protocol: Protocol) -> None:
@@ -189,7 +156,6 @@ async def test_mosquitto_qos1_and_retained(
 
 
 @pytest.mark.mosquitto
-@no_mosquitto
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 async def test_queued_message_survives_mosquitto_restart(
         tmp_path: Path, prefix: str, protocol: Protocol) -> None:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
-import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiomqtt
@@ -25,33 +23,6 @@ from alertsim.mqtt import (
     negotiate_protocol,
     publish,
 )
-
-no_mosquitto = pytest.mark.skipif(
-    shutil.which("mosquitto") is None and shutil.which("mosquitto", path="/usr/sbin") is None,
-    reason="mosquitto is not installed (apt-get install mosquitto)",
-)
-
-
-@pytest.fixture(scope="module")
-def mosquitto() -> Iterator[MosquittoBroker]:
-    """One Mosquitto for the module; each test uses its own topics."""
-    broker = MosquittoBroker()
-    broker.start()
-    yield broker
-    broker.close()
-
-
-@pytest.fixture
-def prefix(request: pytest.FixtureRequest) -> str:
-    """A topic prefix no other test uses."""
-    return f"test/{request.node.name}/{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture
-async def amqtt_broker() -> AsyncIterator[EmbeddedBroker]:
-    """An amqtt broker in the test's event loop."""
-    async with EmbeddedBroker() as broker:
-        yield broker
 
 
 def _client_id(name: str) -> str:
@@ -146,7 +117,6 @@ def test_properties_only_under_mqtt5() -> None:
 
 
 @pytest.mark.mosquitto
-@no_mosquitto
 async def test_negotiate_protocol_mosquitto_speaks_5(mosquitto: MosquittoBroker) -> None:
     """Mosquitto accepts an MQTT 5 CONNECT, so negotiation gives "5"."""
     assert await negotiate_protocol(mosquitto.url) == "5"
@@ -181,7 +151,6 @@ async def test_connect_mqtt5_to_amqtt_raises_broker_error(amqtt_broker: Embedded
 
 
 @pytest.mark.mosquitto
-@no_mosquitto
 async def test_mqtt5_properties_reach_subscriber(mosquitto: MosquittoBroker, prefix: str) -> None:
     """Expiry, content type and user properties published under MQTT 5 reach a v5 subscriber."""
     settings = MqttSettings(url=mosquitto.url, client_id=_client_id("c"))
@@ -214,7 +183,6 @@ async def test_mqtt311_publish_drops_properties(amqtt_broker: EmbeddedBroker,
 
 
 @pytest.mark.mosquitto
-@no_mosquitto
 async def test_publish_after_broker_stopped_raises_broker_error(tmp_path: Path,
                                                                 prefix: str) -> None:
     """Publishing once the broker has gone raises BrokerError, not an aiomqtt error."""
@@ -229,7 +197,6 @@ async def test_publish_after_broker_stopped_raises_broker_error(tmp_path: Path,
 
 
 @pytest.mark.mosquitto
-@no_mosquitto
 async def test_will_is_published_when_connection_is_taken_over(
         mosquitto: MosquittoBroker, prefix: str) -> None:
     """The last will (retained "offline") is published when the connection drops uncleanly."""

@@ -98,3 +98,23 @@ def test_antimeridian_track_is_continuous() -> None:
     assert np.all(np.diff(samples.lons) > 0)
     assert samples.lons[-1] == pytest.approx(190.0, abs=1e-6)
     assert unwrap_lon(-179.0, 179.0) == pytest.approx(181.0)
+
+
+def test_very_short_flight_has_both_caps() -> None:
+    """A 10 km flight is one piece whose outline still reaches cross_track all round."""
+    t = trajectory_of(make_detection((35.0, 135.0), (35.09, 135.0), 5, 0,
+                                     flight=timedelta(minutes=1)))
+    corridor = corridor_of(t, 5, 0)
+    assert corridor.pieces.size == 1
+    piece = corridor.pieces[0]
+    assert piece.is_valid
+    behind = GEOD.fwd(135.0, 35.0, 180.0, 4_000)
+    ahead = GEOD.fwd(135.0, 35.09, 0.0, 4_000)
+    assert piece.contains(shapely.Point(behind[0], behind[1]))
+    assert piece.contains(shapely.Point(ahead[0], ahead[1]))
+
+
+def test_thinner_than_a_metre_is_the_line() -> None:
+    """A corridor under 1 m wide is treated as the track line, not degenerate polygons."""
+    corridor = corridor_of(sohae_trajectory(), 1e-290, 1e-290)
+    assert all(p.geom_type == "LineString" for p in corridor.pieces)

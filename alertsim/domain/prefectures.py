@@ -117,22 +117,15 @@ class Atlas:
         """The same EEZ with another list of prefectures (e.g. a subset, or reordered)."""
         return Atlas(prefectures, self.eez)
 
-    def territory_part_hits(self, geoms: NDArray[np.object_]) -> tuple[NDArray[np.intp],
-                                                                       NDArray[np.intp]]:
-        """(geometry index, territory part index) for every geometry touching a part.
-
-        Envelopes first, then the exact test with the part (prepared) as the first
-        argument: small geometries against a prepared shape is the fast way round.
-        """
+    def territory_candidates(self, geoms: NDArray[np.object_]) -> tuple[
+            NDArray[np.intp], NDArray[np.intp], NDArray[np.intp]]:
+        """(geometry index, territory part index, prefecture index) of envelope overlaps."""
         geom_idx, part_idx = self.territory_index.query(geoms)
-        touching = self.parts_touch(part_idx, geoms[geom_idx])
-        return geom_idx[touching], part_idx[touching]
+        return geom_idx, part_idx, self.territory_owner[part_idx]
 
-    def parts_touch(self, part_idx: NDArray[np.intp],
-                    geoms: NDArray[np.object_]) -> NDArray[np.bool_]:
-        """Element-wise: does territory part part_idx[i] touch geoms[i]?"""
-        touching: NDArray[np.bool_] = shapely.intersects(self._territory_parts[part_idx], geoms)
-        return touching
+    def part_touches(self, part: int, geom: shapely.Geometry) -> bool:
+        """Exact test, with the (prepared, large) territory part as the first argument."""
+        return bool(self._territory_parts[part].intersects(geom))
 
     def land_at(self, lon: float, lat: float) -> Prefecture | None:
         hits = self._land_index.query(Point(lon, lat), predicate="intersects")

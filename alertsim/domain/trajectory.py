@@ -36,6 +36,7 @@ BOOST_MAX_S = 300.0
 DEFAULT_APOGEE_CAP_KM = 1_300.0
 STEP_KM = 20.0
 CAP_SEGMENTS = 8
+MIN_WIDTH_KM = 0.001
 
 FloatArray = NDArray[np.float64]
 
@@ -153,8 +154,7 @@ class Corridor:
     Piece i spans samples i..i+1 and the time span [seconds[i], seconds[i+1]]. The start
     cap is folded into the first piece and the end cap into the last, so the union of
     `pieces` is the whole corridor. With cross_track_km == 0 the pieces are line segments
-    and `left`/`right` are the track itself. `chunks(k)` gives the same area in runs of k
-    pieces, for a coarse first pass.
+    and `left`/`right` are the track itself.
     """
 
     samples: TrackSamples
@@ -192,14 +192,6 @@ class Corridor:
         parts.append(self.left[first:last + 2][::-1])
         parts.append(parts[0][:1])
         return np.concatenate(parts)
-
-    def chunks(self, size: int) -> tuple[NDArray[np.object_], NDArray[np.intp]]:
-        """Geometries covering runs of `size` pieces, and each run's first piece index."""
-        firsts = np.arange(0, len(self.pieces), size, dtype=np.intp)
-        rings = [self.chunk_ring(int(f), min(int(f) + size, len(self.pieces)) - 1)
-                 for f in firsts]
-        make = shapely.linestrings if self.is_line else shapely.polygons
-        return np.array([make(r) for r in rings], dtype=object), firsts
 
     def outline(self) -> shapely.Geometry:
         """The whole corridor as one geometry (for maps and tests)."""
@@ -257,7 +249,7 @@ def corridor_of(trajectory: Trajectory, cross_track_km: float,
                 along_track_km: float) -> Corridor:
     """Buffer the track, extended by along_track_km past the impact, by cross_track_km."""
     samples = trajectory.sample(extra_km=along_track_km)
-    if cross_track_km <= 0.0:
+    if cross_track_km < MIN_WIDTH_KM:  # thinner than a metre: degenerate quads, use the line
         coords = np.column_stack([samples.lons, samples.lats])
         segments = np.stack([coords[:-1], coords[1:]], axis=1)
         lines: NDArray[np.object_] = np.asarray(shapely.linestrings(segments), dtype=object)
@@ -273,6 +265,13 @@ def corridor_of(trajectory: Trajectory, cross_track_km: float,
                   width_m, ahead=False, reference=reference)
     ahead = _cap(float(samples.lons[-1]), float(samples.lats[-1]),
                  float(samples.azimuths[-1]), width_m, ahead=True, reference=reference)
-    pieces[0] = shapely.union(pieces[0], shapely.Polygon(np.concatenate([behind, left[:1]])))
-    pieces[-1] = shapely.union(pieces[-1], shapely.Polygon(np.concatenate([ahead, right[-1:]])))
+    # The caps fold into the end pieces as one ring each (no polygon union needed):
+    # behind runs left[0] -> right[0] round the back, ahead right[-1] -> left[-1].
+    if len(pieces) == 1:  # a very short flight: both caps on the one piece
+        pieces[0] = shapely.Polygon(np.concatenate([behind, ahead, behind[:1]]))
+    else:
+        pieces[0] = shapely.Polygon(np.concatenate([behind, right[1:2], left[1:2],
+                                                    behind[:1]]))
+        pieces[-1] = shapely.Polygon(np.concatenate([right[-2:-1], ahead, left[-2:-1],
+                                                     right[-2:-1]]))
     return Corridor(samples, pieces, left, right, behind, ahead)

@@ -31,7 +31,6 @@ PolicyName = Literal["prefecture", "prefecture+adjacent"]
 DEFAULT_POLICY: PolicyName = "prefecture"
 Reason = Literal["overflight", "impact_area", "adjacent"]
 ImpactClass = Literal["land", "territorial_sea", "eez", "outside"]
-CHUNK = 4  # corridor pieces per run in the coarse pass of _first_hits
 
 
 class Window(Frozen):
@@ -91,42 +90,42 @@ def _jst(moment: datetime) -> datetime:
 
 def _warned(pref: Prefecture, reason: Reason, start: datetime, end: datetime,
             via: tuple[str, ...] = ()) -> WarnedPrefecture:
-    return WarnedPrefecture(code=pref.code, iso=pref.iso, name_ja=pref.name_ja,
-                            name_en=pref.name_en, reason=reason,
-                            window=Window(start=_jst(start), end=_jst(end)), via=via)
+    # model_construct: every value here comes from the atlas and our own arithmetic, so
+    # validation would only cost time (tens of prefectures per decision at worst).
+    return WarnedPrefecture.model_construct(
+        code=pref.code, iso=pref.iso, name_ja=pref.name_ja, name_en=pref.name_en,
+        reason=reason, window=Window.model_construct(start=_jst(start), end=_jst(end)),
+        via=via)
 
 
 def _first_hits(corridor: Corridor, atlas: Atlas) -> dict[int, tuple[int, int]]:
     """Per prefecture index, the first and last corridor piece touching its territory.
 
-    Two passes keep exact tests few: runs of CHUNK pieces find which prefectures are hit
-    and where; single pieces are then tested only in each prefecture's first and last run.
+    Envelopes give candidate (piece, territory part) pairs in one vectorised query. Per
+    prefecture, exact tests then run from the launch end until the first hit and from
+    the far end until the last: a window needs only those two, so a long corridor over
+    many prefectures costs a few exact tests each instead of every candidate pair.
     """
-    n_pref = len(atlas.prefectures)
-    n_pieces = len(corridor.pieces)
-    chunks, _ = corridor.chunks(CHUNK)
-    chunk_idx, part_idx = atlas.territory_part_hits(chunks)
-    if len(chunk_idx) == 0:
+    piece_idx, part_idx, owners = atlas.territory_candidates(corridor.pieces)
+    if len(piece_idx) == 0:
         return {}
-    owners = atlas.territory_owner[part_idx]
-    first_chunk = np.full(n_pref, n_pieces, dtype=np.intp)
-    last_chunk = np.full(n_pref, -1, dtype=np.intp)
-    np.minimum.at(first_chunk, owners, chunk_idx)
-    np.maximum.at(last_chunk, owners, chunk_idx)
-    edge = (chunk_idx == first_chunk[owners]) | (chunk_idx == last_chunk[owners])
-    # Expand each edge (run, part) pair to the run's single pieces.
-    pieces = (chunk_idx[edge][:, None] * CHUNK + np.arange(CHUNK)[None, :]).ravel()
-    parts = np.repeat(part_idx[edge], CHUNK)
-    valid = pieces < n_pieces
-    pieces, parts = pieces[valid], parts[valid]
-    touching = atlas.parts_touch(parts, corridor.pieces[pieces])
-    hit_owner = atlas.territory_owner[parts[touching]]
-    hit_piece = pieces[touching]
-    first = np.full(n_pref, n_pieces, dtype=np.intp)
-    last = np.full(n_pref, -1, dtype=np.intp)
-    np.minimum.at(first, hit_owner, hit_piece)
-    np.maximum.at(last, hit_owner, hit_piece)
-    return {int(o): (int(first[o]), int(last[o])) for o in np.flatnonzero(last >= 0)}
+    order = np.lexsort((piece_idx, owners))
+    piece_idx, part_idx, owners = piece_idx[order], part_idx[order], owners[order]
+    cuts = np.flatnonzero(np.diff(owners)) + 1
+    spans: dict[int, tuple[int, int]] = {}
+    for lo, hi in zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [len(owners)]]),
+                      strict=True):
+        first = next((int(piece_idx[k]) for k in range(lo, hi)
+                      if atlas.part_touches(int(part_idx[k]), corridor.pieces[piece_idx[k]])),
+                     None)
+        if first is None:
+            continue
+        last = next((int(piece_idx[k]) for k in range(hi - 1, lo - 1, -1)
+                     if piece_idx[k] <= first
+                     or atlas.part_touches(int(part_idx[k]), corridor.pieces[piece_idx[k]])),
+                    first)
+        spans[int(owners[lo])] = (first, max(first, last))
+    return spans
 
 
 def direct_hits(trajectory: Trajectory, corridor: Corridor, atlas: Atlas,
