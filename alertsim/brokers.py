@@ -148,6 +148,9 @@ class MosquittoBroker:
             f"persistence_location {self.data_dir}/",
             "max_queued_messages 100000",
             "max_inflight_messages 100",
+            # Alerts are small: without it, back-to-back messages to a client waited ~40 ms
+            # for a delayed ACK (Nagle), seen in drills as p99 ~46 ms for a 2-alert burst.
+            "set_tcp_nodelay true",
             f"log_dest file {self.log_path}",
             "log_type error",
             "log_type warning",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
 
@@ -51,7 +52,8 @@ async def serve(settings: ServiceSettings) -> None:
     async with await Store.open(settings.db) as store:
         service = Service(atlas=atlas, store=store, clock=SystemClock(), config=ServiceConfig(
             status=settings.status, policy=settings.policy, sender=settings.sender,
-            max_payload_bytes=settings.max_payload_bytes))
+            max_payload_bytes=settings.max_payload_bytes,
+            close_after=timedelta(seconds=settings.close_after_s)))
         resumed = await service.resume()
         log.info("service.started", db=str(settings.db), broker=settings.broker_url,
                  status=settings.status, policy=settings.policy, resumed_events=resumed)
