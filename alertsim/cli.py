@@ -114,10 +114,12 @@ def _setup_logs(level: str = "info") -> None:
 
 
 def cmd_drill(args: argparse.Namespace) -> int:
-    from alertsim.drill import DrillOptions, run_drill
+    from alertsim.drill import DrillOptions, dry_run, run_drill
 
     _setup_logs(args.log_level)
     try:
+        if args.dry_run:
+            return EXIT_OK if dry_run(args.scenario) else EXIT_FAILED
         outcome = asyncio.run(run_drill(DrillOptions(
             scenario_path=args.scenario, speed=args.speed, broker_url=args.broker,
             extra_receivers=args.receivers, db=args.db, reports_dir=args.reports)))
@@ -228,6 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder for the report and record (default: %(default)s)")
     p.add_argument("--log-level", default="info",
                    help="log level; info shows each published alert (default: %(default)s)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="no broker: play the scenario on a virtual clock and print the alerts")
     p.set_defaults(handler=cmd_drill)
 
     p = sub.add_parser("serve", help="run the service against a broker")

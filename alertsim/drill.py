@@ -17,7 +17,7 @@ import json
 import sys
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
@@ -27,6 +27,7 @@ from alertsim import topics
 from alertsim.brokers import EmbeddedBroker
 from alertsim.clock import ScaledClock, real_now
 from alertsim.data import load_atlas
+from alertsim.domain.timeline import Engine, OperatorAction, simulate
 from alertsim.fleet import Fleet, plan_receivers
 from alertsim.mqtt import MqttSettings, OutgoingMessage, connect, negotiate_protocol, publish
 from alertsim.mqtt import Protocol as MqttProtocol
@@ -49,7 +50,7 @@ class DrillOptions:
     settle_timeout_s: float = 15.0
     quiet_s: float = 1.0
     sender: str = "alertsim@simulator.invalid"
-    out: TextIO = field(default=sys.stdout)
+    out: TextIO = field(default_factory=lambda: sys.stdout)
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,32 @@ async def _settle(service: Service, store: Store, opts: DrillOptions) -> None:
             return
         await asyncio.sleep(0.1)
     log.warning("drill.settle_timeout", timeout_s=opts.settle_timeout_s)
+
+
+def dry_run(scenario_path: Path, out: TextIO | None = None) -> bool:
+    """Play the scenario on a virtual clock with no broker; print and check what it sends."""
+    out = out or sys.stdout
+    scenario = load_scenario(scenario_path)
+    engine = Engine(atlas=load_atlas(), policy=scenario.policy,
+                    status="Exercise" if scenario.status == "exercise" else "Test",
+                    sender="alertsim@simulator.invalid", close_after=timedelta(minutes=10),
+                    events={})
+    inputs = [(scenario.time_of(e), OperatorAction(e.action, e.event_id)
+               if isinstance(e, ActionEntry) else e.detection) for e in scenario.timeline]
+    got: dict[str, list[str]] = {}
+    print(f"dry run of {scenario_path}: {scenario.title}", file=out)
+    for sent in simulate(inputs, engine, nonce="dryrun"):
+        a = sent.alert
+        place = a.prefecture or "national"
+        got.setdefault(place, []).append(a.stage)
+        print(f"  {sent.at:%H:%M:%S} {place:>8} {a.stage:<9} {a.msgType:<6} "
+              f"{a.info[0].headline}", file=out)
+    national = bool(got.pop("national", None))
+    expected = {code: list(stages) for code, stages in scenario.expect.prefectures.items()}
+    ok = got == expected and national == scenario.expect.national
+    print(f"expectations: {'met' if ok else 'NOT met'} (expected {expected}, national "
+          f"{scenario.expect.national}; got {got}, national {national})", file=out)
+    return ok
 
 
 def _default_db(opts: DrillOptions) -> Path:

@@ -32,8 +32,9 @@ def rewrite(alert: Alert, token: str, mapping: dict[str, str]) -> Alert:
 
 
 async def replay(db: Path, event_id: str, *, url: str, speed: float = 1.0,
-                 out: TextIO = sys.stdout) -> int:
+                 out: TextIO | None = None) -> int:
     """Publish the event's alerts again; returns how many were published."""
+    out = out or sys.stdout
     async with await Store.open(db) as store:
         rows = await store.outbox(event_id=event_id, kind="alert")
     if not rows:

@@ -65,8 +65,9 @@ async def serve(settings: ServiceSettings) -> None:
 
 
 async def send_detection(path: Path, detection: Detection, *, url: str,
-                         out: TextIO = sys.stdout) -> None:
+                         out: TextIO | None = None) -> None:
     """Publish one detection (already validated) to the detections topic, QoS 1."""
+    out = out or sys.stdout
     protocol = await negotiate_protocol(url)
     settings = MqttSettings(url=url, client_id=f"alertsim-detect-{detection.event_id}"[:64],
                             protocol=protocol)

@@ -18,7 +18,7 @@ import asyncio
 import json
 import random
 import uuid
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
@@ -56,6 +56,7 @@ from alertsim.mqtt import Protocol as MqttProtocol
 from alertsim.store import OutboxRow, Outgoing, Store
 
 log = structlog.get_logger("alertsim.service")
+WATCH_BACKLOG = 10_000
 
 
 class Publisher(Protocol):
@@ -93,7 +94,33 @@ class Service:
         self._lock = asyncio.Lock()
         self.outbox_changed = asyncio.Event()
         self._timeline_changed = asyncio.Event()
+        self._watchers: set[asyncio.Queue[Outgoing]] = set()
         self.published = 0
+
+    # -- observation -----------------------------------------------------------------
+
+    async def watch(self) -> AsyncIterator[Outgoing]:
+        """Every outbox row as it is written (alerts, states, errors): for live views.
+
+        A watcher that falls WATCH_BACKLOG rows behind is dropped rather than slowing the
+        service down; nothing else depends on watchers.
+        """
+        queue: asyncio.Queue[Outgoing] = asyncio.Queue(maxsize=WATCH_BACKLOG)
+        self._watchers.add(queue)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self._watchers.discard(queue)
+
+    def _notify(self, rows: Iterable[Outgoing]) -> None:
+        for queue in list(self._watchers):
+            try:
+                for row in rows:
+                    queue.put_nowait(row)
+            except asyncio.QueueFull:
+                self._watchers.discard(queue)
+                log.warning("watcher.dropped", backlog=WATCH_BACKLOG)
 
     # -- start-up --------------------------------------------------------------------
 
@@ -172,12 +199,14 @@ class Service:
                                          received_at=now)
         body = {"source": source, "reason": reason, "received_at": now.isoformat(),
                 "size": len(raw), "excerpt": raw[:200].decode("utf-8", "replace")}
-        await self.store.enqueue([Outgoing(
+        row = Outgoing(
             message_id=f"error.{uuid.uuid4().hex}", event_id=None, kind="error",
             prefecture=None, stage=None, topic=topics.ERRORS,
             payload=json.dumps(body, ensure_ascii=False).encode(), qos=1, retain=False,
-            sim_time=None, created_at=now)])
+            sim_time=None, created_at=now)
+        await self.store.enqueue([row])
         self.outbox_changed.set()
+        self._notify([row])
         log.warning("input.rejected", source=source, reason=reason, size=len(raw))
 
     # -- time ------------------------------------------------------------------------
@@ -223,6 +252,7 @@ class Service:
         if rows:
             await self.store.enqueue(rows)
             self.outbox_changed.set()
+            self._notify(rows)
         self._timeline_changed.set()
 
     def _alert_row(self, alert: Alert, now: datetime) -> Outgoing:

@@ -179,12 +179,17 @@ class Receiver:
                     delays = backoff_delays(rng=random.Random())
                     if ready is not None:
                         ready.set()
-                    async for message in client.messages:
-                        await self._handle(client, message)
-            except BrokerError as exc:
+                    # Receipts go out from their own task: waiting for each receipt's PUBACK
+                    # in the read loop held the next alert back (~40 ms, Nagle + delayed ACK).
+                    receipts: asyncio.Queue[Receipt] = asyncio.Queue()
+                    async with asyncio.TaskGroup() as group:
+                        group.create_task(self._send_receipts(client, receipts),
+                                          name=f"receipts:{self.client_id}")
+                        await self._read(client, receipts)
+            except* BrokerError as errors:
                 delay = next(delays)
                 log.warning("receiver.disconnected", client_id=self.client_id,
-                            error=str(exc), retry_in_s=round(delay, 2))
+                            error=str(errors.exceptions[0]), retry_in_s=round(delay, 2))
                 await asyncio.sleep(delay)
 
     async def _subscribe(self, client: aiomqtt.Client) -> None:
@@ -195,7 +200,23 @@ class Receiver:
         log.debug("receiver.subscribed", client_id=self.client_id, codes=list(self.codes),
                  status=self.status, persistent=self.persistent)
 
-    async def _handle(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+    async def _read(self, client: aiomqtt.Client, receipts: asyncio.Queue[Receipt]) -> None:
+        try:
+            async for message in client.messages:
+                await self._handle(message, receipts)
+        except aiomqtt.MqttError as exc:
+            raise BrokerError(f"{self.client_id} lost the broker while reading: {exc}") from exc
+
+    async def _send_receipts(self, client: aiomqtt.Client,
+                             receipts: asyncio.Queue[Receipt]) -> None:
+        while True:
+            receipt = await receipts.get()
+            await publish(client, OutgoingMessage(topic=topics.receipts(self.client_id),
+                                                  payload=receipt.model_dump_json().encode(),
+                                                  qos=1, content_type="application/json"),
+                          protocol=self.protocol)
+
+    async def _handle(self, message: aiomqtt.Message, receipts: asyncio.Queue[Receipt]) -> None:
         received_at = self._now()
         topic = message.topic.value
         payload = _payload_bytes(message.payload)
@@ -206,7 +227,7 @@ class Receiver:
         if topic.startswith(self._state_prefix):
             await self._handle_state(topic, payload)
         else:
-            await self._handle_alert(client, topic, payload, received_at)
+            await self._handle_alert(topic, payload, received_at, receipts)
 
     async def _handle_state(self, topic: str, payload: bytes) -> None:
         code = topic.removeprefix(self._state_prefix)
@@ -222,8 +243,8 @@ class Receiver:
         if self.on_state is not None:
             await _call(self.on_state, state, code)
 
-    async def _handle_alert(self, client: aiomqtt.Client, topic: str, payload: bytes,
-                            received_at: datetime) -> None:
+    async def _handle_alert(self, topic: str, payload: bytes, received_at: datetime,
+                            receipts: asyncio.Queue[Receipt]) -> None:
         try:
             alert = Alert.model_validate_json(payload)
         except ValidationError as exc:
@@ -240,13 +261,9 @@ class Receiver:
                  prefecture=alert.prefecture, stage=alert.stage, duplicate=duplicate)
         if not duplicate and self.on_delivery is not None:
             await _call(self.on_delivery, delivery)
-        receipt = Receipt(client_id=self.client_id, identifier=alert.identifier,
-                          received_at=received_at, prefecture=alert.prefecture,
-                          stage=alert.stage, duplicate=duplicate)
-        await publish(client, OutgoingMessage(topic=topics.receipts(self.client_id),
-                                              payload=receipt.model_dump_json().encode(),
-                                              qos=1, content_type="application/json"),
-                      protocol=self.protocol)
+        receipts.put_nowait(Receipt(client_id=self.client_id, identifier=alert.identifier,
+                                    received_at=received_at, prefecture=alert.prefecture,
+                                    stage=alert.stage, duplicate=duplicate))
 
 
 _BANNERS = {
@@ -301,11 +318,13 @@ def default_client_id(codes: Sequence[str]) -> str:
 async def run_subscriber(*, url: str, codes: Sequence[str], lang: Literal["ja", "en"],
                          status: topics.TopicStatus, client_id: str,
                          protocol: Protocol | Literal["auto"] = "auto",
-                         out: TextIO = sys.stdout) -> None:
+                         out: TextIO | None = None) -> None:
     """Print the retained state of `codes`, then every new alert, until cancelled."""
+    stream = out or sys.stdout
+
     def write(text: str) -> None:
-        out.write(text + "\n")
-        out.flush()
+        stream.write(text + "\n")
+        stream.flush()
 
     def show_state(state: PrefectureState | None, code: str) -> None:
         write(render_state(state, code))

@@ -143,3 +143,21 @@ def test_bad_flags_exit_2(argv: list[str], message: str,
     err = capsys.readouterr().err
     assert message in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
+def test_dry_run_meets_expectations(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`alertsim drill --dry-run` plays the scenario with no broker and exits 0 when it fits."""
+    assert main(["drill", str(path), "--dry-run"]) == 0
+    assert "expectations: met" in capsys.readouterr().out
+
+
+def test_dry_run_fails_when_expectations_do_not_fit(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A dry run of a scenario whose expectations are wrong exits 1 and says so."""
+    path = next(p for p in SCENARIOS if p.name.startswith("2023-11-21"))
+    changed = tmp_path / "wrong.yaml"
+    changed.write_text(path.read_text("utf-8").replace(
+        '"47": [shelter, passed, cancel]', '"47": [shelter, cancel]'), "utf-8")
+    assert main(["drill", str(changed), "--dry-run"]) == 1
+    assert "expectations: NOT met" in capsys.readouterr().out

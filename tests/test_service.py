@@ -167,3 +167,22 @@ async def test_close_clears_retained_state(atlas: Atlas, store: Store) -> None:
     assert [m.payload for m in states[-2:]] == [b"", b""]
     assert all(m.retain for m in states)
     assert service.open_events() == []
+
+
+async def test_watchers_see_every_outbox_row(atlas: Atlas, store: Store) -> None:
+    """A watcher (e.g. a future web view) gets alerts, states and errors as they are written."""
+    service = make_service(atlas, store)
+    seen: list[str] = []
+
+    async def watch() -> None:
+        async for row in service.watch():
+            seen.append(row.kind)
+
+    watcher = asyncio.create_task(watch())
+    await asyncio.sleep(0)
+    assert await service.accept_detection(detection_bytes())
+    assert not await service.accept_detection(b"not json")
+    await asyncio.sleep(0.01)
+    watcher.cancel()
+    await asyncio.gather(watcher, return_exceptions=True)
+    assert seen == ["alert", "alert", "state", "state", "error"]
