@@ -88,6 +88,9 @@ class Atlas:
                 owners.append(index)
         self._territory_parts = np.array(parts, dtype=object)
         shapely.prepare(self._territory_parts)
+        # Convex hulls: a cheap second filter between envelopes and the exact test.
+        self._territory_hulls = shapely.convex_hull(self._territory_parts)
+        shapely.prepare(self._territory_hulls)
         self.territory_index = shapely.STRtree(self._territory_parts)
         self.territory_owner = np.array(owners, dtype=np.intp)
 
@@ -119,8 +122,14 @@ class Atlas:
 
     def territory_candidates(self, geoms: NDArray[np.object_]) -> tuple[
             NDArray[np.intp], NDArray[np.intp], NDArray[np.intp]]:
-        """(geometry index, territory part index, prefecture index) of envelope overlaps."""
+        """(geometry index, territory part index, prefecture index) of likely contacts.
+
+        Envelopes overlap and the geometry touches the part's convex hull: a superset of
+        the exact contacts, which `part_touches` then decides.
+        """
         geom_idx, part_idx = self.territory_index.query(geoms)
+        near = shapely.intersects(self._territory_hulls[part_idx], geoms[geom_idx])
+        geom_idx, part_idx = geom_idx[near], part_idx[near]
         return geom_idx, part_idx, self.territory_owner[part_idx]
 
     def part_touches(self, part: int, geom: shapely.Geometry) -> bool:
