@@ -18,6 +18,7 @@ from typing import get_args
 
 from pydantic import BaseModel, ValidationError
 
+from alertsim import __version__
 from alertsim.brokers import parse_broker_url
 from alertsim.data import load_atlas
 from alertsim.domain.detection import Detection
@@ -203,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="alertsim",
         description="J-Alert-style alert simulator (a simulator, not an official alert feed).")
+    parser.add_argument("--version", action="version", version=f"alertsim {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("decide", help="print which prefectures must take shelter")

@@ -21,10 +21,10 @@ import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
 import structlog
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from alertsim import topics
 from alertsim.clock import Clock, real_now
@@ -56,6 +56,7 @@ from alertsim.mqtt import Protocol as MqttProtocol
 from alertsim.store import OutboxRow, Outgoing, Store
 
 log = structlog.get_logger("alertsim.service")
+InputModel = TypeVar("InputModel", bound=BaseModel)
 WATCH_BACKLOG = 10_000
 
 
@@ -138,14 +139,8 @@ class Service:
 
     async def accept_detection(self, raw: bytes, *, source: str = topics.DETECTIONS) -> bool:
         """Validate, record and act on one detection payload. False when rejected."""
-        if len(raw) > self.config.max_payload_bytes:
-            await self.reject(raw, f"payload too large: {len(raw)} bytes, the limit is "
-                                   f"{self.config.max_payload_bytes}", source)
-            return False
-        try:
-            detection = Detection.model_validate_json(raw)
-        except ValidationError as exc:
-            await self.reject(raw, "; ".join(describe_validation_error(exc)), source)
+        detection = await self._parse(Detection, raw, source)
+        if detection is None:
             return False
         async with self._lock:
             await self.store.record_detection(
@@ -165,10 +160,8 @@ class Service:
         return True
 
     async def accept_operator(self, raw: bytes, *, source: str = topics.OPERATOR) -> bool:
-        try:
-            command = OperatorCommand.model_validate_json(raw)
-        except ValidationError as exc:
-            await self.reject(raw, "; ".join(describe_validation_error(exc)), source)
+        command = await self._parse(OperatorCommand, raw, source)
+        if command is None:
             return False
         async with self._lock:
             transition = self.engine.action(OperatorAction(command.action, command.event_id),
@@ -182,15 +175,25 @@ class Service:
         return True
 
     async def accept_receipt(self, raw: bytes, *, source: str) -> bool:
-        try:
-            receipt = Receipt.model_validate_json(raw)
-        except ValidationError as exc:
-            await self.reject(raw, "; ".join(describe_validation_error(exc)), source)
+        receipt = await self._parse(Receipt, raw, source)
+        if receipt is None:
             return False
         await self.store.record_receipt(client_id=receipt.client_id,
                                         message_id=receipt.identifier,
                                         received_at=receipt.received_at, recorded_at=real_now())
         return True
+
+    async def _parse(self, model: type[InputModel], raw: bytes, source: str) -> InputModel | None:
+        """The payload as `model`, or None once it has been rejected (size, JSON, schema)."""
+        if len(raw) > self.config.max_payload_bytes:
+            await self.reject(raw, f"payload too large: {len(raw)} bytes, the limit is "
+                                   f"{self.config.max_payload_bytes}", source)
+            return None
+        try:
+            return model.model_validate_json(raw)
+        except ValidationError as exc:
+            await self.reject(raw, "; ".join(describe_validation_error(exc)), source)
+            return None
 
     async def reject(self, raw: bytes, reason: str, source: str) -> None:
         """Keep the bad input and tell the errors topic why; the service carries on."""

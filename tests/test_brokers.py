@@ -7,13 +7,13 @@ import socket
 import uuid
 from pathlib import Path
 
-import aiomqtt
 import pytest
 
 from alertsim import brokers
 from alertsim.brokers import EmbeddedBroker, MosquittoBroker, free_port, parse_broker_url
 from alertsim.errors import BrokerError, InputError
 from alertsim.mqtt import MqttSettings, OutgoingMessage, Protocol, connect, publish
+from tests.helpers import receive
 
 
 def _client_id(name: str) -> str:
@@ -26,17 +26,6 @@ def _accepts(port: int) -> bool:
             return True
     except OSError:
         return False
-
-
-async def _receive(client: aiomqtt.Client, count: int, timeout_s: float = 5.0,
-                   ) -> list[aiomqtt.Message]:
-    received: list[aiomqtt.Message] = []
-    async with asyncio.timeout(timeout_s):
-        async for message in client.messages:
-            received.append(message)
-            if len(received) == count:
-                break
-    return received
 
 
 def test_module_exports() -> None:
@@ -147,7 +136,7 @@ async def test_mosquitto_qos1_and_retained(
                       protocol=protocol)
         await client.subscribe(f"{prefix}/#", qos=1)
         await publish(client, OutgoingMessage(f"{prefix}/live", b"now"), protocol=protocol)
-        received = await _receive(client, 2)
+        received = await receive(client, 2)
     by_topic = {m.topic.value: m for m in received}
     assert by_topic[f"{prefix}/state"].payload == b"kept"
     assert by_topic[f"{prefix}/state"].retain
@@ -176,7 +165,7 @@ async def test_queued_message_survives_mosquitto_restart(
         assert broker.port == port
         async with connect(subscriber) as client:
             # The retained message is also queued for the offline session, so two arrive.
-            received = await _receive(client, 2)
+            received = await receive(client, 2)
     assert {(m.topic.value, m.payload) for m in received} == {
         (f"{prefix}/queued", b"while away"), (f"{prefix}/state", b"kept")}
 
@@ -192,9 +181,9 @@ async def test_embedded_broker_qos1_and_retained(
     late = MqttSettings(url=amqtt_broker.url, client_id=_client_id("sub"), protocol="3.1.1")
     async with connect(late) as client:
         await client.subscribe(f"{prefix}/#", qos=1)
-        retained = await _receive(client, 1)
+        retained = await receive(client, 1)
         await publish(client, OutgoingMessage(f"{prefix}/live", b"now"), protocol="3.1.1")
-        live = await _receive(client, 1)
+        live = await receive(client, 1)
     assert (retained[0].topic.value, retained[0].payload, retained[0].retain) == (
         f"{prefix}/state", b"kept", True)
     assert (live[0].topic.value, live[0].payload, live[0].qos) == (f"{prefix}/live", b"now", 1)

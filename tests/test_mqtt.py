@@ -23,21 +23,11 @@ from alertsim.mqtt import (
     negotiate_protocol,
     publish,
 )
+from tests.helpers import receive
 
 
 def _client_id(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex[:8]}"
-
-
-async def _receive(client: aiomqtt.Client, count: int, timeout_s: float = 5.0,
-                   ) -> list[aiomqtt.Message]:
-    received: list[aiomqtt.Message] = []
-    async with asyncio.timeout(timeout_s):
-        async for message in client.messages:
-            received.append(message)
-            if len(received) == count:
-                break
-    return received
 
 
 def _props(props: Properties | None) -> dict[str, object]:
@@ -160,7 +150,7 @@ async def test_mqtt5_properties_reach_subscriber(mosquitto: MosquittoBroker, pre
     async with connect(settings) as client:
         await client.subscribe(f"{prefix}/#", qos=1)
         await publish(client, message)
-        [received] = await _receive(client, 1)
+        [received] = await receive(client, 1)
     assert received.payload == b"{}"
     props = _props(received.properties)
     assert props["ContentType"] == "application/json"
@@ -178,7 +168,7 @@ async def test_mqtt311_publish_drops_properties(amqtt_broker: EmbeddedBroker,
     async with connect(settings) as client:
         await client.subscribe(f"{prefix}/#", qos=1)
         await publish(client, message, protocol="3.1.1")
-        [received] = await _receive(client, 1)
+        [received] = await receive(client, 1)
     assert (received.payload, received.qos) == (b"{}", 1)
 
 
@@ -213,5 +203,5 @@ async def test_will_is_published_when_connection_is_taken_over(
     watcher = MqttSettings(url=mosquitto.url, client_id=_client_id("watcher"))
     async with connect(watcher) as client:
         await client.subscribe(status, qos=1)
-        [received] = await _receive(client, 1)
+        [received] = await receive(client, 1)
     assert (received.payload, received.retain) == (b"offline", True)
