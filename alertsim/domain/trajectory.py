@@ -227,22 +227,27 @@ def trajectory_of(detection: Detection) -> Trajectory:
     )
 
 
-def _offsets(samples: TrackSamples, width_m: float, side: float) -> FloatArray:
-    """Points width_m to the left (side -1) or right (+1) of every sample, as (lon, lat)."""
-    lons, lats, _ = GEOD.fwd(samples.lons, samples.lats, samples.azimuths + side * 90.0,
-                             np.full(len(samples.lons), width_m), return_back_azimuth=False)
-    return np.column_stack([unwrap_lon_array(np.asarray(lons), float(samples.lons[0])),
-                            np.asarray(lats)])
+def _outline_points(samples: TrackSamples, width_m: float) -> tuple[FloatArray, FloatArray,
+                                                                     FloatArray, FloatArray]:
+    """Left and right offsets of every sample and the two end caps, in one Geod call.
 
-
-def _cap(lon: float, lat: float, azimuth: float, width_m: float, *,
-         ahead: bool, reference: float) -> FloatArray:
-    """Half circle of points around (lon, lat), ahead of or behind the track direction."""
-    start = azimuth + 90.0 if ahead else azimuth - 90.0
-    fan = start - np.linspace(0.0, 180.0, CAP_SEGMENTS + 1)
-    lons, lats, _ = GEOD.fwd(np.full(len(fan), lon), np.full(len(fan), lat), fan,
-                             np.full(len(fan), width_m), return_back_azimuth=False)
-    return np.column_stack([unwrap_lon_array(np.asarray(lons), reference), np.asarray(lats)])
+    behind: half circle round the launch from left[0] to right[0];
+    ahead: half circle past the far end from right[-1] to left[-1].
+    """
+    n = len(samples.lons)
+    fan = np.linspace(0.0, 180.0, CAP_SEGMENTS + 1)
+    first_az, last_az = float(samples.azimuths[0]), float(samples.azimuths[-1])
+    lons = np.concatenate([samples.lons, samples.lons, np.full(fan.size, samples.lons[0]),
+                           np.full(fan.size, samples.lons[-1])])
+    lats = np.concatenate([samples.lats, samples.lats, np.full(fan.size, samples.lats[0]),
+                           np.full(fan.size, samples.lats[-1])])
+    azimuths = np.concatenate([samples.azimuths - 90.0, samples.azimuths + 90.0,
+                               (first_az - 90.0) - fan, (last_az + 90.0) - fan])
+    out_lons, out_lats, _ = GEOD.fwd(lons, lats, azimuths, np.full(lons.size, width_m),
+                                     return_back_azimuth=False)
+    points = np.column_stack([unwrap_lon_array(np.asarray(out_lons), float(samples.lons[0])),
+                              np.asarray(out_lats)])
+    return points[:n], points[n:2 * n], points[2 * n:2 * n + fan.size], points[2 * n + fan.size:]
 
 
 def corridor_of(trajectory: Trajectory, cross_track_km: float,
@@ -255,16 +260,9 @@ def corridor_of(trajectory: Trajectory, cross_track_km: float,
         lines: NDArray[np.object_] = np.asarray(shapely.linestrings(segments), dtype=object)
         nothing = np.empty((0, 2))
         return Corridor(samples, lines, coords, coords, nothing, nothing)
-    width_m = cross_track_km * 1000.0
-    reference = float(samples.lons[0])
-    left = _offsets(samples, width_m, -1.0)
-    right = _offsets(samples, width_m, +1.0)
+    left, right, behind, ahead = _outline_points(samples, cross_track_km * 1000.0)
     quads = np.stack([left[:-1], left[1:], right[1:], right[:-1], left[:-1]], axis=1)
     pieces: NDArray[np.object_] = np.asarray(shapely.polygons(quads), dtype=object)
-    behind = _cap(float(samples.lons[0]), float(samples.lats[0]), float(samples.azimuths[0]),
-                  width_m, ahead=False, reference=reference)
-    ahead = _cap(float(samples.lons[-1]), float(samples.lats[-1]),
-                 float(samples.azimuths[-1]), width_m, ahead=True, reference=reference)
     # The caps fold into the end pieces as one ring each (no polygon union needed):
     # behind runs left[0] -> right[0] round the back, ahead right[-1] -> left[-1].
     if len(pieces) == 1:  # a very short flight: both caps on the one piece
