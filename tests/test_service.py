@@ -186,3 +186,17 @@ async def test_watchers_see_every_outbox_row(atlas: Atlas, store: Store) -> None
     watcher.cancel()
     await asyncio.gather(watcher, return_exceptions=True)
     assert seen == ["alert", "alert", "state", "state", "error"]
+
+
+async def test_resumed_event_timers_still_fire(atlas: Atlas, tmp_path: Path) -> None:
+    """After a restart, a resumed event's overflight windows still end in "passed"."""
+    path = tmp_path / "timers.db"
+    async with await Store.open(path) as first_store:
+        assert await make_service(atlas, first_store).accept_detection(detection_bytes())
+    async with await Store.open(path) as second_store:
+        later = ScaledClock(start=DEFAULT_LAUNCH_TIME + timedelta(minutes=20), speed=1.0)
+        second = Service(atlas=atlas, store=second_store, config=ServiceConfig(), clock=later)
+        assert await second.resume() == 1
+        assert await second.tick() == 2
+        stages = [row.stage for row in await second_store.outbox(kind="alert")]
+        assert stages == ["shelter", "shelter", "passed", "passed"]

@@ -197,3 +197,23 @@ async def test_outbox_with_broker_stopped(atlas: Atlas, broker: MosquittoBroker,
             seen[alert.identifier] = seen.get(alert.identifier, 0) + 1
     assert len(seen) == 4
     assert set(seen.values()) == {1}
+
+
+async def test_mqtt5_properties_on_alerts(broker: MosquittoBroker,
+                                          running: tuple[Service, Store]) -> None:
+    """Under MQTT 5 an alert carries expiry, content type and identifier/msgType/stage."""
+    async with aiomqtt.Client("127.0.0.1", broker.port,
+                              protocol=aiomqtt.ProtocolVersion.V5) as client:
+        await client.subscribe("alertsim/v1/exercise/alerts/#", qos=1)
+        d = make_detection((40.6, 126.4), (34.33, 178.57), 30, 100, event_id="props-1")
+        await client.publish(topics.DETECTIONS, d.model_dump_json(), qos=1)
+        async with asyncio.timeout(10):
+            message = await anext(aiter(client.messages))
+    assert isinstance(message.payload, bytes)
+    alert = Alert.model_validate_json(message.payload)
+    props = message.properties
+    assert props is not None
+    assert props.ContentType == "application/json"
+    assert props.MessageExpiryInterval >= 60
+    assert dict(props.UserProperty) == {"kind": "alert", "identifier": alert.identifier,
+                                        "msgType": "Alert", "stage": "shelter"}
