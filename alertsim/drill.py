@@ -17,7 +17,7 @@ import json
 import sys
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -27,7 +27,7 @@ from alertsim import topics
 from alertsim.brokers import EmbeddedBroker
 from alertsim.clock import ScaledClock, real_now
 from alertsim.data import load_atlas
-from alertsim.domain.timeline import Engine, OperatorAction, simulate
+from alertsim.domain.timeline import simulate
 from alertsim.fleet import Fleet, plan_receivers
 from alertsim.mqtt import MqttSettings, OutgoingMessage, connect, negotiate_protocol, publish
 from alertsim.mqtt import Protocol as MqttProtocol
@@ -112,15 +112,10 @@ def dry_run(scenario_path: Path, out: TextIO | None = None) -> bool:
     """Play the scenario on a virtual clock with no broker; print and check what it sends."""
     out = out or sys.stdout
     scenario = load_scenario(scenario_path)
-    engine = Engine(atlas=load_atlas(), policy=scenario.policy,
-                    status="Exercise" if scenario.status == "exercise" else "Test",
-                    sender="alertsim@simulator.invalid", close_after=timedelta(minutes=10),
-                    events={})
-    inputs = [(scenario.time_of(e), OperatorAction(e.action, e.event_id)
-               if isinstance(e, ActionEntry) else e.detection) for e in scenario.timeline]
+    engine = ServiceConfig(status=scenario.status, policy=scenario.policy).engine(load_atlas())
     got: dict[str, list[str]] = {}
     print(f"dry run of {scenario_path}: {scenario.title}", file=out)
-    for sent in simulate(inputs, engine, nonce="dryrun"):
+    for sent in simulate(scenario.timeline_inputs(), engine, nonce="dryrun"):
         a = sent.alert
         place = a.prefecture or "national"
         got.setdefault(place, []).append(a.stage)

@@ -36,6 +36,7 @@ from yaml.constructor import ConstructorError
 from alertsim.domain.detection import PREDICTION_TAGS, Detection, EventId
 from alertsim.domain.messages import refuse_actual
 from alertsim.domain.model import Frozen, JisCode
+from alertsim.domain.timeline import OperatorAction, TimelineInput
 from alertsim.domain.warnings import DEFAULT_POLICY, PolicyName
 from alertsim.errors import ScenarioError
 
@@ -222,6 +223,11 @@ class Scenario(Frozen):
     def time_of(self, entry: DetectionEntry | ActionEntry) -> datetime:
         """The entry's moment on the scenario clock."""
         return self.start + timedelta(seconds=entry.at)
+
+    def timeline_inputs(self) -> list[tuple[datetime, TimelineInput]]:
+        """The timeline as timed engine inputs: detections and operator actions."""
+        return [(self.time_of(e), OperatorAction(e.action, e.event_id)
+                 if isinstance(e, ActionEntry) else e.detection) for e in self.timeline]
 
     def detections(self) -> tuple[DetectionEntry, ...]:
         return tuple(e for e in self.timeline if isinstance(e, DetectionEntry))

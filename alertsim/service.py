@@ -81,7 +81,12 @@ class ServiceConfig:
 
     @property
     def alert_status(self) -> AlertStatus:
-        return "Exercise" if self.status == "exercise" else "Test"
+        return topics.alert_status(self.status)
+
+    def engine(self, atlas: Atlas) -> Engine:
+        """The pure decision and lifecycle engine this configuration runs."""
+        return Engine(atlas=atlas, policy=self.policy, status=self.alert_status,
+                      sender=self.sender, close_after=self.close_after, events={})
 
 
 class Service:
@@ -90,8 +95,7 @@ class Service:
         self.store = store
         self.config = config
         self.clock = clock
-        self.engine = Engine(atlas=atlas, policy=config.policy, status=config.alert_status,
-                             sender=config.sender, close_after=config.close_after, events={})
+        self.engine = config.engine(atlas)
         self._lock = asyncio.Lock()
         self.outbox_changed = asyncio.Event()
         self._timeline_changed = asyncio.Event()

@@ -21,10 +21,10 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal, TextIO
+from typing import Literal, TextIO, TypeVar
 
 import aiomqtt
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from alertsim import topics
 from alertsim.domain.messages import Alert, PrefectureState, Receipt
@@ -62,6 +62,8 @@ _CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")  # the Receipt model's client
 # Under MQTT 5 the broker keeps a persistent receiver's session (subscriptions and queued
 # QoS 1 alerts) this long after it disconnects.
 SESSION_EXPIRY_S = 24 * 3600
+
+Parsed = TypeVar("Parsed", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -229,15 +231,21 @@ class Receiver:
         else:
             await self._handle_alert(topic, payload, received_at, receipts)
 
+    def _parsed(self, model: type[Parsed], payload: bytes, topic: str) -> Parsed | None:
+        """The payload as `model`, or None after logging why it was rejected."""
+        try:
+            return model.model_validate_json(payload)
+        except ValidationError as exc:
+            log.warning("receiver.rejected", client_id=self.client_id, topic=topic,
+                        problems=describe_validation_error(exc))
+            return None
+
     async def _handle_state(self, topic: str, payload: bytes) -> None:
         code = topic.removeprefix(self._state_prefix)
         state: PrefectureState | None = None
         if payload:
-            try:
-                state = PrefectureState.model_validate_json(payload)
-            except ValidationError as exc:
-                log.warning("receiver.rejected", client_id=self.client_id, topic=topic,
-                            problems=describe_validation_error(exc))
+            state = self._parsed(PrefectureState, payload, topic)
+            if state is None:
                 return
         self.states[code] = state
         if self.on_state is not None:
@@ -245,11 +253,8 @@ class Receiver:
 
     async def _handle_alert(self, topic: str, payload: bytes, received_at: datetime,
                             receipts: asyncio.Queue[Receipt]) -> None:
-        try:
-            alert = Alert.model_validate_json(payload)
-        except ValidationError as exc:
-            log.warning("receiver.rejected", client_id=self.client_id, topic=topic,
-                        problems=describe_validation_error(exc))
+        alert = self._parsed(Alert, payload, topic)
+        if alert is None:
             return
         duplicate = alert.identifier in self._seen
         self._seen.add(alert.identifier)

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from alertsim.domain.messages import AlertStatus
+
 ROOT = "alertsim/v1"
 DETECTIONS = f"{ROOT}/detections"
 OPERATOR = f"{ROOT}/operator"
@@ -42,9 +44,6 @@ def client_of_receipt(topic: str) -> str:
     return topic.rsplit("/", 1)[-1]
 
 
-def topic_status(alert_status: str) -> TopicStatus:
-    """CAP status (Exercise/Test) to its topic segment."""
-    lowered = alert_status.lower()
-    if lowered not in ("exercise", "test"):
-        raise ValueError(f"no topic for status {alert_status!r}")
-    return "exercise" if lowered == "exercise" else "test"
+def alert_status(status: TopicStatus) -> AlertStatus:
+    """The CAP status (Exercise/Test) of a topic status segment (exercise/test)."""
+    return "Exercise" if status == "exercise" else "Test"

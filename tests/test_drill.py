@@ -161,3 +161,33 @@ def test_dry_run_fails_when_expectations_do_not_fit(
         '"47": [shelter, passed, cancel]', '"47": [shelter, cancel]'), "utf-8")
     assert main(["drill", str(changed), "--dry-run"]) == 1
     assert "expectations: NOT met" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["report", "/nonexistent/alertsim.db"], "no such SQLite record"),
+    (["replay", "/nonexistent/alertsim.db", "--event", "x"], "no such SQLite record"),
+    (["subscribe", "--prefecture", "48"], "not a prefecture code 01..47"),
+    (["replay", "x.db", "--event", "x", "--speed", "-1"], "must be a positive number"),
+])
+def test_other_commands_refuse_bad_input(argv: list[str], message: str,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """report, replay and subscribe answer bad input with exit 2 and a specific message."""
+    try:
+        code = main(argv)
+    except SystemExit as exit_info:
+        code = exit_info.code  # type: ignore[assignment]
+    assert code == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+
+
+async def test_replay_unknown_event_is_refused(tmp_path: Path) -> None:
+    """Replaying an event the record does not hold is an InputError naming --event."""
+    from alertsim.errors import InputError
+
+    db = tmp_path / "empty.db"
+    async with await Store.open(db):
+        pass
+    with pytest.raises(InputError, match="no alerts recorded for event 'nope'"):
+        await replay(db, "nope", url="mqtt://127.0.0.1:1", out=io.StringIO())

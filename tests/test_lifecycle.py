@@ -12,9 +12,9 @@ from alertsim.domain import lifecycle
 from alertsim.domain.lifecycle import EventState
 from alertsim.domain.messages import Alert
 from alertsim.domain.prefectures import Atlas
-from alertsim.domain.timeline import Engine, OperatorAction, Sent, simulate
+from alertsim.domain.timeline import Engine, Sent, simulate
 from alertsim.domain.warnings import decide
-from alertsim.scenarios import ActionEntry, Scenario, load_scenario
+from alertsim.scenarios import Scenario, load_scenario
 from alertsim.testing import DEFAULT_LAUNCH_TIME, make_detection
 
 SCENARIOS = sorted((Path(__file__).resolve().parent.parent / "scenarios").glob("*.yaml"))
@@ -27,10 +27,7 @@ def engine(atlas: Atlas, policy: str = "prefecture") -> Engine:
 
 
 def run_scenario(scenario: Scenario, atlas: Atlas) -> list[Sent]:
-    inputs = [(scenario.time_of(e), OperatorAction(e.action, e.event_id)
-               if isinstance(e, ActionEntry) else e.detection) for e in scenario.timeline]
-    eng = engine(atlas, scenario.policy)
-    return list(simulate(inputs, eng, nonce="t"))
+    return list(simulate(scenario.timeline_inputs(), engine(atlas, scenario.policy), nonce="t"))
 
 
 def stages_by_place(sent: list[Sent]) -> dict[str, list[str]]:

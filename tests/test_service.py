@@ -200,3 +200,18 @@ async def test_resumed_event_timers_still_fire(atlas: Atlas, tmp_path: Path) -> 
         assert await second.tick() == 2
         stages = [row.stage for row in await second_store.outbox(kind="alert")]
         assert stages == ["shelter", "shelter", "passed", "passed"]
+
+
+async def test_bad_receipt_is_rejected(atlas: Atlas, store: Store) -> None:
+    """A malformed receipt is kept as a rejected row with the field named; good ones record."""
+    service = make_service(atlas, store)
+    assert not await service.accept_receipt(b'{"client_id": "rx 1", "identifier": "a"}',
+                                            source="alertsim/v1/receipts/rx")
+    assert await service.accept_receipt(
+        b'{"client_id": "rx-1", "identifier": "a", "received_at": "2023-11-21T13:46:00Z"}',
+        source="alertsim/v1/receipts/rx-1")
+    reasons = [r.reason for r in await store.rejected()]
+    assert len(reasons) == 1
+    assert "client_id: String should match pattern" in reasons[0]
+    assert "received_at: Field required" in reasons[0]
+    assert [r.client_id for r in await store.receipts()] == ["rx-1"]
