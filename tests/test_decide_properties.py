@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
+import shapely
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from pyproj import Geod
@@ -12,7 +13,8 @@ from shapely.geometry import Point
 
 from alertsim.domain.detection import Detection
 from alertsim.domain.prefectures import Atlas
-from alertsim.domain.warnings import Decision, decide
+from alertsim.domain.trajectory import Corridor, corridor_of, trajectory_of
+from alertsim.domain.warnings import Decision, decide, first_and_last_hits
 from alertsim.testing import make_detection
 
 GEOD = Geod(ellps="WGS84")
@@ -102,3 +104,25 @@ def test_adjacent_policy_is_a_superset(atlas: Atlas, launch: tuple[float, float]
     wide = set(decide(d, atlas, policy="prefecture+adjacent", now=NOW).shelter)
     neighbours = {n for code in base for n in atlas.by_code[code].neighbours}
     assert base <= wide <= base | neighbours
+
+
+def exhaustive_spans(corridor: Corridor, atlas: Atlas) -> dict[int, tuple[int, int]]:
+    """First and last piece touching each prefecture, by testing every pair: the slow truth."""
+    spans: dict[int, tuple[int, int]] = {}
+    for index, pref in enumerate(atlas.prefectures):
+        touching = [i for i, piece in enumerate(corridor.pieces)
+                    if shapely.intersects(pref.territory, piece)]
+        if touching:
+            spans[index] = (touching[0], touching[-1])
+    return spans
+
+
+@FAST
+@given(launches, impacts, widths, lengths)
+def test_first_and_last_hits_match_an_exhaustive_search(
+        atlas: Atlas, launch: tuple[float, float], impact: tuple[float, float], cross: float,
+        along: float) -> None:
+    """The indexed, early-stopping search finds the same first/last pieces as testing all."""
+    trajectory = trajectory_of(detection(launch, impact, cross, along))
+    corridor = corridor_of(trajectory, cross, along)
+    assert first_and_last_hits(corridor, atlas) == exhaustive_spans(corridor, atlas)

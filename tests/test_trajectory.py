@@ -11,6 +11,7 @@ from pyproj import Geod
 
 from alertsim.domain.trajectory import (
     BOOST_MAX_S,
+    STEP_KM,
     corridor_of,
     default_apogee_km,
     trajectory_of,
@@ -118,3 +119,19 @@ def test_thinner_than_a_metre_is_the_line() -> None:
     """A corridor under 1 m wide is treated as the track line, not degenerate polygons."""
     corridor = corridor_of(sohae_trajectory(), 1e-290, 1e-290)
     assert all(p.geom_type == "LineString" for p in corridor.pieces)
+
+
+@pytest.mark.parametrize(("along", "expect_split"), [(100.0, True), (0.0, True),  # the impact
+                                                     (10_000.0, False)])
+def test_samples_break_where_the_impact_area_begins(along: float, expect_split: bool) -> None:
+    """The start of the impact area is a sample, so no piece straddles it; steps stay short."""
+    t = sohae_trajectory()
+    split = t.range_km - along
+    samples = t.sample(extra_km=along, split_at_km=split)
+    d = samples.distances_km
+    assert d[0] == 0
+    assert d[-1] == pytest.approx(t.range_km + along)
+    assert np.all(np.diff(d) > 0)
+    assert np.max(np.diff(d)) <= STEP_KM + 1e-9
+    assert (split in d) is expect_split
+    assert t.range_km in d

@@ -125,16 +125,17 @@ class Atlas:
         """(geometry index, territory part index, prefecture index) of likely contacts.
 
         Envelopes overlap and the geometry touches the part's convex hull: a superset of
-        the exact contacts, which `part_touches` then decides.
+        the exact contacts, which `parts_touch` then decides.
         """
         geom_idx, part_idx = self.territory_index.query(geoms)
         near = shapely.intersects(self._territory_hulls[part_idx], geoms[geom_idx])
         geom_idx, part_idx = geom_idx[near], part_idx[near]
         return geom_idx, part_idx, self.territory_owner[part_idx]
 
-    def part_touches(self, part: int, geom: shapely.Geometry) -> bool:
-        """Exact test, with the (prepared, large) territory part as the first argument."""
-        return bool(self._territory_parts[part].intersects(geom))
+    def parts_touch(self, parts: NDArray[np.intp],
+                    geoms: NDArray[np.object_]) -> NDArray[np.bool_]:
+        """Exact tests, pairwise, with the (prepared, large) territory parts first."""
+        return np.asarray(shapely.intersects(self._territory_parts[parts], geoms), dtype=bool)
 
     def land_at(self, lon: float, lat: float) -> Prefecture | None:
         hits = self._land_index.query(Point(lon, lat), predicate="intersects")

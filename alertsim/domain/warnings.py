@@ -14,11 +14,14 @@ Policies are named rules applied to those direct hits:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
 import numpy as np
+from numpy.typing import NDArray
 from pydantic import AwareDatetime
 
 from alertsim.domain.detection import Detection, ObjectKind, Outcome
@@ -26,6 +29,9 @@ from alertsim.domain.model import JST, Frozen, JisCode, Latitude
 from alertsim.domain.prefectures import Atlas, Prefecture
 from alertsim.domain.seas import SeaArea, sea_area_at
 from alertsim.domain.trajectory import Corridor, Trajectory, corridor_of, trajectory_of
+
+IntArray = NDArray[np.intp]
+BoolArray = NDArray[np.bool_]
 
 PolicyName = Literal["prefecture", "prefecture+adjacent"]
 DEFAULT_POLICY: PolicyName = "prefecture"
@@ -88,17 +94,55 @@ def _jst(moment: datetime) -> datetime:
     return (moment + timedelta(microseconds=500_000)).replace(microsecond=0).astimezone(JST)
 
 
-def _warned(pref: Prefecture, reason: Reason, start: datetime, end: datetime,
-            via: tuple[str, ...] = ()) -> WarnedPrefecture:
-    # model_construct: every value here comes from the atlas and our own arithmetic, so
-    # validation would only cost time (tens of prefectures per decision at worst).
-    return WarnedPrefecture.model_construct(
-        code=pref.code, iso=pref.iso, name_ja=pref.name_ja, name_en=pref.name_en,
-        reason=reason, window=Window.model_construct(start=_jst(start), end=_jst(end)),
-        via=via)
+@dataclass(frozen=True)
+class _Hit:
+    """A warned prefecture while deciding; times are seconds after launch."""
+
+    pref: Prefecture
+    reason: Reason
+    start_s: float
+    end_s: float
+    via: tuple[str, ...] = ()
 
 
-def _first_hits(corridor: Corridor, atlas: Atlas) -> dict[int, tuple[int, int]]:
+class _Clock:
+    """Seconds after launch -> JST datetimes rounded to the second, cheaply.
+
+    The launch instant is split once into a whole JST second and a fraction, so each
+    window edge costs one timedelta instead of a rounding and a time-zone conversion.
+    """
+
+    def __init__(self, launch_time: datetime) -> None:
+        local = launch_time.astimezone(JST)
+        self._whole = local.replace(microsecond=0)
+        self._fraction = local.microsecond / 1e6
+
+    def at(self, seconds: float) -> datetime:
+        return self._whole + timedelta(seconds=math.floor(seconds + self._fraction + 0.5))
+
+
+def _scan(hit: Callable[[IntArray], BoolArray], cursor: IntArray, stop: IntArray,
+          step: int) -> IntArray:
+    """For every group at once, the first candidate from `cursor` (moving by `step`,
+    before `stop`) that `hit` accepts; -1 where none does.
+
+    Each round makes one vectorised exact test over the groups still searching, so the
+    Python overhead is per round, not per test. Groups usually stop at their first
+    candidate, so a decision takes a handful of rounds.
+    """
+    found = np.full(len(cursor), -1, dtype=np.intp)
+    cursor = cursor.copy()
+    active = np.flatnonzero(cursor != stop)
+    while len(active):
+        hits = hit(cursor[active])
+        found[active[hits]] = cursor[active[hits]]
+        misses = active[~hits]
+        cursor[misses] += step
+        active = misses[cursor[misses] != stop[misses]]
+    return found
+
+
+def first_and_last_hits(corridor: Corridor, atlas: Atlas) -> dict[int, tuple[int, int]]:
     """Per prefecture index, the first and last corridor piece touching its territory.
 
     Envelopes give candidate (piece, territory part) pairs in one vectorised query. Per
@@ -111,52 +155,51 @@ def _first_hits(corridor: Corridor, atlas: Atlas) -> dict[int, tuple[int, int]]:
         return {}
     order = np.lexsort((piece_idx, owners))
     piece_idx, part_idx, owners = piece_idx[order], part_idx[order], owners[order]
-    cuts = np.flatnonzero(np.diff(owners)) + 1
-    spans: dict[int, tuple[int, int]] = {}
-    for lo, hi in zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [len(owners)]]),
-                      strict=True):
-        first = next((int(piece_idx[k]) for k in range(lo, hi)
-                      if atlas.part_touches(int(part_idx[k]), corridor.pieces[piece_idx[k]])),
-                     None)
-        if first is None:
-            continue
-        last = next((int(piece_idx[k]) for k in range(hi - 1, lo - 1, -1)
-                     if piece_idx[k] <= first
-                     or atlas.part_touches(int(part_idx[k]), corridor.pieces[piece_idx[k]])),
-                    first)
-        spans[int(owners[lo])] = (first, max(first, last))
-    return spans
+    starts = np.flatnonzero(np.diff(owners, prepend=-1))
+    ends = np.append(starts[1:], len(owners))
+
+    def touches(pairs: IntArray) -> BoolArray:
+        return atlas.parts_touch(part_idx[pairs], corridor.pieces[piece_idx[pairs]])
+
+    first = _scan(touches, starts, ends, 1)
+    warned = first >= 0
+    starts, ends, first = starts[warned], ends[warned], first[warned]
+    # From the far end back to the first hit: the first hit itself is the fallback.
+    last = _scan(touches, ends - 1, first, -1)
+    last = np.where(last >= 0, last, first)
+    return {int(owners[s]): (int(piece_idx[f]), int(piece_idx[lt]))
+            for s, f, lt in zip(starts, first, last, strict=True)}
 
 
 def direct_hits(trajectory: Trajectory, corridor: Corridor, atlas: Atlas,
-                along_track_km: float) -> list[WarnedPrefecture]:
+                along_track_km: float) -> list[_Hit]:
     """Prefectures whose territory the corridor touches, with reason and window."""
     impact_zone_from_km = trajectory.range_km - along_track_km
-    hits: list[WarnedPrefecture] = []
-    for owner, (first, last) in sorted(_first_hits(corridor, atlas).items()):
-        near_impact = bool(corridor.end_distances_km[last] >= impact_zone_from_km)
-        start = trajectory.launch_time + timedelta(seconds=float(corridor.starts_s[first]))
-        end = trajectory.launch_time + timedelta(seconds=float(corridor.ends_s[last]))
-        hits.append(_warned(atlas.prefectures[owner],
-                            "impact_area" if near_impact else "overflight", start, end))
+    hits: list[_Hit] = []
+    for owner, (first, last) in sorted(first_and_last_hits(corridor, atlas).items()):
+        # Pieces break at the start of the impact area, so a piece ending there is outside
+        # it; the piece reaching the impact itself is always inside (along_track_km 0).
+        reach = float(corridor.end_distances_km[last])
+        near_impact = reach > impact_zone_from_km or reach >= trajectory.range_km
+        hits.append(_Hit(atlas.prefectures[owner], "impact_area" if near_impact else "overflight",
+                         float(corridor.starts_s[first]), float(corridor.ends_s[last])))
     return hits
 
 
-def _adjacent(hits: list[WarnedPrefecture], atlas: Atlas) -> list[WarnedPrefecture]:
-    direct = {h.code: h for h in hits}
-    added: list[WarnedPrefecture] = []
+def _adjacent(hits: list[_Hit], atlas: Atlas) -> list[_Hit]:
+    direct = {h.pref.code: h for h in hits}
+    added: list[_Hit] = []
     for pref in atlas.prefectures:
         if pref.code in direct:
             continue
         via = tuple(sorted(code for code in pref.neighbours if code in direct))
         if via:
-            start = min(direct[c].window.start for c in via)
-            end = max(direct[c].window.end for c in via)
-            added.append(_warned(pref, "adjacent", start, end, via))
+            added.append(_Hit(pref, "adjacent", min(direct[c].start_s for c in via),
+                              max(direct[c].end_s for c in via), via))
     return hits + added
 
 
-POLICIES: Mapping[PolicyName, Callable[[list[WarnedPrefecture], Atlas], list[WarnedPrefecture]]] = {
+POLICIES: Mapping[PolicyName, Callable[[list[_Hit], Atlas], list[_Hit]]] = {
     "prefecture": lambda hits, _atlas: hits,
     "prefecture+adjacent": _adjacent,
 }
@@ -193,18 +236,23 @@ def decide(detection: Detection, atlas: Atlas, *, policy: PolicyName = DEFAULT_P
     corridor = corridor_of(trajectory, detection.uncertainty.cross_track_km,
                            detection.uncertainty.along_track_km)
     hits = direct_hits(trajectory, corridor, atlas, detection.uncertainty.along_track_km)
-    warned = sorted(POLICIES[policy](hits, atlas), key=lambda w: w.code)
-    return Decision(
-        event_id=detection.event_id,
-        sequence=detection.sequence,
-        object=detection.object,
-        outcome=detection.outcome,
-        policy=policy,
-        decided_at=_jst(now),
-        launch_time=_jst(detection.launch.time),
-        range_km=round(trajectory.range_km, 1),
-        flight_time_s=trajectory.flight_s,
-        shelter=tuple(w.code for w in warned),
-        prefectures=tuple(warned),
-        impact=classify_impact(trajectory, atlas),
-    )
+    warned = sorted(POLICIES[policy](hits, atlas), key=lambda h: h.pref.code)
+    clock = _Clock(trajectory.launch_time)
+    # One validation of the whole decision: cheaper than building each part as a model.
+    return Decision.model_validate({
+        "event_id": detection.event_id,
+        "sequence": detection.sequence,
+        "object": detection.object,
+        "outcome": detection.outcome,
+        "policy": policy,
+        "decided_at": _jst(now),
+        "launch_time": _jst(detection.launch.time),
+        "range_km": round(trajectory.range_km, 1),
+        "flight_time_s": trajectory.flight_s,
+        "shelter": [h.pref.code for h in warned],
+        "prefectures": [{"code": h.pref.code, "iso": h.pref.iso, "name_ja": h.pref.name_ja,
+                         "name_en": h.pref.name_en, "reason": h.reason, "via": h.via,
+                         "window": {"start": clock.at(h.start_s), "end": clock.at(h.end_s)}}
+                        for h in warned],
+        "impact": classify_impact(trajectory, atlas),
+    })
