@@ -5,13 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+import shapely
 from pyproj import Geod
-from shapely.geometry import MultiPolygon, Point
+from shapely.geometry import Point
+from shapely.ops import nearest_points
 
-from alertsim.domain.prefectures import Atlas, Prefecture
+from alertsim.domain.prefectures import Atlas
+from alertsim.domain.trajectory import corridor_of, trajectory_of
 from alertsim.domain.warnings import Decision, PolicyName, decide
 from alertsim.testing import make_detection
 
+GEOD = Geod(ellps="WGS84")
 NOW = datetime(2023, 11, 21, 13, 50, tzinfo=UTC)
 SOHAE = (39.660, 124.705)
 SUNAN = (39.224, 125.670)
@@ -81,32 +85,46 @@ def test_sendai_impact_on_land(atlas: Atlas) -> None:
     assert {p.code: p.reason for p in decision.prefectures}["06"] == "overflight"
 
 
-def without_island(atlas: Atlas, code: str, near: tuple[float, float]) -> Atlas:
-    """The atlas with the land part of `code` nearest to (lon, lat) removed, sea included."""
-    pref = atlas.by_code[code]
-    point = Point(near)
-    keep = MultiPolygon([g for g in pref.land.geoms if g.distance(point) > 0.1])
-    territory = MultiPolygon([g for g in pref.territory.geoms if g.distance(point) > 0.3])
-    changed = Prefecture(**{**pref.__dict__, "land": keep, "territory": territory})
-    return atlas.with_prefectures([p if p.code != code else changed for p in atlas.prefectures])
+OKUSHIRI = Point(139.47, 42.15)
+OSHIMA_OSHIMA = Point(139.36, 41.51)
+OSHIMA_PENINSULA = Point(140.3, 41.9)  # on Hokkaido's main island
+LOFTED_WEST_OF_OSHIMA = ((39.2, 125.7), (41.7, 138.3))
+
+
+def distance_km(a: shapely.Geometry, b: shapely.Geometry) -> float:
+    """Geodesic length of the shortest lon/lat segment between two shapes (close enough
+    to their geodesic distance at these scales for the margins below)."""
+    pa, pb = nearest_points(a, b)
+    return float(GEOD.inv(pa.x, pa.y, pb.x, pb.y)[2]) / 1000
 
 
 def test_lofted_west_of_oshima_reaches_okushiri(atlas: Atlas) -> None:
-    """39.2,125.7 -> 41.7,138.3 (30/100) warns Hokkaido: the corridor reaches Okushiri.
+    """39.2,125.7 -> 41.7,138.3 (30/100) warns Hokkaido: the corridor covers part of Okushiri.
 
-    The issue expects nobody here. Measured: the predicted impact is 88.6 km from
-    Hokkaido's land (Okushiri island), and the 100 km along-track extension, whose end is
-    22.5 km from Okushiri's coast, buffered by the 30 km cross-track half-width, enters
-    Okushiri's 22.2 km territorial sea. Removing Okushiri gives the expected "nobody".
+    The issue expects nobody here. Measured: the predicted impact is 101.8 km from
+    Okushiri (about 2,300 inhabitants) and 88.6 km from Oshima-Oshima, both Hokkaido. The
+    track, extended 100 km past the impact toward Okushiri and buffered by the 30 km
+    cross-track half-width, covers the island's southern tip (its land, not only its sea)
+    and comes well inside the 22.2 km territorial sea of Oshima-Oshima and of the Oshima
+    peninsula itself. Any one of the three warns Hokkaido.
     """
-    decision = run(atlas, (39.2, 125.7), (41.7, 138.3), 30, 100)
+    launch, impact = LOFTED_WEST_OF_OSHIMA
+    decision = run(atlas, launch, impact, 30, 100)
     assert decision.shelter == ("01",)
     assert decision.prefectures[0].reason == "impact_area"
     assert decision.impact.classification == "eez"
-    no_okushiri = without_island(atlas, "01", (139.47, 42.15))
-    assert run(no_okushiri, (39.2, 125.7), (41.7, 138.3), 30, 100).shelter == ()
-    # With a narrower uncertainty the same flight warns nobody either.
-    assert run(atlas, (39.2, 125.7), (41.7, 138.3), 30, 40).shelter == ()
+    corridor = corridor_of(trajectory_of(make_detection(launch, impact, 30, 100)), 30, 100)
+    outline = corridor.outline()
+    hokkaido = atlas.by_code["01"].land.geoms
+
+    def island(at: Point) -> shapely.Geometry:
+        return next(g for g in hokkaido if g.contains(at))
+
+    assert outline.intersects(island(OKUSHIRI))
+    assert distance_km(outline, island(OSHIMA_OSHIMA)) < 22.224 - 10
+    assert distance_km(outline, island(OSHIMA_PENINSULA)) < 22.224 - 2
+    # With a shorter along-track uncertainty the same flight warns nobody.
+    assert run(atlas, launch, impact, 30, 40).shelter == ()
 
 
 def test_no_territory_no_warning_even_in_eez(atlas: Atlas) -> None:
