@@ -6,11 +6,14 @@ Run through `scripts/build-prefectures`. Steps, each reproducible:
 3. Repair self-intersecting shapes with shapely.make_valid and keep only polygons.
 4. Simplify each prefecture to SIMPLIFY_DEG (the source is quantised to 1/1024 degree,
    about 100 m, so a 0.001-degree tolerance loses nothing the source had).
-5. Derive, per prefecture, its territory: its land plus the water within 12 nautical
-   miles (22.224 km) of it, that is the buffered land minus every other prefecture's land
-   (a buffer must not spill over a land border). For Japan as a whole, derive the
-   200-nautical-mile EEZ approximation. Every polygon part is buffered in an azimuthal
-   equidistant projection centred on that part.
+5. Derive, per prefecture, its territory: its land plus its territorial sea, the water
+   within 12 nautical miles (22.224 km) of its own coast. The coast is the part of its
+   outline that is not a land border (farther than SEAM_DEG from other prefectures'
+   land), so a landlocked prefecture has no sea, and no prefecture gets a bay behind a
+   neighbour's land. Water is what no prefecture's land covers, less the thin seams
+   between neighbouring outlines. For Japan as a whole, derive the 200-nautical-mile
+   EEZ approximation. Every island (and its coast) is buffered in an azimuthal
+   equidistant projection centred on that island.
 6. Derive land adjacency: two prefectures are neighbours when their land lies within
    ADJACENT_M metres of each other (straits such as Kanmon, about 600 m, stay apart).
 7. Write compact GeoJSON (coordinates rounded to ROUND_DIGITS) with the metadata table.
@@ -42,6 +45,9 @@ EEZ_SIMPLIFY_DEG = 0.01
 TERRITORIAL_SEA_M = 22_224.0
 EEZ_M = 370_400.0
 ADJACENT_M = 250.0
+# Neighbouring outlines, simplified apart, leave seams up to a few hundred metres wide;
+# outline closer than this to other land is a land border, not coast.
+SEAM_DEG = 0.003
 ROUND_DIGITS = 4
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "alertsim" / "data"
@@ -112,13 +118,14 @@ def polygons_only(geom: shapely.Geometry) -> MultiPolygon:
     return MultiPolygon(polys)
 
 
-def aeqd_buffer(polygon: Polygon, distance_m: float) -> shapely.Geometry:
-    """Buffer a lon/lat polygon by metres in a projection centred on the polygon itself."""
-    centre = polygon.centroid
+def aeqd_buffer(geom: shapely.Geometry, distance_m: float,
+                centre: shapely.Point | None = None) -> shapely.Geometry:
+    """Buffer a lon/lat shape by metres in a projection centred on it (or on `centre`)."""
+    centre = centre if centre is not None else geom.centroid
     pipeline = ("+proj=pipeline +step +proj=unitconvert +xy_in=deg +xy_out=rad "
                 f"+step +proj=aeqd +lat_0={centre.y} +lon_0={centre.x} +ellps=WGS84")
     to_plane = Transformer.from_pipeline(pipeline)
-    planar = shapely.transform(polygon, to_plane.transform, interleaved=False)
+    planar = shapely.transform(geom, to_plane.transform, interleaved=False)
     buffered = planar.buffer(distance_m, quad_segs=8)
     return shapely.transform(
         buffered, lambda x, y: to_plane.transform(x, y, direction="INVERSE"), interleaved=False)
@@ -127,6 +134,26 @@ def aeqd_buffer(polygon: Polygon, distance_m: float) -> shapely.Geometry:
 def buffer_land(land: MultiPolygon, distance_m: float, tolerance_deg: float) -> MultiPolygon:
     pieces = [aeqd_buffer(p, distance_m) for p in land.geoms]
     return polygons_only(unary_union(pieces).simplify(tolerance_deg))
+
+
+def territorial_sea(own: MultiPolygon, other_land: shapely.Geometry,
+                    all_land: shapely.Geometry) -> MultiPolygon:
+    """The water within TERRITORIAL_SEA_M of a prefecture's own coast.
+
+    `other_land`: every other prefecture's land; `all_land`: all of it, own included.
+    """
+    borders = other_land.buffer(SEAM_DEG)
+    belts = []
+    for island in own.geoms:
+        coast = island.boundary.difference(borders)
+        if not coast.is_empty:
+            belts.append(aeqd_buffer(coast, TERRITORIAL_SEA_M, centre=island.centroid))
+    if not belts:
+        return MultiPolygon()
+    sea = polygons_only(unary_union(belts).simplify(TERRITORY_SIMPLIFY_DEG).difference(all_land))
+    # The seams between neighbouring outlines, simplified apart, come out as thin strips
+    # of "water": drop every part that is narrower than SEAM_DEG throughout.
+    return MultiPolygon([p for p in sea.geoms if not p.buffer(-SEAM_DEG / 2).is_empty])
 
 
 def land_distance_m(a: MultiPolygon, b: MultiPolygon) -> float:
@@ -167,12 +194,12 @@ def build(package_dir: Path | None) -> None:
                 neighbours[a].append(b)
                 neighbours[b].append(a)
 
+    all_land = unary_union([land[c] for c in codes])
     territory = {}
     for code in codes:
         others = unary_union([land[c] for c in codes if c != code])
-        buffered = buffer_land(land[code], TERRITORIAL_SEA_M, TERRITORY_SIMPLIFY_DEG)
-        territory[code] = polygons_only(
-            unary_union([land[code], buffered.difference(others)]).simplify(SIMPLIFY_DEG))
+        sea = territorial_sea(land[code], others, all_land)
+        territory[code] = polygons_only(unary_union([land[code], sea]).simplify(SIMPLIFY_DEG))
     features = []
     for row in table:
         code = row["code"]
@@ -201,7 +228,9 @@ def build(package_dir: Path | None) -> None:
         "parameters": {
             "simplify_deg": SIMPLIFY_DEG, "territory_simplify_deg": TERRITORY_SIMPLIFY_DEG,
             "eez_simplify_deg": EEZ_SIMPLIFY_DEG, "territorial_sea_m": TERRITORIAL_SEA_M,
-            "eez_m": EEZ_M, "adjacent_m": ADJACENT_M, "round_digits": ROUND_DIGITS,
+            "eez_m": EEZ_M, "adjacent_m": ADJACENT_M, "seam_deg": SEAM_DEG,
+
+            "round_digits": ROUND_DIGITS,
         },
         "eez": rounded(eez),
         "features": features,

@@ -127,6 +127,34 @@ def test_territory_does_not_spill_over_land_borders(atlas: Atlas) -> None:
     assert atlas.land_at(140.87, 38.27) is atlas.by_code["04"]
 
 
+LANDLOCKED = ("09", "10", "11", "19", "20", "21", "25", "29")
+
+
+def test_landlocked_prefectures_have_no_sea(atlas: Atlas) -> None:
+    """Tochigi, Gunma, Saitama, Yamanashi, Nagano, Gifu, Shiga, Nara: territory = land."""
+    for code in LANDLOCKED:
+        pref = atlas.by_code[code]
+        assert pref.territory.difference(pref.land).area == pytest.approx(0.0, abs=1e-9), code
+    coastal = [p.code for p in atlas.prefectures
+               if p.territory.difference(p.land).area > 0.01]  # more than ~100 km2 of sea
+    assert sorted(set(coastal) | set(LANDLOCKED)) == [p.code for p in atlas.prefectures]
+
+
+@pytest.mark.parametrize(("where", "lon", "lat", "owners"), [
+    ("Wakasa Bay, 15 km from Shiga", 135.80, 35.60, ["18"]),
+    ("north of Ise Bay, 10 km from Gifu", 136.75, 35.00, ["23", "24"]),
+    ("off Itoigawa, 15 km from Nagano", 137.80, 37.10, ["15", "16"]),
+    ("Tokyo Bay, 20 km from Saitama", 139.90, 35.60, ["12", "13", "14"]),
+    ("Suruga Bay, 20 km from Yamanashi", 138.60, 35.05, ["22"]),
+])
+def test_sea_belongs_to_the_coasts_it_lies_off(atlas: Atlas, where: str, lon: float,
+                                                lat: float, owners: list[str]) -> None:
+    """Sea within 22 km of a prefecture's land, but only across a neighbour's land, is not
+    its territorial sea: it is measured from the coast."""
+    assert atlas.land_at(lon, lat) is None, where
+    assert [p.code for p in atlas.territory_at(lon, lat)] == owners, where
+
+
 def test_provenance_and_licence_travel_with_the_data() -> None:
     """The data file names its source and licence, and the ODbL text ships beside it."""
     doc = prefectures_geojson()
