@@ -62,7 +62,7 @@ def test_shuffling_the_prefecture_list_changes_nothing(
 
 @FAST
 @given(st.integers(0, 46), st.integers(0, 10_000), st.floats(0.0, 0.98),
-       st.floats(0.0, 360.0), st.floats(300.0, 1500.0), widths, lengths)
+       st.floats(0.0, 360.0), st.floats(300.0, 14_900.0), widths, lengths)
 def test_an_impact_on_land_always_warns_that_prefecture(
         atlas: Atlas, index: int, vertex: int, fraction: float, bearing: float,
         distance_km: float, cross: float, along: float) -> None:

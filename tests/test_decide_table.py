@@ -144,3 +144,25 @@ def test_bearing_form_equals_impact_form(atlas: Atlas) -> None:
                         "impact_time": doc["predicted"]["impact_time"]}
     by_bearing = type(by_point).model_validate(doc)
     assert decide(by_bearing, atlas, now=NOW).shelter == decide(by_point, atlas, now=NOW).shelter
+
+
+@pytest.mark.parametrize("launch", [(72.0, -42.0), (40.0, -30.0), (20.0, -40.0)])
+def test_a_launch_from_anywhere_on_earth_at_tokyo_warns_tokyo(
+        atlas: Atlas, launch: tuple[float, float]) -> None:
+    """Launches half a turn of longitude from Japan (Greenland, the Atlantic) aimed at
+    Tokyo's land: Tokyo is warned for impact_area and the impact is on its land."""
+    decision = run(atlas, launch, (35.68, 139.76), 50, 50)
+    tokyo = decision.warned("13")
+    assert tokyo is not None
+    assert tokyo.reason == "impact_area"
+    assert decision.impact.classification == "land"
+    assert decision.impact.prefecture == "13"
+    assert decision.impact.lon == pytest.approx(139.76)
+
+
+def test_a_track_across_the_meridian_opposite_japan_warns_nobody(atlas: Atlas) -> None:
+    """35N 60W -> 35N 20W crosses 42W, where track longitudes wrap: nothing in Japan."""
+    decision = run(atlas, (35.0, -60.0), (35.0, -20.0), 100, 100)
+    assert decision.shelter == ()
+    assert decision.impact.classification == "outside"
+    assert decision.impact.lon == pytest.approx(-20.0)

@@ -13,8 +13,11 @@ a parabola over the ground fraction, h = 4 H x (1 - x), with H the given apogee 
 absent, a minimum-energy estimate of a quarter of the range (capped at DEFAULT_APOGEE_CAP_KM).
 Altitude never changes a decision: J-Alert warns whatever the height.
 
-Longitudes along a track are unwrapped around the launch longitude (they may exceed 180)
-so a track across the antimeridian stays one line; prefecture shapes lie in 122-154E.
+Longitudes along a track are expressed in [JAPAN_LON - 180, JAPAN_LON + 180), the
+longitudes of the prefecture shapes (122-154E) plus or minus half a turn, so a track
+across the antimeridian stays one line wherever it was launched. The one break is at 42W,
+the meridian opposite Japan, at least 5,000 km from any Japanese territory; a corridor
+piece spanning it is left out (`Corridor.pieces` holds an empty polygon there).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ DEFAULT_APOGEE_CAP_KM = 1_300.0
 STEP_KM = 40.0
 CAP_SEGMENTS = 8
 MIN_WIDTH_KM = 0.001
+JAPAN_LON = 138.0
 
 FloatArray = NDArray[np.float64]
 
@@ -60,7 +64,7 @@ class Trajectory:
     launch_lon: float
     launch_lat: float
     launch_time: datetime
-    impact_lon: float  # unwrapped around launch_lon
+    impact_lon: float  # in [JAPAN_LON - 180, JAPAN_LON + 180)
     impact_lat: float
     impact_time: datetime
     azimuth_deg: float
@@ -123,7 +127,7 @@ class Trajectory:
         d = self.distance_at(seconds)
         lon, lat, _ = GEOD.fwd(self.launch_lon, self.launch_lat, self.azimuth_deg, d * 1000.0)
         return TrackPoint(self.launch_time + timedelta(seconds=seconds),
-                          unwrap_lon(float(lon), self.launch_lon), float(lat),
+                          unwrap_lon(float(lon), JAPAN_LON), float(lat),
                           self.altitude_at(d), d)
 
     def sample(self, extra_km: float = 0.0, step_km: float = STEP_KM,
@@ -144,7 +148,7 @@ class Trajectory:
         lons, lats, azimuths = GEOD.fwd(np.full(n, self.launch_lon), np.full(n, self.launch_lat),
                                         np.full(n, self.azimuth_deg), distances * 1000.0,
                                         return_back_azimuth=False)
-        return TrackSamples(distances, unwrap_lon_array(np.asarray(lons), self.launch_lon),
+        return TrackSamples(distances, unwrap_lon_array(np.asarray(lons), JAPAN_LON),
                             np.asarray(lats), np.asarray(azimuths),
                             self.seconds_at_many(distances))
 
@@ -244,7 +248,7 @@ def trajectory_of(detection: Detection) -> Trajectory:
     range_km = float(metres) / 1000.0
     return Trajectory(
         launch_lon=launch.lon, launch_lat=launch.lat, launch_time=launch.time,
-        impact_lon=unwrap_lon(impact_lon, launch.lon), impact_lat=impact_lat,
+        impact_lon=unwrap_lon(impact_lon, JAPAN_LON), impact_lat=impact_lat,
         impact_time=detection.impact_time, azimuth_deg=float(azimuth) % 360.0,
         range_km=range_km,
         apogee_km=detection.apogee_km or default_apogee_km(range_km),
@@ -269,7 +273,7 @@ def _outline_points(samples: TrackSamples, width_m: float) -> tuple[FloatArray, 
                                (first_az - 90.0) - fan, (last_az + 90.0) - fan])
     out_lons, out_lats, _ = GEOD.fwd(lons, lats, azimuths, np.full(lons.size, width_m),
                                      return_back_azimuth=False)
-    points = np.column_stack([unwrap_lon_array(np.asarray(out_lons), float(samples.lons[0])),
+    points = np.column_stack([unwrap_lon_array(np.asarray(out_lons), JAPAN_LON),
                               np.asarray(out_lats)])
     return points[:n], points[n:2 * n], points[2 * n:2 * n + fan.size], points[2 * n + fan.size:]
 
@@ -287,7 +291,7 @@ def corridor_of(trajectory: Trajectory, cross_track_km: float,
         segments = np.stack([coords[:-1], coords[1:]], axis=1)
         lines: NDArray[np.object_] = np.asarray(shapely.linestrings(segments), dtype=object)
         nothing = np.empty((0, 2))
-        return Corridor(samples, lines, coords, coords, nothing, nothing)
+        return Corridor(samples, _without_wrapped(lines), coords, coords, nothing, nothing)
     left, right, behind, ahead = _outline_points(samples, cross_track_km * 1000.0)
     quads = np.stack([left[:-1], left[1:], right[1:], right[:-1], left[:-1]], axis=1)
     pieces: NDArray[np.object_] = np.asarray(shapely.polygons(quads), dtype=object)
@@ -300,4 +304,20 @@ def corridor_of(trajectory: Trajectory, cross_track_km: float,
                                                     behind[:1]]))
         pieces[-1] = shapely.Polygon(np.concatenate([right[-2:-1], ahead, left[-2:-1],
                                                      right[-2:-1]]))
-    return Corridor(samples, pieces, left, right, behind, ahead)
+    return Corridor(samples, _without_wrapped(pieces), left, right, behind, ahead)
+
+
+def _without_wrapped(pieces: NDArray[np.object_]) -> NDArray[np.object_]:
+    """Empty the pieces that span more than half a turn of longitude.
+
+    They straddle the break opposite Japan (or circle a pole), so as drawn in lon/lat they
+    would stretch across the globe; the ground they stand for is at least 5,000 km from
+    any Japanese territory, farther than the widest corridor allowed (2,000 km).
+    """
+    bounds = shapely.bounds(pieces)
+    wrapped = (bounds[:, 2] - bounds[:, 0]) > 180.0
+    if not wrapped.any():
+        return pieces
+    kept = pieces.copy()
+    kept[wrapped] = shapely.Polygon()
+    return kept

@@ -25,10 +25,16 @@ from numpy.typing import NDArray
 from pydantic import AwareDatetime
 
 from alertsim.domain.detection import Detection, ObjectKind, Outcome
-from alertsim.domain.model import JST, Frozen, JisCode, Latitude
+from alertsim.domain.model import JST, Frozen, JisCode, Latitude, Longitude
 from alertsim.domain.prefectures import Atlas, Prefecture
 from alertsim.domain.seas import SeaArea, sea_area_at
-from alertsim.domain.trajectory import Corridor, Trajectory, corridor_of, trajectory_of
+from alertsim.domain.trajectory import (
+    Corridor,
+    Trajectory,
+    corridor_of,
+    trajectory_of,
+    unwrap_lon,
+)
 
 IntArray = NDArray[np.intp]
 BoolArray = NDArray[np.bool_]
@@ -63,7 +69,7 @@ class Sea(Frozen):
 class Impact(Frozen):
     classification: ImpactClass
     lat: Latitude
-    lon: float  # may be unwrapped past 180 for a track across the antimeridian
+    lon: Longitude
     time: AwareDatetime
     prefecture: JisCode | None = None
     prefecture_ja: str | None = None
@@ -207,22 +213,24 @@ POLICIES: Mapping[PolicyName, Callable[[list[_Hit], Atlas], list[_Hit]]] = {
 
 def classify_impact(trajectory: Trajectory, atlas: Atlas) -> Impact:
     """Where the predicted impact falls: on land, in the territorial sea, the EEZ, outside."""
+    # Classified at the track's longitude (Japan-centred), reported in [-180, 180).
     lon, lat = trajectory.impact_lon, trajectory.impact_lat
     time = _jst(trajectory.impact_time)
+    where = {"lat": lat, "lon": unwrap_lon(lon, 0.0), "time": time}
     on_land = atlas.land_at(lon, lat)
     if on_land is not None:
-        return Impact(classification="land", lat=lat, lon=lon, time=time,
+        return Impact(classification="land", **where,
                       prefecture=on_land.code, prefecture_ja=on_land.name_ja,
                       prefecture_en=on_land.name_en)
     sea = _sea(sea_area_at(lon, lat))
     territories = atlas.territory_at(lon, lat)
     if territories:
         nearest = atlas.nearest_land(lon, lat, territories)
-        return Impact(classification="territorial_sea", lat=lat, lon=lon, time=time,
+        return Impact(classification="territorial_sea", **where,
                       prefecture=nearest.code, prefecture_ja=nearest.name_ja,
                       prefecture_en=nearest.name_en, sea=sea)
     classification: ImpactClass = "eez" if atlas.in_eez(lon, lat) else "outside"
-    return Impact(classification=classification, lat=lat, lon=lon, time=time, sea=sea)
+    return Impact(classification=classification, **where, sea=sea)
 
 
 def _sea(area: SeaArea) -> Sea:
