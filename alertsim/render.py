@@ -16,6 +16,12 @@ _REASON_TEXT = {"overflight": "overflight", "impact_area": "impact area", "adjac
 
 
 
+def position(lat: float, lon: float) -> str:
+    """35.680N 139.760E, 20.000S 40.000W: hemispheres as letters, never a minus sign."""
+    return (f"{abs(lat):.3f}{'S' if lat < 0 else 'N'} "
+            f"{abs(lon):.3f}{'W' if lon < 0 else 'E'}")
+
+
 def decision_text(decision: Decision) -> str:
     atlas = load_atlas()
     impact = decision.impact
@@ -31,7 +37,7 @@ def decision_text(decision: Decision) -> str:
         where += f", {pref.name_ja} {pref.name_en}"
     if impact.sea and impact.classification != "land":
         where += f", {impact.sea.name_ja} ({impact.sea.name_en})"
-    lines.append(f"Impact {impact.time:%H:%M:%S} JST at {impact.lat:.3f}N {impact.lon:.3f}E: "
+    lines.append(f"Impact {impact.time:%H:%M:%S} JST at {position(impact.lat, impact.lon)}: "
                  f"{where}")
     if not decision.prefectures:
         lines.append("Shelter: none (no prefecture's territory is under the corridor)")

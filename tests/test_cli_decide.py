@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from alertsim.cli import main
+from alertsim.render import position
 
 GOOD: dict[str, Any] = {
     "event_id": "2023-11-21-sohae", "sequence": 1,
@@ -123,3 +124,9 @@ def test_console_script_never_prints_a_traceback(tmp_path: Path) -> None:
         assert proc.returncode == 2
         assert "Traceback" not in proc.stderr
         assert ("launch.lat" in proc.stderr) or ("invalid choice: 'block'" in proc.stderr)
+
+
+def test_text_names_hemispheres() -> None:
+    """Southern latitudes and western longitudes read as S and W, not as minus signs."""
+    assert position(35.68, 139.76) == "35.680N 139.760E"
+    assert position(-20.0, -40.0) == "20.000S 40.000W"
