@@ -126,3 +126,19 @@ def test_first_and_last_hits_match_an_exhaustive_search(
     trajectory = trajectory_of(detection(launch, impact, cross, along))
     corridor = corridor_of(trajectory, cross, along)
     assert first_and_last_hits(corridor, atlas) == exhaustive_spans(corridor, atlas)
+
+
+@FAST
+@given(impacts, st.floats(0.0, 360.0), st.floats(10.0, 14_900.0), st.floats(0.0, 2_000.0),
+       st.floats(0.0, 5_000.0), st.floats(0.0, 1.0), st.floats(0.0, 1.0))
+def test_widening_never_removes_a_prefecture_from_any_launch_site(
+        atlas: Atlas, impact: tuple[float, float], bearing: float, distance_km: float,
+        cross: float, along: float, more_cross: float, more_along: float) -> None:
+    """The same, with launches anywhere on Earth and the widest corridors the contract
+    allows: tracks across the antimeridian, over a pole, or across 42W stay consistent."""
+    lon, lat, _ = GEOD.fwd(impact[1], impact[0], bearing, distance_km * 1000)
+    wider_cross = min(2_000.0, cross + more_cross * (2_000.0 - cross))
+    wider_along = min(5_000.0, along + more_along * (5_000.0 - along))
+    narrow = decide(detection((lat, lon), impact, cross, along), atlas, now=NOW)
+    wide = decide(detection((lat, lon), impact, wider_cross, wider_along), atlas, now=NOW)
+    assert set(narrow.shelter) <= set(wide.shelter)
