@@ -130,3 +130,18 @@ def test_text_names_hemispheres() -> None:
     """Southern latitudes and western longitudes read as S and W, not as minus signs."""
     assert position(35.68, 139.76) == "35.680N 139.760E"
     assert position(-20.0, -40.0) == "20.000S 40.000W"
+
+
+def test_readme_example_matches_what_decide_prints(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's detection, run through `alertsim decide --format text`, prints exactly
+    the README's console block (so the example cannot drift from the code)."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text("utf-8")
+    section = readme.split("## A detection and the decision it produces", 1)[1]
+    detection = section.split("```json\n", 1)[1].split("```", 1)[0]
+    console = section.split("```console\n", 1)[1].split("```", 1)[0].splitlines()
+    assert console[0] == "$ alertsim decide detection.json --format text"
+    path = tmp_path / "detection.json"
+    path.write_text(detection, encoding="utf-8")
+    assert main(["decide", str(path), "--format", "text"]) == 0
+    assert capsys.readouterr().out.splitlines() == console[1:]

@@ -26,6 +26,15 @@ def run(atlas: Atlas, launch: tuple[float, float], impact: tuple[float, float], 
     return decide(make_detection(launch, impact, cross, along), atlas, policy=policy, now=NOW)
 
 
+def assert_impact_on_land_warns(decision: Decision, code: str) -> None:
+    """The impact is on `code`'s land, and `code` is warned for impact_area."""
+    warned = decision.warned(code)
+    assert warned is not None
+    assert warned.reason == "impact_area"
+    assert decision.impact.classification == "land"
+    assert decision.impact.prefecture == code
+
+
 @pytest.mark.parametrize(("launch", "impact", "cross", "along", "policy", "shelter", "impact_class"), [
     # Sohae -> between Okinawa Island and Miyakojima, on to 13.64N: Okinawa only.
     (SOHAE, (13.64, 127.88), 100, 100, "prefecture", ("47",), "outside"),
@@ -75,11 +84,7 @@ def test_sado_impact_names_niigata(atlas: Atlas) -> None:
 def test_sendai_impact_on_land(atlas: Atlas) -> None:
     """Sunan -> Sendai: Miyagi is warned for impact_area and the impact is on Miyagi's land."""
     decision = run(atlas, SUNAN, (38.27, 140.87), 10, 10)
-    miyagi = decision.warned("04")
-    assert miyagi is not None
-    assert miyagi.reason == "impact_area"
-    assert decision.impact.classification == "land"
-    assert decision.impact.prefecture == "04"
+    assert_impact_on_land_warns(decision, "04")
     # The track also crosses Niigata and Yamagata on the way: overflights, not the impact.
     assert decision.shelter == ("04", "06", "15")
     assert {p.code: p.reason for p in decision.prefectures}["06"] == "overflight"
@@ -152,11 +157,7 @@ def test_a_launch_from_anywhere_on_earth_at_tokyo_warns_tokyo(
     """Launches half a turn of longitude from Japan (Greenland, the Atlantic) aimed at
     Tokyo's land: Tokyo is warned for impact_area and the impact is on its land."""
     decision = run(atlas, launch, (35.68, 139.76), 50, 50)
-    tokyo = decision.warned("13")
-    assert tokyo is not None
-    assert tokyo.reason == "impact_area"
-    assert decision.impact.classification == "land"
-    assert decision.impact.prefecture == "13"
+    assert_impact_on_land_warns(decision, "13")
     assert decision.impact.lon == pytest.approx(139.76)
 
 

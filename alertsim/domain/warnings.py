@@ -95,11 +95,6 @@ class Decision(Frozen):
         return next((p for p in self.prefectures if p.code == code), None)
 
 
-def _jst(moment: datetime) -> datetime:
-    """JST, rounded to the second: alerts are read by people, and output must be stable."""
-    return (moment + timedelta(microseconds=500_000)).replace(microsecond=0).astimezone(JST)
-
-
 @dataclass(frozen=True)
 class _Hit:
     """A warned prefecture while deciding; times are seconds after launch."""
@@ -112,19 +107,25 @@ class _Hit:
 
 
 class _Clock:
-    """Seconds after launch -> JST datetimes rounded to the second, cheaply.
+    """Seconds after an origin -> JST datetimes rounded to the second.
 
-    The launch instant is split once into a whole JST second and a fraction, so each
-    window edge costs one timedelta instead of a rounding and a time-zone conversion.
+    Rounded because alerts are read by people and output must be stable. The origin is
+    split once into a whole JST second and a fraction, so each window edge costs one
+    timedelta instead of a rounding and a time-zone conversion.
     """
 
-    def __init__(self, launch_time: datetime) -> None:
-        local = launch_time.astimezone(JST)
+    def __init__(self, origin: datetime) -> None:
+        local = origin.astimezone(JST)
         self._whole = local.replace(microsecond=0)
         self._fraction = local.microsecond / 1e6
 
     def at(self, seconds: float) -> datetime:
         return self._whole + timedelta(seconds=math.floor(seconds + self._fraction + 0.5))
+
+
+def _jst(moment: datetime) -> datetime:
+    """A single moment in JST, rounded to the second."""
+    return _Clock(moment).at(0.0)
 
 
 def _scan(hit: Callable[[IntArray], BoolArray], cursor: IntArray, stop: IntArray,
