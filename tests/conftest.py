@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from alertsim.brokers import EmbeddedBroker, MosquittoBroker
+from alertsim.adapters.mqtt.brokers import EmbeddedBroker, MosquittoBroker
 from alertsim.data import load_atlas
 from alertsim.domain.prefectures import Atlas
 

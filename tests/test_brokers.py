@@ -9,10 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from alertsim import brokers
-from alertsim.brokers import EmbeddedBroker, MosquittoBroker, free_port, parse_broker_url
+from alertsim.adapters.mqtt import brokers
+from alertsim.adapters.mqtt.brokers import (
+    EmbeddedBroker,
+    MosquittoBroker,
+    free_port,
+    parse_broker_url,
+)
+from alertsim.adapters.mqtt.client import MqttSettings, OutgoingMessage, Protocol, connect, publish
 from alertsim.errors import BrokerError, InputError
-from alertsim.mqtt import MqttSettings, OutgoingMessage, Protocol, connect, publish
 from tests.helpers import receive
 
 

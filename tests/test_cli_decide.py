@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from alertsim.cli import main
-from alertsim.render import position
+from alertsim.cli.main import main
+from alertsim.cli.render import position
 
 GOOD: dict[str, Any] = {
     "event_id": "2023-11-21-sohae", "sequence": 1,

@@ -11,12 +11,12 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from alertsim.brokers import MosquittoBroker
-from alertsim.cli import main
+from alertsim.adapters.mqtt.brokers import MosquittoBroker
+from alertsim.adapters.sqlite.store import Store
+from alertsim.cli.main import main
 from alertsim.domain.messages import Alert
-from alertsim.drill import DrillOptions, DrillOutcome, run_drill
-from alertsim.replay import replay
-from alertsim.store import Store
+from alertsim.drills.replay import replay
+from alertsim.drills.runner import DrillOptions, DrillOutcome, run_drill
 
 SCENARIOS = sorted((Path(__file__).resolve().parent.parent / "scenarios").glob("*.yaml"))
 SPEED = 600.0  # CI runs fast; the note reports the --speed 60 runs made by hand

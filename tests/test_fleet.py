@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from alertsim import topics
-from alertsim.brokers import MosquittoBroker, free_port
+from alertsim.adapters.mqtt import topics
+from alertsim.adapters.mqtt.brokers import MosquittoBroker, free_port
+from alertsim.adapters.mqtt.client import MqttSettings, OutgoingMessage, connect, publish
 from alertsim.domain import texts
 from alertsim.domain.messages import build_alert
+from alertsim.drills.fleet import PREFECTURE_CODES, Fleet, plan_receivers
 from alertsim.errors import BrokerError
-from alertsim.fleet import PREFECTURE_CODES, Fleet, plan_receivers
-from alertsim.mqtt import MqttSettings, OutgoingMessage, connect, publish
 
 
 def test_plan_has_one_receiver_per_prefecture_plus_extras() -> None:

@@ -14,7 +14,7 @@ from alertsim.domain.messages import Alert
 from alertsim.domain.prefectures import Atlas
 from alertsim.domain.timeline import Engine, Sent, simulate
 from alertsim.domain.warnings import decide
-from alertsim.scenarios import Scenario, load_scenario
+from alertsim.drills.scenario import Scenario, load_scenario
 from alertsim.testing import DEFAULT_LAUNCH_TIME, make_detection
 
 SCENARIOS = sorted((Path(__file__).resolve().parent.parent / "scenarios").glob("*.yaml"))

@@ -12,10 +12,9 @@ import aiomqtt
 import pytest
 from paho.mqtt.properties import Properties
 
-from alertsim import mqtt
-from alertsim.brokers import EmbeddedBroker, MosquittoBroker, free_port
-from alertsim.errors import BrokerError
-from alertsim.mqtt import (
+from alertsim.adapters.mqtt import client as mqtt
+from alertsim.adapters.mqtt.brokers import EmbeddedBroker, MosquittoBroker, free_port
+from alertsim.adapters.mqtt.client import (
     MqttSettings,
     OutgoingMessage,
     backoff_delays,
@@ -23,6 +22,7 @@ from alertsim.mqtt import (
     negotiate_protocol,
     publish,
 )
+from alertsim.errors import BrokerError
 from tests.helpers import receive
 
 

@@ -10,13 +10,19 @@ from typing import Any
 
 import pytest
 
-from alertsim import topics
+from alertsim.adapters.mqtt import topics
+from alertsim.adapters.sqlite.store import Outgoing, Store, open_store
 from alertsim.domain import texts
 from alertsim.domain.messages import MsgType, Stage, build_alert
 from alertsim.domain.model import JST
+from alertsim.drills.report.report import (
+    DrillReport,
+    build_report,
+    latency_of,
+    render_markdown,
+    write_report,
+)
 from alertsim.errors import InputError
-from alertsim.report import DrillReport, build_report, latency_of, render_markdown, write_report
-from alertsim.store import Outgoing, Store, open_store
 
 REAL_T0 = datetime(2025, 6, 1, 1, 0, 0, tzinfo=UTC)  # the drill's real start
 SIM_T0 = datetime(2025, 1, 1, 10, 0, 0, tzinfo=JST)  # the scenario clock's origin

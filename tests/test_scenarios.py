@@ -9,17 +9,17 @@ from pathlib import Path
 
 import pytest
 
-import alertsim.scenarios
+import alertsim.drills.scenario
 from alertsim.data import load_atlas
 from alertsim.domain.warnings import decide
-from alertsim.errors import ScenarioError
-from alertsim.scenarios import (
+from alertsim.drills.scenario import (
     ActionEntry,
     DetectionEntry,
     Scenario,
     load_scenario,
     parse_offset,
 )
+from alertsim.errors import ScenarioError
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 SCENARIO_FILES = sorted(SCENARIO_DIR.glob("*.yaml"))
@@ -116,8 +116,8 @@ def test_at_seconds_and_time_of() -> None:
 
 def test_all_names_exist() -> None:
     """Every name in `__all__` is defined by the module."""
-    for name in alertsim.scenarios.__all__:
-        assert hasattr(alertsim.scenarios, name)
+    for name in alertsim.drills.scenario.__all__:
+        assert hasattr(alertsim.drills.scenario, name)
 
 
 # --- broken files -----------------------------------------------------------------

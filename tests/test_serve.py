@@ -11,12 +11,12 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from alertsim.brokers import MosquittoBroker
-from alertsim.cli import main
+from alertsim.adapters.mqtt.brokers import MosquittoBroker
+from alertsim.adapters.sqlite.store import Store
+from alertsim.cli.main import main
+from alertsim.cli.settings import load_settings
 from alertsim.domain.messages import Alert
-from alertsim.serve import send_detection, serve
-from alertsim.settings import load_settings
-from alertsim.store import Store
+from alertsim.service.run import send_detection, serve
 from alertsim.testing import make_detection
 
 

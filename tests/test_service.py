@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from alertsim import topics
-from alertsim.clock import ScaledClock
+from alertsim.adapters.mqtt import topics
+from alertsim.adapters.sqlite.store import Store
 from alertsim.domain.messages import Alert, PrefectureState
 from alertsim.domain.prefectures import Atlas
 from alertsim.errors import BrokerError
-from alertsim.service import Service, ServiceConfig
-from alertsim.store import Store
+from alertsim.service.clock import ScaledClock
+from alertsim.service.service import Service, ServiceConfig
 from alertsim.testing import DEFAULT_LAUNCH_TIME, InMemoryPublisher, make_detection
 
 TSUGARU = ((40.6, 126.4), (34.33, 178.57))

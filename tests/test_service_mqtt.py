@@ -11,14 +11,14 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from alertsim import topics
-from alertsim.brokers import MosquittoBroker, parse_broker_url
-from alertsim.clock import ScaledClock
+from alertsim.adapters.mqtt import topics
+from alertsim.adapters.mqtt.brokers import MosquittoBroker, parse_broker_url
+from alertsim.adapters.sqlite.store import Store
 from alertsim.domain.messages import Alert, PrefectureState
 from alertsim.domain.prefectures import Atlas
-from alertsim.scenarios import ActionEntry, load_scenario
-from alertsim.service import Service, ServiceConfig, run_link
-from alertsim.store import Store
+from alertsim.drills.scenario import ActionEntry, load_scenario
+from alertsim.service.clock import ScaledClock
+from alertsim.service.service import Service, ServiceConfig, run_link
 from alertsim.testing import DEFAULT_LAUNCH_TIME, make_detection
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 import alertsim
+from alertsim.cli.settings import ServiceSettings, SettingsOverrides, load_settings
 from alertsim.errors import InputError
-from alertsim.settings import ServiceSettings, SettingsOverrides, load_settings
 
 _FIELDS = tuple(ServiceSettings.model_fields)
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from alertsim.adapters.sqlite.store import MIGRATIONS, Outgoing, Store, open_store
 from alertsim.errors import StoreError
-from alertsim.store import MIGRATIONS, Outgoing, Store, open_store
 
 JST = timezone(timedelta(hours=9))
 T0 = datetime(2025, 3, 1, 7, 0, 0, tzinfo=JST)

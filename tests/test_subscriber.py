@@ -13,8 +13,17 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from alertsim import topics
-from alertsim.brokers import MosquittoBroker
+from alertsim.adapters.mqtt import topics
+from alertsim.adapters.mqtt.brokers import MosquittoBroker
+from alertsim.adapters.mqtt.client import MqttSettings, OutgoingMessage, Protocol, connect, publish
+from alertsim.adapters.mqtt.receiver import (
+    Delivery,
+    Receiver,
+    default_client_id,
+    render_alert,
+    render_state,
+    run_subscriber,
+)
 from alertsim.domain import texts
 from alertsim.domain.messages import (
     Alert,
@@ -26,15 +35,6 @@ from alertsim.domain.messages import (
 )
 from alertsim.errors import InputError
 from alertsim.logs import captured_logs
-from alertsim.mqtt import MqttSettings, OutgoingMessage, Protocol, connect, publish
-from alertsim.subscriber import (
-    Delivery,
-    Receiver,
-    default_client_id,
-    render_alert,
-    render_state,
-    run_subscriber,
-)
 
 SENT = datetime(2023, 11, 21, 13, 46, 5, tzinfo=UTC)  # 22:46:05 JST
 

@@ -14,10 +14,16 @@ import uuid
 from pathlib import Path
 from typing import TextIO
 
+from alertsim.adapters.mqtt.client import (
+    MqttSettings,
+    OutgoingMessage,
+    connect,
+    negotiate_protocol,
+    publish,
+)
+from alertsim.adapters.sqlite.store import Store
 from alertsim.domain.messages import Alert
 from alertsim.errors import InputError
-from alertsim.mqtt import MqttSettings, OutgoingMessage, connect, negotiate_protocol, publish
-from alertsim.store import Store
 
 
 def rewrite(alert: Alert, token: str, mapping: dict[str, str]) -> Alert:

@@ -21,7 +21,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
-from alertsim.brokers import parse_broker_url
+from alertsim.adapters.mqtt.brokers import parse_broker_url
 from alertsim.domain.messages import refuse_actual
 from alertsim.errors import InputError
 

@@ -26,8 +26,19 @@ from typing import Literal, Protocol, TypeVar
 import structlog
 from pydantic import BaseModel, ValidationError
 
-from alertsim import topics
-from alertsim.clock import Clock, real_now
+from alertsim.adapters.mqtt import topics
+from alertsim.adapters.mqtt.client import (
+    Client,
+    MqttSettings,
+    OutgoingMessage,
+    backoff_delays,
+    connect,
+    incoming,
+    publish,
+    subscribe,
+)
+from alertsim.adapters.mqtt.client import Protocol as MqttProtocol
+from alertsim.adapters.sqlite.store import OutboxRow, Outgoing, Store
 from alertsim.domain.detection import Detection
 from alertsim.domain.lifecycle import EventState, Transition
 from alertsim.domain.messages import (
@@ -42,18 +53,7 @@ from alertsim.domain.prefectures import Atlas
 from alertsim.domain.timeline import Engine, OperatorAction
 from alertsim.domain.warnings import PolicyName
 from alertsim.errors import BrokerError, describe_validation_error
-from alertsim.mqtt import (
-    Client,
-    MqttSettings,
-    OutgoingMessage,
-    backoff_delays,
-    connect,
-    incoming,
-    publish,
-    subscribe,
-)
-from alertsim.mqtt import Protocol as MqttProtocol
-from alertsim.store import OutboxRow, Outgoing, Store
+from alertsim.service.clock import Clock, real_now
 
 log = structlog.get_logger("alertsim.service")
 InputModel = TypeVar("InputModel", bound=BaseModel)

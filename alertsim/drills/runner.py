@@ -23,18 +23,24 @@ from typing import TextIO
 
 import structlog
 
-from alertsim import topics
-from alertsim.brokers import EmbeddedBroker
-from alertsim.clock import ScaledClock, real_now
+from alertsim.adapters.mqtt import topics
+from alertsim.adapters.mqtt.brokers import EmbeddedBroker
+from alertsim.adapters.mqtt.client import (
+    MqttSettings,
+    OutgoingMessage,
+    connect,
+    negotiate_protocol,
+    publish,
+)
+from alertsim.adapters.mqtt.client import Protocol as MqttProtocol
+from alertsim.adapters.sqlite.store import Store
 from alertsim.data import load_atlas
 from alertsim.domain.timeline import simulate
-from alertsim.fleet import Fleet, plan_receivers
-from alertsim.mqtt import MqttSettings, OutgoingMessage, connect, negotiate_protocol, publish
-from alertsim.mqtt import Protocol as MqttProtocol
-from alertsim.report import DrillReport, build_report, render_markdown, write_report
-from alertsim.scenarios import ActionEntry, DetectionEntry, Scenario, load_scenario
-from alertsim.service import Service, ServiceConfig, run_link
-from alertsim.store import Store
+from alertsim.drills.fleet import Fleet, plan_receivers
+from alertsim.drills.report.report import DrillReport, build_report, render_markdown, write_report
+from alertsim.drills.scenario import ActionEntry, DetectionEntry, Scenario, load_scenario
+from alertsim.service.clock import ScaledClock, real_now
+from alertsim.service.service import Service, ServiceConfig, run_link
 
 log = structlog.get_logger("alertsim.drill")
 

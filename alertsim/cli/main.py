@@ -19,14 +19,14 @@ from typing import get_args
 from pydantic import BaseModel, ValidationError
 
 from alertsim import __version__
-from alertsim.brokers import parse_broker_url
+from alertsim.adapters.mqtt.brokers import parse_broker_url
+from alertsim.cli.render import decision_text
+from alertsim.cli.settings import load_settings
 from alertsim.data import load_atlas
 from alertsim.domain.detection import Detection
 from alertsim.domain.warnings import POLICIES, Decision, PolicyName, decide
 from alertsim.errors import AlertSimError, InputError, ScenarioError, describe_validation_error
 from alertsim.logs import configure_logging
-from alertsim.render import decision_text
-from alertsim.settings import load_settings
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -115,7 +115,7 @@ def _setup_logs(level: str = "info") -> None:
 
 
 def cmd_drill(args: argparse.Namespace) -> int:
-    from alertsim.drill import DrillOptions, dry_run, run_drill
+    from alertsim.drills.runner import DrillOptions, dry_run, run_drill
 
     _setup_logs(args.log_level)
     try:
@@ -131,7 +131,7 @@ def cmd_drill(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from alertsim.serve import serve
+    from alertsim.service.run import serve
 
     settings = load_settings(broker_url=args.broker, db=args.db, policy=args.policy,
                              status=args.status, mqtt_protocol=args.protocol,
@@ -142,7 +142,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
-    from alertsim.serve import send_detection
+    from alertsim.service.run import send_detection
 
     detection = read_detection(args.detection)
     settings = load_settings(broker_url=args.broker)
@@ -151,8 +151,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from alertsim.report import build_report, render_markdown, write_report
-    from alertsim.store import Store
+    from alertsim.adapters.sqlite.store import Store
+    from alertsim.drills.report.report import build_report, render_markdown, write_report
 
     if not args.db.exists():
         raise InputError(str(args.db), ["no such SQLite record"])
@@ -171,7 +171,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from alertsim.replay import replay
+    from alertsim.drills.replay import replay
 
     if not args.db.exists():
         raise InputError(str(args.db), ["no such SQLite record"])
@@ -183,8 +183,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_subscribe(args: argparse.Namespace) -> int:
-    from alertsim.serve import wait_for_protocol
-    from alertsim.subscriber import default_client_id, run_subscriber
+    from alertsim.adapters.mqtt.receiver import default_client_id, run_subscriber
+    from alertsim.service.run import wait_for_protocol
 
     _setup_logs(args.log_level)
     settings = load_settings(broker_url=args.broker, status=args.status)

@@ -20,7 +20,7 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from alertsim.brokers import parse_broker_url
+from alertsim.adapters.mqtt.brokers import parse_broker_url
 from alertsim.errors import BrokerError
 
 __all__ = [

@@ -17,11 +17,11 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Self
 
-from alertsim import topics
+from alertsim.adapters.mqtt import topics
+from alertsim.adapters.mqtt.client import Protocol
+from alertsim.adapters.mqtt.receiver import Delivery, Receiver
 from alertsim.errors import BrokerError
 from alertsim.logs import get_logger
-from alertsim.mqtt import Protocol
-from alertsim.subscriber import Delivery, Receiver
 
 __all__ = ["PREFECTURE_CODES", "Fleet", "plan_receivers"]
 

@@ -41,9 +41,9 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
+from alertsim.adapters.sqlite.store import DrillRow, OutboxRow, ReceiptRow, Store
+from alertsim.drills.scenario import ALL_CODES, Expectations, Scenario
 from alertsim.errors import InputError
-from alertsim.scenarios import ALL_CODES, Expectations, Scenario
-from alertsim.store import DrillRow, OutboxRow, ReceiptRow, Store
 
 __all__ = [
     "Check",

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from alertsim.adapters.mqtt.client import OutgoingMessage
 from alertsim.domain.detection import Detection, ObjectKind, Outcome
 from alertsim.domain.model import JST
 from alertsim.errors import BrokerError
-from alertsim.mqtt import OutgoingMessage
 
 DEFAULT_LAUNCH_TIME = datetime(2023, 11, 21, 22, 43, tzinfo=JST)
 

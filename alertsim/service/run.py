@@ -11,12 +11,8 @@ from typing import TextIO
 
 import structlog
 
-from alertsim import topics
-from alertsim.clock import SystemClock
-from alertsim.data import load_atlas
-from alertsim.domain.detection import Detection
-from alertsim.errors import BrokerError
-from alertsim.mqtt import (
+from alertsim.adapters.mqtt import topics
+from alertsim.adapters.mqtt.client import (
     MqttSettings,
     OutgoingMessage,
     backoff_delays,
@@ -24,10 +20,14 @@ from alertsim.mqtt import (
     negotiate_protocol,
     publish,
 )
-from alertsim.mqtt import Protocol as MqttProtocol
-from alertsim.service import Service, ServiceConfig, run_link
-from alertsim.settings import ServiceSettings
-from alertsim.store import Store
+from alertsim.adapters.mqtt.client import Protocol as MqttProtocol
+from alertsim.adapters.sqlite.store import Store
+from alertsim.cli.settings import ServiceSettings
+from alertsim.data import load_atlas
+from alertsim.domain.detection import Detection
+from alertsim.errors import BrokerError
+from alertsim.service.clock import SystemClock
+from alertsim.service.service import Service, ServiceConfig, run_link
 
 log = structlog.get_logger("alertsim.serve")
 

@@ -26,12 +26,8 @@ from typing import Literal, TextIO, TypeVar
 import aiomqtt
 from pydantic import BaseModel, ValidationError
 
-from alertsim import topics
-from alertsim.domain.messages import Alert, PrefectureState, Receipt
-from alertsim.domain.model import JST
-from alertsim.errors import BrokerError, InputError, describe_validation_error
-from alertsim.logs import get_logger
-from alertsim.mqtt import (
+from alertsim.adapters.mqtt import topics
+from alertsim.adapters.mqtt.client import (
     MqttSettings,
     OutgoingMessage,
     Protocol,
@@ -40,6 +36,10 @@ from alertsim.mqtt import (
     negotiate_protocol,
     publish,
 )
+from alertsim.domain.messages import Alert, PrefectureState, Receipt
+from alertsim.domain.model import JST
+from alertsim.errors import BrokerError, InputError, describe_validation_error
+from alertsim.logs import get_logger
 
 __all__ = [
     "Delivery",
