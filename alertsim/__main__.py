@@ -1,5 +1,5 @@
 import sys
 
-from alertsim.cli.main import main
+from alertsim.cli import main
 
 sys.exit(main())

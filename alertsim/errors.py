@@ -12,7 +12,10 @@ handle one family.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from alertsim.domain.detection import PREDICTION_TAGS
 
@@ -42,23 +45,53 @@ class ScenarioError(AlertSimError):
     """A scenario file is invalid, or the drill it describes could not run."""
 
 
-def _location(loc: tuple[int | str, ...]) -> str:
-    parts = [str(p) for p in loc if p not in PREDICTION_TAGS and not str(p).startswith("function-")]
-    return ".".join(parts) or "(document)"
+Location = tuple[int | str, ...]
+Locate = Callable[[Location, "ErrorDetails"], str]
+# Error types whose input is the whole document or nothing useful to echo back.
+_NO_ECHO = frozenset({"missing", "json_invalid", "model_type", "dict_type"})
 
 
-def describe_validation_error(exc: ValidationError, limit: int = 5) -> list[str]:
-    """'field.path: what is wrong (got value)' lines, most specific first, at most `limit`."""
+def clean_location(loc: Location) -> Location:
+    """`loc` without the union tags and validator names pydantic puts in error locations."""
+    return tuple(p for p in loc
+                 if str(p) not in PREDICTION_TAGS and not str(p).startswith("function-")
+                 and str(p) != "[key]")
+
+
+def dotted(loc: Location, err: ErrorDetails | None = None) -> str:
+    """`launch.lat`, `timeline[2].detection`: where a problem is, as a reader writes it."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(document)"
+
+
+def _dotted_plain(loc: Location, err: ErrorDetails | None = None) -> str:
+    return ".".join(str(p) for p in loc) or "(document)"
+
+
+def _echo(err: ErrorDetails) -> str:
+    got = err.get("input")
+    if err["type"] in _NO_ECHO or not isinstance(got, int | float | str) or len(str(got)) > 40:
+        return ""
+    return f" (got {got!r})"
+
+
+def describe_validation_error(exc: ValidationError, limit: int = 5, *,
+                              locate: Locate = _dotted_plain,
+                              echo: bool | Callable[[ErrorDetails], bool] = True) -> list[str]:
+    """'where: what is wrong (got value)' lines, at most `limit`, then '... and N more'.
+
+    The one formatter of validation errors: payloads and detection files use the default
+    (`launch.lat`), scenario files pass a `locate` that adds FILE:LINE, settings one that
+    names the environment variable. `echo` says whether to show the offending value (a
+    bool, or a test per error).
+    """
     lines = []
     for err in exc.errors(include_url=False)[:limit]:
         message = err["msg"].removeprefix("Value error, ")
-        where = _location(err["loc"])
-        got = err.get("input")
-        shown = ""
-        if err["type"] not in {"missing", "json_invalid", "model_type", "dict_type"} and \
-                isinstance(got, int | float | str) and len(str(got)) <= 40:
-            shown = f" (got {got!r})"
-        lines.append(f"{where}: {message}{shown}")
+        shown = _echo(err) if (echo(err) if callable(echo) else echo) else ""
+        lines.append(f"{locate(clean_location(tuple(err['loc'])), err)}: {message}{shown}")
     extra = exc.error_count() - limit
     if extra > 0:
         lines.append(f"... and {extra} more problem(s)")

@@ -16,7 +16,7 @@ from alertsim.adapters.mqtt.brokers import (
     free_port,
     parse_broker_url,
 )
-from alertsim.adapters.mqtt.client import MqttSettings, OutgoingMessage, Protocol, connect, publish
+from alertsim.adapters.mqtt.client import MqttSettings, Protocol, Publication, connect, publish
 from alertsim.errors import BrokerError, InputError
 from tests.helpers import receive
 
@@ -137,10 +137,10 @@ async def test_mosquitto_qos1_and_retained(
     """Mosquitto delivers a QoS 1 message live and a retained one to a later subscriber."""
     settings = MqttSettings(url=mosquitto.url, client_id=_client_id("pub"), protocol=protocol)
     async with connect(settings) as client:
-        await publish(client, OutgoingMessage(f"{prefix}/state", b"kept", retain=True),
+        await publish(client, Publication(f"{prefix}/state", b"kept", retain=True),
                       protocol=protocol)
         await client.subscribe(f"{prefix}/#", qos=1)
-        await publish(client, OutgoingMessage(f"{prefix}/live", b"now"), protocol=protocol)
+        await publish(client, Publication(f"{prefix}/live", b"now"), protocol=protocol)
         received = await receive(client, 2)
     by_topic = {m.topic.value: m for m in received}
     assert by_topic[f"{prefix}/state"].payload == b"kept"
@@ -161,9 +161,9 @@ async def test_queued_message_survives_mosquitto_restart(
             await client.subscribe(f"{prefix}/#", qos=1)
         publisher = MqttSettings(url=broker.url, client_id=_client_id("pub"), protocol=protocol)
         async with connect(publisher) as client:
-            await publish(client, OutgoingMessage(f"{prefix}/queued", b"while away"),
+            await publish(client, Publication(f"{prefix}/queued", b"while away"),
                           protocol=protocol)
-            await publish(client, OutgoingMessage(f"{prefix}/state", b"kept", retain=True),
+            await publish(client, Publication(f"{prefix}/state", b"kept", retain=True),
                           protocol=protocol)
         port = broker.port
         await asyncio.to_thread(broker.restart)
@@ -181,13 +181,13 @@ async def test_embedded_broker_qos1_and_retained(
     assert amqtt_broker.url == f"mqtt://127.0.0.1:{amqtt_broker.port}"
     settings = MqttSettings(url=amqtt_broker.url, client_id=_client_id("pub"), protocol="3.1.1")
     async with connect(settings) as client:
-        await publish(client, OutgoingMessage(f"{prefix}/state", b"kept", retain=True),
+        await publish(client, Publication(f"{prefix}/state", b"kept", retain=True),
                       protocol="3.1.1")
     late = MqttSettings(url=amqtt_broker.url, client_id=_client_id("sub"), protocol="3.1.1")
     async with connect(late) as client:
         await client.subscribe(f"{prefix}/#", qos=1)
         retained = await receive(client, 1)
-        await publish(client, OutgoingMessage(f"{prefix}/live", b"now"), protocol="3.1.1")
+        await publish(client, Publication(f"{prefix}/live", b"now"), protocol="3.1.1")
         live = await receive(client, 1)
     assert (retained[0].topic.value, retained[0].payload, retained[0].retain) == (
         f"{prefix}/state", b"kept", True)

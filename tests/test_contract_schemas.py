@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from alertsim.cli.main import schema_of
+from alertsim.cli.decide import schema_of
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

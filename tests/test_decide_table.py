@@ -12,7 +12,8 @@ from shapely.ops import nearest_points
 
 from alertsim.domain.prefectures import Atlas
 from alertsim.domain.trajectory import corridor_of, trajectory_of
-from alertsim.domain.warnings import Decision, PolicyName, decide
+from alertsim.domain.vocabulary import Policy
+from alertsim.domain.warnings import Decision, decide
 from alertsim.testing import make_detection
 
 GEOD = Geod(ellps="WGS84")
@@ -22,7 +23,7 @@ SUNAN = (39.224, 125.670)
 
 
 def run(atlas: Atlas, launch: tuple[float, float], impact: tuple[float, float], cross: float,
-        along: float, policy: PolicyName = "prefecture") -> Decision:
+        along: float, policy: Policy = "prefecture") -> Decision:
     return decide(make_detection(launch, impact, cross, along), atlas, policy=policy, now=NOW)
 
 
@@ -50,7 +51,7 @@ def assert_impact_on_land_warns(decision: Decision, code: str) -> None:
     ((24.0, 134.0), (33.435, 140.038), 20, 100, "prefecture", ("13",), "eez"),
 ])
 def test_issue_table(atlas: Atlas, launch: tuple[float, float], impact: tuple[float, float],
-                     cross: float, along: float, policy: PolicyName, shelter: tuple[str, ...],
+                     cross: float, along: float, policy: Policy, shelter: tuple[str, ...],
                      impact_class: str) -> None:
     """Each hand-checked case warns exactly the listed prefectures and classifies the impact."""
     decision = run(atlas, launch, impact, cross, along, policy)

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import UTC, datetime
 
 import pytest
 
-from alertsim.adapters.mqtt import topics
 from alertsim.adapters.mqtt.brokers import MosquittoBroker, free_port
-from alertsim.adapters.mqtt.client import MqttSettings, OutgoingMessage, connect, publish
-from alertsim.domain import texts
+from alertsim.adapters.mqtt.client import MqttSettings, Publication, connect, publish
+from alertsim.domain import texts, topics
 from alertsim.domain.messages import build_alert
-from alertsim.drills.fleet import PREFECTURE_CODES, Fleet, plan_receivers
+from alertsim.domain.vocabulary import PREFECTURE_CODES
+from alertsim.drills.fleet import Fleet, plan_receivers
 from alertsim.errors import BrokerError
+from alertsim.testing import eventually
 
 
 def test_plan_has_one_receiver_per_prefecture_plus_extras() -> None:
@@ -50,22 +50,23 @@ async def test_fleet_gets_each_prefecture_alert_exactly_once(mosquitto: Mosquitt
     sent = datetime(2024, 5, 1, 3, 0, tzinfo=UTC)
     alerts = {code: build_alert(identifier=f"fleet-{run}-{code}", sender="alertsim.test",
                                 status="Exercise", sent=sent, msg_type="Alert",
-                                stage="shelter", texts=texts.shelter(),
-                                event_id=f"ev-{run}", sequence=1,
+                                stage="shelter" if code else "national",
+                                texts=texts.shelter(), event_id=f"ev-{run}", sequence=1,
                                 object_kind="ballistic_missile", code=code)
-              for code in PREFECTURE_CODES}
+              for code in [*PREFECTURE_CODES, None]}
+    # The national alert goes out last, on the same connection, to every receiver: once a
+    # receiver has it, anything sent to its prefecture before (a duplicate too) has arrived.
+    marker = alerts[None].identifier
     async with Fleet(url=mosquitto.url, protocol="5", status="exercise",
                      codes_per_receiver=plan) as fleet:
         await fleet.ready()
         async with connect(MqttSettings(url=mosquitto.url, client_id=f"pub-{run}")) as pub:
             for code, alert in alerts.items():
-                await publish(pub, OutgoingMessage(topic=topics.alerts("exercise", code),
+                await publish(pub, Publication(topic=topics.alerts("exercise", code),
                                                    payload=alert.model_dump_json().encode()))
-        for _ in range(500):  # up to 10 s for every receiver's delivery
-            if sum(map(len, fleet.deliveries().values())) >= len(plan):
-                break
-            await asyncio.sleep(0.02)
-        await asyncio.sleep(0.2)  # room for a stray duplicate to show up
+        await eventually(lambda: all(ds and ds[-1].identifier == marker
+                                     for ds in fleet.deliveries().values()),
+                         timeout=10, what="the national alert at every receiver")
         got = fleet.deliveries()
     assert {cid: [d.identifier for d in ds] for cid, ds in got.items()} == {
-        cid: [alerts[codes[0]].identifier] for cid, codes in plan.items()}
+        cid: [alerts[codes[0]].identifier, marker] for cid, codes in plan.items()}

@@ -1,4 +1,4 @@
-"""The aiomqtt shell: properties per protocol, error mapping, negotiation, backoff."""
+"""The aiomqtt shell: properties per protocol, error mapping, negotiation, backoff, reconnect."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import asyncio
 import itertools
 import random
 import uuid
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
 import pytest
@@ -16,13 +18,16 @@ from alertsim.adapters.mqtt import client as mqtt
 from alertsim.adapters.mqtt.brokers import EmbeddedBroker, MosquittoBroker, free_port
 from alertsim.adapters.mqtt.client import (
     MqttSettings,
-    OutgoingMessage,
-    backoff_delays,
+    Publication,
     connect,
+    incoming,
     negotiate_protocol,
     publish,
 )
+from alertsim.adapters.mqtt.reconnect import backoff_delays, reconnecting
 from alertsim.errors import BrokerError
+from alertsim.logs import captured_logs
+from alertsim.testing import eventually
 from tests.helpers import receive
 
 
@@ -52,10 +57,11 @@ class _Lowest(random.Random):
 
 
 def test_module_exports() -> None:
-    """`__all__` lists exactly the public names of alertsim.mqtt."""
+    """`__all__` lists exactly the public names of the MQTT client adapter."""
     assert sorted(mqtt.__all__) == sorted(
-        ["Client", "MqttSettings", "OutgoingMessage", "Protocol", "backoff_delays", "connect",
-         "incoming", "negotiate_protocol", "publish", "subscribe"])
+        ["DISCONNECT_TIMEOUT_S", "Client", "MqttSettings", "Publication", "Protocol", "connect",
+         "incoming", "negotiate_protocol", "properties_of", "publish", "subscribe",
+         "wait_for_protocol"])
 
 
 @pytest.mark.parametrize(("initial", "maximum", "factor", "ceilings"), [
@@ -95,11 +101,11 @@ def test_backoff_rejects_bad_parameters(initial: float, maximum: float, factor: 
 
 def test_properties_only_under_mqtt5() -> None:
     """MQTT 5 properties are built for protocol "5" and never for "3.1.1" or plain messages."""
-    message = OutgoingMessage("t", b"x", expiry_s=60, content_type="application/json",
+    message = Publication("t", b"x", expiry_s=60, content_type="application/json",
                               user_properties=(("event", "e1"), ("stage", "shelter")))
-    assert message.properties("3.1.1") is None
-    assert OutgoingMessage("t", b"x").properties("5") is None
-    assert _props(message.properties("5")) == {
+    assert mqtt.properties_of(message, "3.1.1") is None
+    assert mqtt.properties_of(Publication("t", b"x"), "5") is None
+    assert _props(mqtt.properties_of(message, "5")) == {
         "MessageExpiryInterval": 60,
         "ContentType": "application/json",
         "UserProperty": [("event", "e1"), ("stage", "shelter")],
@@ -144,7 +150,7 @@ async def test_connect_mqtt5_to_amqtt_raises_broker_error(amqtt_broker: Embedded
 async def test_mqtt5_properties_reach_subscriber(mosquitto: MosquittoBroker, prefix: str) -> None:
     """Expiry, content type and user properties published under MQTT 5 reach a v5 subscriber."""
     settings = MqttSettings(url=mosquitto.url, client_id=_client_id("c"))
-    message = OutgoingMessage(f"{prefix}/alert", b"{}", expiry_s=600,
+    message = Publication(f"{prefix}/alert", b"{}", expiry_s=600,
                               content_type="application/json",
                               user_properties=(("event", "e1"),))
     async with connect(settings) as client:
@@ -163,7 +169,7 @@ async def test_mqtt311_publish_drops_properties(amqtt_broker: EmbeddedBroker,
                                                 prefix: str) -> None:
     """Under 3.1.1 a message with MQTT 5 fields still publishes (QoS 1), without them."""
     settings = MqttSettings(url=amqtt_broker.url, client_id=_client_id("c"), protocol="3.1.1")
-    message = OutgoingMessage(f"{prefix}/alert", b"{}", expiry_s=600,
+    message = Publication(f"{prefix}/alert", b"{}", expiry_s=600,
                               content_type="application/json", user_properties=(("k", "v"),))
     async with connect(settings) as client:
         await client.subscribe(f"{prefix}/#", qos=1)
@@ -180,9 +186,11 @@ async def test_publish_after_broker_stopped_raises_broker_error(tmp_path: Path,
         settings = MqttSettings(url=broker.url, client_id=_client_id("c"))
         async with connect(settings) as client:
             await asyncio.to_thread(broker.stop)
-            await asyncio.sleep(0.2)
+            with pytest.raises(BrokerError, match="lost the broker"):
+                async with asyncio.timeout(5):
+                    await anext(incoming(client))  # returns once the client saw the loss
             with pytest.raises(BrokerError) as info:
-                await publish(client, OutgoingMessage(f"{prefix}/x", b"x"), timeout_s=2.0)
+                await publish(client, Publication(f"{prefix}/x", b"x"), timeout_s=2.0)
     assert isinstance(info.value.__cause__, aiomqtt.MqttError)
 
 
@@ -191,11 +199,11 @@ async def test_will_is_published_when_connection_is_taken_over(
         mosquitto: MosquittoBroker, prefix: str) -> None:
     """The last will (retained "offline") is published when the connection drops uncleanly."""
     status = f"{prefix}/service/status"
-    will = OutgoingMessage(status, b"offline", retain=True)
+    will = Publication(status, b"offline", retain=True)
     client_id = _client_id("service")
     service = MqttSettings(url=mosquitto.url, client_id=client_id, will=will)
     async with connect(service) as client:
-        await publish(client, OutgoingMessage(status, b"online", retain=True))
+        await publish(client, Publication(status, b"online", retain=True))
         # A second connection with the same client id takes the session over; the broker
         # drops the first connection without DISCONNECT, which triggers its will.
         async with connect(MqttSettings(url=mosquitto.url, client_id=client_id)):
@@ -205,3 +213,94 @@ async def test_will_is_published_when_connection_is_taken_over(
         await client.subscribe(status, qos=1)
         [received] = await receive(client, 1)
     assert (received.payload, received.retain) == (b"offline", True)
+
+
+def _failing(outcomes: list[BaseException | str], calls: list[bool], *,
+             up_on: frozenset[int] = frozenset(),
+             ) -> Callable[[Callable[[], None]], Coroutine[Any, Any, str]]:
+    """A session that raises (or returns) the next outcome; calls `up()` on the given attempts."""
+
+    async def session(up: Callable[[], None]) -> str:
+        attempt = len(calls)
+        calls.append(True)
+        if attempt in up_on:
+            up()
+        outcome = outcomes[attempt]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    return session
+
+
+async def test_reconnecting_retries_broker_errors_then_returns() -> None:
+    """BrokerError, alone or in a TaskGroup's group, is retried; the session's value returns."""
+    calls: list[bool] = []
+    outcomes: list[BaseException | str] = [
+        BrokerError("refused"), ExceptionGroup("tg", [BrokerError("lost")]), "done"]
+    with captured_logs() as logs:
+        result = await reconnecting(_failing(outcomes, calls), what="probe", rng=_Lowest(),
+                                    url="mqtt://x")
+    assert (result, len(calls)) == ("done", 3)
+    assert [(e["event"], e["what"], e["error"], e["retry_in_s"], e["url"]) for e in logs] == [
+        ("broker.unreachable", "probe", "refused", 0.0, "mqtt://x"),
+        ("broker.unreachable", "probe", "lost", 0.0, "mqtt://x")]
+
+
+async def test_reconnecting_backoff_starts_again_after_up() -> None:
+    """Delays grow while attempts fail; after a session that called up() they start again."""
+    calls: list[bool] = []
+    outcomes: list[BaseException | str] = [BrokerError("a"), BrokerError("b"),
+                                           BrokerError("c"), "done"]
+    with captured_logs() as logs:
+        await reconnecting(_failing(outcomes, calls, up_on=frozenset({2})), what="link",
+                           rng=_Highest(), initial=0.01, maximum=0.04)
+    assert [(e["event"], e["retry_in_s"]) for e in logs] == [
+        ("broker.unreachable", 0.01), ("broker.unreachable", 0.02),
+        ("broker.disconnected", 0.01)]
+
+
+async def test_reconnecting_lets_other_errors_through() -> None:
+    """An error that is not a BrokerError ends the loop at once."""
+    calls: list[bool] = []
+    with pytest.raises(ValueError, match="bug"):
+        await reconnecting(_failing([ValueError("bug")], calls), what="x", rng=_Lowest())
+    assert len(calls) == 1
+
+
+async def test_reconnecting_cancelled_during_backoff() -> None:
+    """Cancelling during a (long) backoff sleep ends the loop at once."""
+    calls: list[bool] = []
+    with captured_logs() as logs:
+        task = asyncio.create_task(reconnecting(
+            _failing([BrokerError("down")] * 2, calls), what="x", rng=_Highest(),
+            initial=60.0, maximum=60.0))
+        await eventually(lambda: logs, what="the first retry logged")
+        task.cancel()
+        async with asyncio.timeout(1):
+            with pytest.raises(asyncio.CancelledError):
+                await task
+    assert len(calls) == 1
+
+
+async def test_reconnecting_does_not_retry_a_lost_cancellation() -> None:
+    """A session that turns its cancellation into a BrokerError is not run again."""
+    calls: list[bool] = []
+    started = asyncio.Event()
+
+    async def session(up: Callable[[], None]) -> None:
+        calls.append(True)
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            # What a TaskGroup does when a child failed as its parent was cancelled.
+            raise BrokerError("lost while cancelled") from None
+
+    task = asyncio.create_task(reconnecting(session, what="x", rng=_Lowest()))
+    await started.wait()
+    task.cancel()
+    async with asyncio.timeout(1):
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert len(calls) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -10,19 +11,23 @@ from typing import Any
 
 import pytest
 
-from alertsim.adapters.mqtt import topics
-from alertsim.adapters.sqlite.store import Outgoing, Store, open_store
-from alertsim.domain import texts
-from alertsim.domain.messages import MsgType, Stage, build_alert
+from alertsim.adapters.sqlite.store import Store
+from alertsim.cli import main
+from alertsim.domain import texts, topics
+from alertsim.domain.messages import build_alert
 from alertsim.domain.model import JST
-from alertsim.drills.report.report import (
+from alertsim.domain.vocabulary import MsgType, Stage
+from alertsim.drills.report import (
     DrillReport,
+    DrillSettings,
     build_report,
     latency_of,
     render_markdown,
     write_report,
 )
+from alertsim.drills.scenario import Scenario
 from alertsim.errors import InputError
+from alertsim.service.records import OutboxMessage
 
 REAL_T0 = datetime(2025, 6, 1, 1, 0, 0, tzinfo=UTC)  # the drill's real start
 SIM_T0 = datetime(2025, 1, 1, 10, 0, 0, tzinfo=JST)  # the scenario clock's origin
@@ -82,10 +87,11 @@ async def send(store: Store, identifier: str, stage: Stage, code: str | None, *,
                         object_kind="ballistic_missile", code=code,
                         name_ja="北海道" if code else "", name_en="Hokkaido" if code else "")
     created = base + timedelta(seconds=at_s)
-    await store.enqueue([Outgoing(
+    await store.enqueue([OutboxMessage(
         message_id=identifier, event_id=event_id, kind="alert", prefecture=code, stage=stage,
         topic=topics.alerts("exercise", code), payload=alert.model_dump_json().encode(),
-        qos=1, retain=False, sim_time=alert.sent, created_at=created)])
+        msg_type=alert.msgType, qos=1, retain=False, sim_time=alert.sent,
+        expires_at=alert.info[0].expires, created_at=created)])
     if published:
         await store.mark_published(identifier, created + timedelta(milliseconds=2))
     return created
@@ -102,7 +108,7 @@ async def ack(store: Store, client_id: str, identifier: str, created: datetime,
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
     """An empty, migrated store in a real file."""
-    async with open_store(tmp_path / "drill.db") as opened:
+    async with await Store.open(tmp_path / "drill.db") as opened:
         yield opened
 
 
@@ -271,7 +277,7 @@ async def test_markdown_shows_verdict_and_tables(store: Store, tmp_path: Path) -
     assert failed.index("## Expectations") < failed.index("## Per prefecture") < failed.index("## Timeline")
     assert "| A2 | alertsim/v1/exercise/alerts/01 | yes |" in failed
 
-    async with open_store(tmp_path / "passing.db") as passing_store:
+    async with await Store.open(tmp_path / "passing.db") as passing_store:
         await hokkaido_drill(passing_store)
         report = await build_report(passing_store)
     passed = render_markdown(report)
@@ -348,3 +354,62 @@ async def test_each_drill_sees_only_its_own_alerts(store: Store) -> None:
     assert [e.identifier for e in first.timeline] == ["A1"]
     with pytest.raises(InputError, match="no drill 'drill-9'"):
         await build_report(store, drill_id="drill-9")
+
+
+async def test_drill_settings_round_trip_through_the_store(tmp_path: Path) -> None:
+    """DrillSettings written as a drill row's settings_json reads back equal and feeds the report."""
+    settings = DrillSettings(
+        scenario=Scenario.model_validate(scenario_json(EXPECT_01)),
+        scenario_path="scenarios/test.yaml", receivers={"rx-01": ("01",), "rx-x01": ("13",)},
+        national_receivers=True, speed=600.0, broker="mqtt://127.0.0.1:1883", protocol="3.1.1",
+        status="exercise", policy="prefecture+adjacent")
+    async with await Store.open(tmp_path / "settings.db") as store:
+        await store.record_drill(drill_id="drill-1", scenario="scenarios/test.yaml",
+                                 started_at=REAL_T0, settings_json=settings.model_dump_json())
+        (row,) = await store.drills()
+        report = await build_report(store)
+    assert DrillSettings.model_validate_json(row.settings_json) == settings
+    assert json.loads(row.settings_json)["protocol"] == "3.1.1"
+    assert report.receivers == {"rx-01": ("01", "national"), "rx-x01": ("13", "national")}
+    assert report.receivers_source == "drill settings"
+    assert (report.speed, report.broker, report.status, report.policy) == (
+        600.0, "mqtt://127.0.0.1:1883", "exercise", "prefecture+adjacent")
+    assert report.scenario is not None
+    assert (report.scenario.title, report.scenario.path) == ("Synthetic test drill",
+                                                             "scenarios/test.yaml")
+
+
+VALID_SETTINGS = {"scenario": scenario_json(EXPECT_01), "scenario_path": "scenarios/test.yaml",
+                  "receivers": {"rx-01": ["01"]}, "national_receivers": False, "speed": 60.0,
+                  "broker": "mqtt://127.0.0.1:1883", "status": "exercise", "policy": "prefecture"}
+OLD_SETTINGS = {**{k: v for k, v in VALID_SETTINGS.items() if k != "speed"}, "speed_factor": 60.0}
+
+
+@pytest.mark.parametrize(("settings", "problem"), [
+    (OLD_SETTINGS, "settings.speed: Field required"),
+    (OLD_SETTINGS, "settings.speed_factor: Extra inputs are not permitted (got 60.0)"),
+    ({**VALID_SETTINGS, "receivers": {"rx-01": ["1"]}}, "settings.receivers.rx-01.0: String should match pattern"),
+    ({**VALID_SETTINGS, "scenario": {**scenario_json(EXPECT_01), "title": ""}}, "settings.scenario.title: String should have at least 1 character"),
+    ({}, "settings.scenario: Field required"),
+    ([], "settings: Input should be an object"),
+])
+async def test_unreadable_drill_settings_are_a_clear_input_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], settings: object,
+        problem: str) -> None:
+    """Settings JSON that is not a DrillSettings gives an InputError naming the drill and field."""
+    db = tmp_path / "old.db"
+    async with await Store.open(db) as store:
+        await store.record_drill(drill_id="drill-1", scenario="scenarios/test.yaml",
+                                 started_at=REAL_T0, settings_json=json.dumps(settings))
+        with pytest.raises(InputError) as caught:
+            await build_report(store)
+    assert caught.value.source == str(db)
+    assert caught.value.problems[0] == ("drill 'drill-1': its recorded settings are not valid "
+                                        "drill settings (recorded by another version of alertsim?)")
+    assert any(line.startswith(problem) for line in caught.value.problems[1:]), caught.value.problems
+    # In a thread: the CLI runs its own event loop.
+    assert await asyncio.to_thread(main, ["report", str(db)]) == 2
+    err = capsys.readouterr().err
+    assert f"alertsim report: invalid input in {db}:" in err
+    assert problem in err
+    assert "Traceback" not in err

@@ -104,12 +104,12 @@ def test_offsets_parse(text: str | int, seconds: float) -> None:
     assert parse_offset(text) == seconds
 
 
-def test_at_seconds_and_time_of() -> None:
-    """at_seconds gives the offset and time_of places it on the scenario clock."""
+def test_offset_and_time_of() -> None:
+    """An entry's `at` is its offset in seconds and time_of places it on the scenario clock."""
     scenario = load_scenario(SCENARIO_DIR / "2023-11-21-chollima-1.yaml")
     cancel = next(e for e in scenario.timeline
                   if isinstance(e, ActionEntry) and e.action == "cancel")
-    assert scenario.at_seconds(cancel) == 32 * 60
+    assert cancel.at == 32 * 60
     assert scenario.time_of(cancel).isoformat() == "2023-11-21T23:15:00+09:00"
     assert isinstance(scenario.timeline[0], DetectionEntry)
 

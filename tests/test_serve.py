@@ -12,40 +12,43 @@ import aiomqtt
 import pytest
 
 from alertsim.adapters.mqtt.brokers import MosquittoBroker
+from alertsim.adapters.mqtt.inputs import send_detection
 from alertsim.adapters.sqlite.store import Store
-from alertsim.cli.main import main
-from alertsim.cli.settings import load_settings
+from alertsim.cli import main
 from alertsim.domain.messages import Alert
-from alertsim.service.run import send_detection, serve
-from alertsim.testing import make_detection
+from alertsim.service.run import ServeOptions, serve
+from alertsim.service.service import ServiceConfig
+from alertsim.testing import eventually, make_detection
 
 
 async def test_serve_then_detect_publishes_alerts(tmp_path: Path) -> None:
     """A detection sent with `detect` reaches the running service; its alerts are published."""
     with MosquittoBroker() as broker:
         db = tmp_path / "serve.db"
-        settings = load_settings(broker_url=broker.url, db=db, client_id="serve-test",
-                                 status="test")
-        service = asyncio.create_task(serve(settings))
+        options = ServeOptions(config=ServiceConfig(status="test"), db=db,
+                               broker_url=broker.url, client_id="serve-test")
+        service = asyncio.create_task(serve(options))
         seen: list[Alert] = []
+        online = asyncio.Event()
         async with aiomqtt.Client("127.0.0.1", broker.port) as client:
             await client.subscribe("alertsim/v1/test/alerts/#", qos=1)
             await client.subscribe("alertsim/v1/service/status", qos=1)
 
             async def read() -> None:
                 async for m in client.messages:
-                    if "/alerts/" in str(m.topic) and isinstance(m.payload, bytes):
+                    if not isinstance(m.payload, bytes):
+                        continue
+                    if "/alerts/" in str(m.topic):
                         seen.append(Alert.model_validate_json(m.payload))
+                    elif json.loads(m.payload) == {"status": "online"}:
+                        online.set()  # sent once the service has subscribed to its inputs
 
             reader = asyncio.create_task(read())
-            await asyncio.sleep(1.0)  # the service connects and subscribes
+            await asyncio.wait_for(online.wait(), 10)
             d = make_detection((40.6, 126.4), (34.33, 178.57), 30, 100, event_id="serve-1",
                                launch_time=datetime.now(UTC))
             await send_detection(Path("d.json"), d, url=broker.url, out=io.StringIO())
-            for _ in range(100):
-                if len(seen) >= 2:
-                    break
-                await asyncio.sleep(0.05)
+            await eventually(lambda: len(seen) >= 2, what="two alerts published")
             reader.cancel()
             service.cancel()
             await asyncio.gather(reader, service, return_exceptions=True)

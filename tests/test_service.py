@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from alertsim.adapters.mqtt import topics
 from alertsim.adapters.sqlite.store import Store
+from alertsim.domain import topics
 from alertsim.domain.messages import Alert, PrefectureState
 from alertsim.domain.prefectures import Atlas
 from alertsim.errors import BrokerError
 from alertsim.service.clock import ScaledClock
 from alertsim.service.service import Service, ServiceConfig
-from alertsim.testing import DEFAULT_LAUNCH_TIME, InMemoryPublisher, make_detection
+from alertsim.testing import DEFAULT_LAUNCH_TIME, InMemoryPublisher, eventually, make_detection
 
 TSUGARU = ((40.6, 126.4), (34.33, 178.57))
 
@@ -41,10 +41,7 @@ def make_service(atlas: Atlas, store: Store, speed: float = 1.0) -> Service:
 
 async def pump_until_drained(service: Service, publisher: InMemoryPublisher) -> None:
     task = asyncio.create_task(service.pump(publisher))
-    for _ in range(100):
-        await asyncio.sleep(0.01)
-        if await service.drained():
-            break
+    await eventually(service.drained, what="outbox drained")
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
 
@@ -130,16 +127,16 @@ async def test_timers_send_passed_after_the_window(atlas: Atlas, store: Store) -
     timers = asyncio.create_task(service.run_timers())
     pump = asyncio.create_task(service.pump(publisher))
     assert await service.accept_detection(detection_bytes())
-    for _ in range(200):
-        await asyncio.sleep(0.02)
-        stages = [json.loads(m.payload)["alertsim"]["stage"] for m in publisher.messages
-                  if "/alerts/" in m.topic]
-        if stages.count("passed") == 2:
-            break
+
+    def stages() -> list[str]:
+        return [json.loads(m.payload)["alertsim"]["stage"] for m in publisher.messages
+                if "/alerts/" in m.topic]
+
+    await eventually(lambda: stages().count("passed") == 2, what="both passed alerts")
     timers.cancel()
     pump.cancel()
     await asyncio.gather(timers, pump, return_exceptions=True)
-    assert stages == ["shelter", "shelter", "passed", "passed"]
+    assert stages() == ["shelter", "shelter", "passed", "passed"]
 
 
 async def test_operator_cancel_and_unknown_event(atlas: Atlas, store: Store) -> None:
@@ -173,16 +170,18 @@ async def test_watchers_see_every_outbox_row(atlas: Atlas, store: Store) -> None
     """A watcher (e.g. a future web view) gets alerts, states and errors as they are written."""
     service = make_service(atlas, store)
     seen: list[str] = []
+    watching = asyncio.Event()
 
     async def watch() -> None:
+        watching.set()  # the first step of the loop below registers the watcher
         async for row in service.watch():
             seen.append(row.kind)
 
     watcher = asyncio.create_task(watch())
-    await asyncio.sleep(0)
+    await watching.wait()
     assert await service.accept_detection(detection_bytes())
     assert not await service.accept_detection(b"not json")
-    await asyncio.sleep(0.01)
+    await eventually(lambda: len(seen) >= 5, what="five outbox rows watched")
     watcher.cancel()
     await asyncio.gather(watcher, return_exceptions=True)
     assert seen == ["alert", "alert", "state", "state", "error"]

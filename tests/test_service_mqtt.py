@@ -11,17 +11,19 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from alertsim.adapters.mqtt import topics
 from alertsim.adapters.mqtt.brokers import MosquittoBroker, parse_broker_url
+from alertsim.adapters.mqtt.link import run_link
 from alertsim.adapters.sqlite.store import Store
+from alertsim.domain import topics
 from alertsim.domain.messages import Alert, PrefectureState
 from alertsim.domain.prefectures import Atlas
 from alertsim.drills.scenario import ActionEntry, load_scenario
 from alertsim.service.clock import ScaledClock
-from alertsim.service.service import Service, ServiceConfig, run_link
-from alertsim.testing import DEFAULT_LAUNCH_TIME, make_detection
+from alertsim.service.service import Service, ServiceConfig
+from alertsim.testing import DEFAULT_LAUNCH_TIME, eventually, make_detection
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
+MARKER = "alertsim/v1/exercise/alerts/test-end-marker"
 
 
 @pytest.fixture
@@ -84,14 +86,6 @@ async def running(atlas: Atlas, broker: MosquittoBroker,
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def wait_for(predicate, limit_s: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    for _ in range(int(limit_s / 0.05)):
-        if predicate():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not met in time")
-
-
 async def test_2023_11_21_over_mosquitto(atlas: Atlas, broker: MosquittoBroker,
                                          tmp_path: Path) -> None:
     """Okinawa gets shelter, passed, cancel in order with references; state set then cleared."""
@@ -116,8 +110,9 @@ async def test_2023_11_21_over_mosquitto(atlas: Atlas, broker: MosquittoBroker,
                 else:
                     await sensor.publish(topics.DETECTIONS,
                                          entry.detection.model_dump_json(), qos=1)
-        await wait_for(lambda: sum(1 for t, p, _ in observer.messages
-                                   if t.endswith("/state/47") and p == b"") >= 1)
+        await eventually(lambda: any(t.endswith("/state/47") and p == b""
+                                     for t, p, _ in observer.messages),
+                         timeout=10, what="Okinawa's state cleared")
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -149,8 +144,9 @@ async def test_bad_inputs_over_mqtt(broker: MosquittoBroker,
         await sensor.publish(topics.DETECTIONS, b"[" + b"0," * 35_000 + b"0]", qos=1)
         good = make_detection((40.6, 126.4), (34.33, 178.57), 30, 100, event_id="after-bad")
         await sensor.publish(topics.DETECTIONS, good.model_dump_json(), qos=1)
-        await wait_for(lambda: len(observer.alerts()) >= 2
-                       and sum(t == topics.ERRORS for t, _, _ in observer.messages) >= 3)
+        await eventually(lambda: len(observer.alerts()) >= 2
+                         and sum(t == topics.ERRORS for t, _, _ in observer.messages) >= 3,
+                         timeout=10, what="two alerts and three errors")
     errors = [json.loads(p)["reason"] for t, p, _ in observer.messages if t == topics.ERRORS]
     assert len(errors) == 3
     assert "Invalid JSON" in errors[0]
@@ -174,7 +170,7 @@ async def test_outbox_with_broker_stopped(atlas: Atlas, broker: MosquittoBroker,
                                             client_id="svc-outage", connected=connected))
         await asyncio.wait_for(connected.wait(), 10)
         broker.stop()
-        await wait_for(lambda: not connected.is_set())
+        await eventually(lambda: not connected.is_set(), timeout=10, what="link down")
         for i, event in enumerate(("down-1", "down-2")):
             d = make_detection((40.6, 126.4), (34.33, 178.57), 30, 100, event_id=event,
                                launch_time=DEFAULT_LAUNCH_TIME + timedelta(seconds=i))
@@ -182,19 +178,21 @@ async def test_outbox_with_broker_stopped(atlas: Atlas, broker: MosquittoBroker,
         assert len(await store.unpublished()) == 8  # 4 alerts and 4 retained states
         broker.start()
         await asyncio.wait_for(connected.wait(), 30)
-        for _ in range(200):
-            if await service.drained():
-                break
-            await asyncio.sleep(0.05)
-        assert await service.drained()
+        await eventually(service.drained, timeout=10, what="outbox drained")
         link.cancel()
         await asyncio.gather(link, return_exceptions=True)
+    # Queued after everything the service sent: once it arrives, so has any duplicate.
+    async with aiomqtt.Client("127.0.0.1", broker.port) as sensor:
+        await sensor.publish(MARKER, b"end", qos=1)
     seen: dict[str, int] = {}
     async with Observer(broker.url, ["alertsim/v1/exercise/alerts/#"], "dedup-rx",
                         clean=False) as receiver:
-        await asyncio.sleep(1.0)
-        for _, alert in receiver.alerts():
-            seen[alert.identifier] = seen.get(alert.identifier, 0) + 1
+        await eventually(lambda: any(t == MARKER for t, _, _ in receiver.messages),
+                         what="the end marker, after every queued alert")
+        for topic, payload, _ in receiver.messages:
+            if topic != MARKER:
+                alert = Alert.model_validate_json(payload)
+                seen[alert.identifier] = seen.get(alert.identifier, 0) + 1
     assert len(seen) == 4
     assert set(seen.values()) == {1}
 
@@ -211,9 +209,11 @@ async def test_mqtt5_properties_on_alerts(broker: MosquittoBroker,
             message = await anext(aiter(client.messages))
     assert isinstance(message.payload, bytes)
     alert = Alert.model_validate_json(message.payload)
-    props = message.properties
-    assert props is not None
-    assert props.ContentType == "application/json"
-    assert props.MessageExpiryInterval >= 60
-    assert dict(props.UserProperty) == {"kind": "alert", "identifier": alert.identifier,
-                                        "msgType": "Alert", "stage": "shelter"}
+    assert message.properties is not None
+    # paho's Properties attributes are dynamic: read them by name.
+    props = {name: getattr(message.properties, name)
+             for name in ("ContentType", "MessageExpiryInterval", "UserProperty")}
+    assert props["ContentType"] == "application/json"
+    assert props["MessageExpiryInterval"] >= 60
+    assert dict(props["UserProperty"]) == {"kind": "alert", "identifier": alert.identifier,
+                                           "msgType": "Alert", "stage": "shelter"}

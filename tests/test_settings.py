@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import alertsim
-from alertsim.cli.settings import ServiceSettings, SettingsOverrides, load_settings
+from alertsim.cli.settings import QuietSettings, ServiceSettings, load_settings
 from alertsim.errors import InputError
 
 _FIELDS = tuple(ServiceSettings.model_fields)
@@ -110,20 +110,20 @@ def test_bad_env_values_name_the_variable(monkeypatch: pytest.MonkeyPatch, varia
 def test_actual_is_refused_as_a_flag_too() -> None:
     """status=Actual passed as an override is refused and named by its field."""
     with pytest.raises(InputError, match=r"status: status Actual is refused"):
-        load_settings(status="Actual")  # type: ignore[arg-type]
+        load_settings(status="Actual")
 
 
 def test_every_problem_is_reported() -> None:
     """Several bad values give one InputError listing each of them."""
     with pytest.raises(InputError) as caught:
-        load_settings(policy="foo", max_payload_bytes=0)  # type: ignore[arg-type]
+        load_settings(policy="foo", max_payload_bytes=0)
     assert [p.split(":")[0] for p in caught.value.problems] == ["policy", "max_payload_bytes"]
 
 
 def test_unknown_override_is_refused() -> None:
     """An override that is not a field is an error, not silently ignored."""
     with pytest.raises(InputError, match=r"brokr: Extra inputs are not permitted"):
-        load_settings(brokr="mqtt://x")  # type: ignore[call-arg]
+        load_settings(brokr="mqtt://x")
 
 
 def test_settings_are_frozen() -> None:
@@ -133,9 +133,33 @@ def test_settings_are_frozen() -> None:
         s.status = "test"  # type: ignore[misc]
 
 
-def test_overrides_type_lists_every_field() -> None:
-    """SettingsOverrides and ServiceSettings declare the same fields."""
-    assert set(SettingsOverrides.__annotations__) == set(_FIELDS)
+def test_quiet_settings_default_to_warnings_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """quiet=True (replay, subscribe) lowers only the log level's default: env and flag still win."""
+    quiet = load_settings(quiet=True)
+    assert isinstance(quiet, QuietSettings)
+    assert quiet.log_level == "warning"
+    assert quiet.model_dump(exclude={"log_level"}) == \
+        load_settings().model_dump(exclude={"log_level"})
+    monkeypatch.setenv("ALERTSIM_LOG_LEVEL", "DEBUG")
+    assert load_settings(quiet=True).log_level == "debug"
+    assert load_settings(quiet=True, log_level="error").log_level == "error"
+
+
+def test_bad_log_level_flag_names_the_field() -> None:
+    """A log level override that is not a level is refused by name, in any letter case."""
+    assert load_settings(log_level="WARNING").log_level == "warning"
+    with pytest.raises(InputError, match=r"log_level: log level must be one of debug, info"):
+        load_settings(log_level="loud")
+
+
+def test_only_the_cli_imports_settings() -> None:
+    """Nothing in alertsim outside alertsim/cli/ imports the settings (or the CLI at all)."""
+    package = Path(alertsim.__file__).parent
+    importers = re.compile(r"^\s*(from|import)\s+alertsim\.cli\b", re.MULTILINE)
+    offenders = [str(path.relative_to(package)) for path in sorted(package.rglob("*.py"))
+                 if path.parent != package / "cli" and path != package / "__main__.py"
+                 and importers.search(path.read_text("utf-8"))]
+    assert offenders == []
 
 
 def test_nothing_else_reads_the_environment() -> None:

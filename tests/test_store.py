@@ -9,20 +9,23 @@ from pathlib import Path
 
 import pytest
 
-from alertsim.adapters.sqlite.store import MIGRATIONS, Outgoing, Store, open_store
+from alertsim.adapters.sqlite.migrations import MIGRATIONS
+from alertsim.adapters.sqlite.store import Store
 from alertsim.errors import StoreError
+from alertsim.service.records import OutboxKind, OutboxMessage
 
 JST = timezone(timedelta(hours=9))
 T0 = datetime(2025, 3, 1, 7, 0, 0, tzinfo=JST)
 
 
-def message(message_id: str, *, event_id: str | None = "EV1", kind: str = "alert",
-            seconds: int = 0) -> Outgoing:
+def message(message_id: str, *, event_id: str | None = "EV1", kind: OutboxKind = "alert",
+            seconds: int = 0) -> OutboxMessage:
     """An alert-shaped outbox message."""
-    return Outgoing(message_id=message_id, event_id=event_id, kind=kind, prefecture="47",
-                    stage="shelter", topic="alertsim/v1/exercise/alerts/47",
-                    payload=f'{{"id": "{message_id}"}}'.encode(), qos=1, retain=False,
-                    sim_time=T0 + timedelta(seconds=seconds), created_at=T0)
+    return OutboxMessage(message_id=message_id, event_id=event_id, kind=kind, prefecture="47",
+                         stage="shelter", msg_type="Alert", topic="alertsim/v1/exercise/alerts/47",
+                         payload=f'{{"id": "{message_id}"}}'.encode(), qos=1, retain=False,
+                         sim_time=T0 + timedelta(seconds=seconds), created_at=T0,
+                         expires_at=T0 + timedelta(hours=1))
 
 
 def pragma(path: Path, name: str) -> object:
@@ -50,7 +53,7 @@ async def test_migrates_empty_file_and_reopens_idempotently(tmp_path: Path) -> N
     assert pragma(path, "user_version") == len(MIGRATIONS)
     assert {"detections", "rejected", "decisions", "outbox", "events", "receipts",
             "drills"} <= table_names(path)
-    async with open_store(path) as store:
+    async with await Store.open(path) as store:
         assert [r.message_id for r in await store.outbox()] == ["m1"]
     assert pragma(path, "user_version") == len(MIGRATIONS)
 
@@ -58,7 +61,7 @@ async def test_migrates_empty_file_and_reopens_idempotently(tmp_path: Path) -> N
 async def test_older_database_gets_only_the_missing_migrations(tmp_path: Path) -> None:
     """Opening a version-N file with N+1 scripts applies just the last one."""
     path = tmp_path / "a.db"
-    async with open_store(path) as store:
+    async with await Store.open(path) as store:
         await store.enqueue([message("m1")])
     async with await Store.open(path, migrations=(*MIGRATIONS, "CREATE TABLE extra (x)")):
         pass
@@ -90,7 +93,7 @@ async def test_newer_schema_version_is_refused(tmp_path: Path) -> None:
 async def test_wal_mode_is_on(tmp_path: Path) -> None:
     """The database file is in write-ahead-log mode."""
     path = tmp_path / "a.db"
-    async with open_store(path):
+    async with await Store.open(path):
         pass
     assert pragma(path, "journal_mode") == "wal"
 
@@ -121,7 +124,7 @@ async def test_closed_store_raises_store_error(tmp_path: Path) -> None:
 
 async def test_enqueue_preserves_order_and_is_idempotent(tmp_path: Path) -> None:
     """Messages keep their batch order; a message_id seen before is skipped, not duplicated."""
-    async with open_store(tmp_path / "a.db") as store:
+    async with await Store.open(tmp_path / "a.db") as store:
         await store.enqueue([message("c"), message("a"), message("b")])
         await store.enqueue([message("a", seconds=99), message("d")])
         rows = await store.outbox()
@@ -131,14 +134,14 @@ async def test_enqueue_preserves_order_and_is_idempotent(tmp_path: Path) -> None
 
 
 async def test_outbox_row_round_trips_every_field(tmp_path: Path) -> None:
-    """An OutboxRow carries back the Outgoing fields, offsets included."""
-    national = Outgoing(message_id="s1", event_id=None, kind="status", prefecture=None,
-                        stage=None, topic="alertsim/v1/service/status", payload=b"online",
-                        qos=1, retain=True, sim_time=None, created_at=T0)
-    async with open_store(tmp_path / "a.db") as store:
+    """An OutboxRow carries back the OutboxMessage fields, offsets included."""
+    national = OutboxMessage(message_id="s1", event_id=None, kind="error", prefecture=None,
+                             stage=None, topic="alertsim/v1/errors", payload=b"{}",
+                             qos=1, retain=True, sim_time=None, created_at=T0)
+    async with await Store.open(tmp_path / "a.db") as store:
         await store.enqueue([message("m1"), national])
         alert, status = await store.outbox()
-    assert Outgoing(**{f: getattr(alert, f) for f in Outgoing.__dataclass_fields__}) \
+    assert OutboxMessage(**{f: getattr(alert, f) for f in OutboxMessage.__dataclass_fields__}) \
         == message("m1")
     assert (status.event_id, status.prefecture, status.retain, status.sim_time) \
         == (None, None, True, None)
@@ -147,7 +150,7 @@ async def test_outbox_row_round_trips_every_field(tmp_path: Path) -> None:
 
 async def test_outbox_filters_by_event_and_kind(tmp_path: Path) -> None:
     """outbox(event_id, kind) narrows the listing and keeps seq order."""
-    async with open_store(tmp_path / "a.db") as store:
+    async with await Store.open(tmp_path / "a.db") as store:
         await store.enqueue([message("a1"), message("s1", kind="state"),
                              message("b1", event_id="EV2"), message("a2")])
         assert [r.message_id for r in await store.outbox("EV1")] == ["a1", "s1", "a2"]
@@ -157,15 +160,16 @@ async def test_outbox_filters_by_event_and_kind(tmp_path: Path) -> None:
 
 async def test_invalid_message_rolls_back_the_whole_batch(tmp_path: Path) -> None:
     """A batch with one bad message (unknown kind) writes nothing."""
-    async with open_store(tmp_path / "a.db") as store:
+    async with await Store.open(tmp_path / "a.db") as store:
+        bad = message("bad", kind="gossip")  # type: ignore[arg-type]
         with pytest.raises(StoreError):
-            await store.enqueue([message("ok"), message("bad", kind="gossip")])
+            await store.enqueue([message("ok"), bad])
         assert await store.outbox() == []
 
 
 async def test_naive_datetime_is_refused(tmp_path: Path) -> None:
     """A datetime without a UTC offset is refused before anything is written."""
-    async with open_store(tmp_path / "a.db") as store:
+    async with await Store.open(tmp_path / "a.db") as store:
         with pytest.raises(ValueError, match="naive"):
             await store.record_rejected(raw=b"x", reason="r", source="s",
                                         received_at=datetime(2025, 3, 1, 7, 0))
@@ -174,7 +178,7 @@ async def test_naive_datetime_is_refused(tmp_path: Path) -> None:
 
 async def test_unpublished_and_mark_published(tmp_path: Path) -> None:
     """Marked messages leave unpublished(); the first acknowledgement time is kept."""
-    async with open_store(tmp_path / "a.db") as store:
+    async with await Store.open(tmp_path / "a.db") as store:
         await store.enqueue([message("m1"), message("m2"), message("m3")])
         await store.mark_published("m2", T0 + timedelta(seconds=1))
         await store.mark_published("m2", T0 + timedelta(seconds=5))
@@ -192,7 +196,7 @@ async def test_outbox_survives_a_crash(tmp_path: Path) -> None:
     try:
         await crashed.enqueue([message("m1"), message("m2")])
         await crashed.mark_published("m1", T0)
-        async with open_store(path) as restarted:
+        async with await Store.open(path) as restarted:
             assert [r.message_id for r in await restarted.unpublished()] == ["m2"]
     finally:
         await crashed.close()
@@ -201,14 +205,14 @@ async def test_outbox_survives_a_crash(tmp_path: Path) -> None:
 async def test_data_survives_close_and_reopen(tmp_path: Path) -> None:
     """Every table's rows are still there after close and reopen."""
     path = tmp_path / "a.db"
-    async with open_store(path) as store:
+    async with await Store.open(path) as store:
         await store.enqueue([message("m1")])
         await store.record_detection(raw=b"{}", parsed_json="{}", event_id="EV1", sequence=1,
                                      source="mqtt", received_at=T0)
         await store.record_decision(event_id="EV1", sequence=1, decision_json='{"n": 1}',
                                     decided_at=T0)
         await store.save_event("EV1", "{}", closed=False, updated_at=T0)
-    async with open_store(path) as store:
+    async with await Store.open(path) as store:
         assert [r.message_id for r in await store.unpublished()] == ["m1"]
         assert [(d.event_id, d.sequence) for d in await store.detections()] == [("EV1", 1)]
         assert [d.decision_json for d in await store.decisions("EV1")] == ['{"n": 1}']
@@ -217,7 +221,7 @@ async def test_data_survives_close_and_reopen(tmp_path: Path) -> None:
 
 async def test_concurrent_enqueue_loses_nothing(tmp_path: Path) -> None:
     """20 tasks enqueueing (and writing receipts) at once lose no row and keep batches whole."""
-    async with open_store(tmp_path / "a.db") as store:
+    async with await Store.open(tmp_path / "a.db") as store:
 
         async def writer(task: int) -> None:
             for batch in range(3):
@@ -241,7 +245,7 @@ async def test_concurrent_enqueue_loses_nothing(tmp_path: Path) -> None:
 async def test_rejected_round_trip(tmp_path: Path) -> None:
     """Rejected raw bytes, reason, source and time come back as stored."""
     raw = b"\xff\xfe not json"
-    async with open_store(tmp_path / "a.db") as store:
+    async with await Store.open(tmp_path / "a.db") as store:
         row_id = await store.record_rejected(raw=raw, reason="json_invalid", source="mqtt",
                                              received_at=T0)
         (row,) = await store.rejected()
@@ -252,7 +256,7 @@ async def test_rejected_round_trip(tmp_path: Path) -> None:
 async def test_receipts_keep_duplicates(tmp_path: Path) -> None:
     """Every receipt is a row, duplicates included, and can be filtered by message."""
     later = datetime(2025, 3, 1, 0, 0, 5, tzinfo=UTC)
-    async with open_store(tmp_path / "a.db") as store:
+    async with await Store.open(tmp_path / "a.db") as store:
         for client, msg in [("phone-1", "m1"), ("phone-1", "m1"), ("phone-2", "m2")]:
             await store.record_receipt(client_id=client, message_id=msg, received_at=T0,
                                        recorded_at=later)
@@ -265,7 +269,7 @@ async def test_receipts_keep_duplicates(tmp_path: Path) -> None:
 
 async def test_events_upsert_and_open_events(tmp_path: Path) -> None:
     """save_event replaces an event's state; closed events leave open_events()."""
-    async with open_store(tmp_path / "a.db") as store:
+    async with await Store.open(tmp_path / "a.db") as store:
         await store.save_event("EV1", '{"v": 1}', closed=False, updated_at=T0)
         await store.save_event("EV2", '{"v": 1}', closed=False, updated_at=T0)
         await store.save_event("EV1", '{"v": 2}', closed=True,
@@ -279,7 +283,7 @@ async def test_events_upsert_and_open_events(tmp_path: Path) -> None:
 
 async def test_drill_start_and_finish(tmp_path: Path) -> None:
     """A drill is recorded at start and gets its report on finish; a reused id is refused."""
-    async with open_store(tmp_path / "a.db") as store:
+    async with await Store.open(tmp_path / "a.db") as store:
         await store.record_drill(drill_id="D1", scenario="hokkaido-overflight", started_at=T0,
                                  settings_json='{"speed": 10}')
         (started,) = await store.drills()
@@ -293,3 +297,27 @@ async def test_drill_start_and_finish(tmp_path: Path) -> None:
                                      settings_json="{}")
         with pytest.raises(StoreError, match="D9"):
             await store.finish_drill("D9", T0, "{}")
+
+
+async def test_migration_2_fills_msg_type_and_expiry_of_recorded_alerts(tmp_path: Path) -> None:
+    """A version-1 record's alerts get msg_type and expires_at from their payload; 'status' rows go."""
+    path = tmp_path / "v1.db"
+    async with await Store.open(path, migrations=MIGRATIONS[:1]):
+        pass
+    alert = (b'{"msgType": "Update", "info": [{"expires": "2025-03-01T08:00:00+09:00"}]}')
+    with sqlite3.connect(path) as conn:
+        conn.executemany(
+            "INSERT INTO outbox (message_id, event_id, kind, prefecture, stage, topic, payload,"
+            " qos, retain, sim_time, created_at) VALUES (?, 'EV1', ?, NULL, NULL, 't', ?, 1, 0,"
+            " NULL, ?)", [("a1", "alert", alert, T0.isoformat()),
+                          ("s1", "status", b"online", T0.isoformat()),
+                          ("st1", "state", b"", T0.isoformat())])
+    conn.close()
+    async with await Store.open(path) as store:
+        rows = await store.outbox()
+        await store.enqueue([message("new")])
+        after = await store.outbox()
+    assert [(r.message_id, r.kind, r.msg_type) for r in rows] == [
+        ("a1", "alert", "Update"), ("st1", "state", None)]
+    assert rows[0].expires_at == datetime(2025, 3, 1, 8, 0, tzinfo=JST)
+    assert after[-1].seq > rows[-1].seq  # AUTOINCREMENT carried over: seq never reused

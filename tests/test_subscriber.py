@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,28 +13,23 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from alertsim.adapters.mqtt import topics
 from alertsim.adapters.mqtt.brokers import MosquittoBroker
-from alertsim.adapters.mqtt.client import MqttSettings, OutgoingMessage, Protocol, connect, publish
-from alertsim.adapters.mqtt.receiver import (
-    Delivery,
-    Receiver,
-    default_client_id,
-    render_alert,
-    render_state,
-    run_subscriber,
-)
-from alertsim.domain import texts
+from alertsim.adapters.mqtt.client import MqttSettings, Protocol, Publication, connect, publish
+from alertsim.adapters.mqtt.receiver import Delivery, Receiver
+from alertsim.cli.render import default_client_id, render_alert, render_state
+from alertsim.cli.subscribe import run_subscriber
+from alertsim.domain import texts, topics
 from alertsim.domain.messages import (
     Alert,
-    AlertStatus,
     PlaceEvent,
     PrefectureState,
     Receipt,
     build_alert,
 )
+from alertsim.domain.vocabulary import AlertStatus, Status
 from alertsim.errors import InputError
 from alertsim.logs import captured_logs
+from alertsim.testing import eventually
 
 SENT = datetime(2023, 11, 21, 13, 46, 5, tzinfo=UTC)  # 22:46:05 JST
 
@@ -61,11 +56,11 @@ async def _publisher(url: str) -> AsyncIterator[aiomqtt.Client]:
 
 async def _send(client: aiomqtt.Client, topic: str, payload: bytes, *,
                 retain: bool = False) -> None:
-    await publish(client, OutgoingMessage(topic=topic, payload=payload, retain=retain))
+    await publish(client, Publication(topic=topic, payload=payload, retain=retain))
 
 
 async def _send_alert(client: aiomqtt.Client, alert: Alert,
-                      status: topics.TopicStatus = "exercise") -> None:
+                      status: Status = "exercise") -> None:
     await _send(client, topics.alerts(status, alert.prefecture),
                 alert.model_dump_json().encode())
 
@@ -83,16 +78,6 @@ async def _running(receiver: Receiver) -> AsyncIterator[Receiver]:
         await task
 
 
-async def _eventually(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    """Poll `condition` (the receiver's lists have no event to wait on); TimeoutError if never."""
-    step_s = 0.01
-    for _ in range(int(timeout_s / step_s)):
-        if condition():
-            return
-        await asyncio.sleep(step_s)
-    raise TimeoutError(f"condition not met within {timeout_s} s")
-
-
 async def test_receives_own_prefecture_and_national_only(mosquitto: MosquittoBroker) -> None:
     """A receiver gets alerts for its prefecture and national, not another prefecture's."""
     receiver = Receiver(url=mosquitto.url, protocol="5", client_id=_uid("rx"), codes=["47"],
@@ -101,7 +86,7 @@ async def test_receives_own_prefecture_and_national_only(mosquitto: MosquittoBro
     async with _running(receiver), _publisher(mosquitto.url) as pub:
         for alert in (other, national, mine):
             await _send_alert(pub, alert)
-        await _eventually(lambda: len(receiver.deliveries) >= 2)
+        await eventually(lambda: len(receiver.deliveries) >= 2, what="two deliveries")
     assert [d.identifier for d in receiver.deliveries] == [national.identifier, mine.identifier]
     delivery = receiver.deliveries[1]
     assert (delivery.prefecture, delivery.stage, delivery.msg_type, delivery.duplicate) == (
@@ -154,7 +139,7 @@ async def test_async_on_delivery_is_awaited(mosquitto: MosquittoBroker) -> None:
     alert = _alert("39")
     async with _running(receiver), _publisher(mosquitto.url) as pub:
         await _send_alert(pub, alert)
-        await _eventually(lambda: bool(seen))
+        await eventually(lambda: seen, what="the async callback ran")
     assert seen == [alert.identifier]
 
 
@@ -170,7 +155,7 @@ async def test_malformed_payload_is_skipped(mosquitto: MosquittoBroker) -> None:
             for payload in (b"not json", b'{"identifier": "x"}', actual):
                 await _send(pub, topic, payload)
             await _send_alert(pub, good)
-            await _eventually(lambda: bool(receiver.deliveries))
+            await eventually(lambda: receiver.deliveries, what="the good alert")
     assert [d.identifier for d in receiver.deliveries] == [good.identifier]
     rejected = [e for e in logs if e["event"] == "receiver.rejected"]
     assert len(rejected) == 3
@@ -192,11 +177,12 @@ async def test_subscriber_prints_retained_state_then_alerts(mosquitto: Mosquitto
             url=mosquitto.url, codes=["13"], lang="en", status="test",
             client_id=_uid("sub"), protocol="5", out=out), name="test:subscriber")
         try:
-            await _eventually(lambda: event_id in out.getvalue())
+            await eventually(lambda: event_id in out.getvalue(), what="retained state printed")
             await _send_alert(pub, alert, status="test")
-            await _eventually(lambda: alert.identifier in out.getvalue())
+            await eventually(lambda: alert.identifier in out.getvalue(), what="alert printed")
             await _send(pub, state_topic, b"", retain=True)  # clears the retained state
-            await _eventually(lambda: "[13] no active alert" in out.getvalue())
+            await eventually(lambda: "[13] no active alert" in out.getvalue(),
+                             what="cleared state printed")
         finally:
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
@@ -225,7 +211,7 @@ async def test_persistent_session_gets_alert_sent_while_offline(
     async with _publisher(mosquitto.url) as pub:
         await _send_alert(pub, alert)
     async with _running(receiver()) as again:
-        await _eventually(lambda: bool(again.deliveries))
+        await eventually(lambda: again.deliveries, what="the queued alert")
     assert [d.identifier for d in again.deliveries] == [alert.identifier]
 
 
@@ -237,11 +223,12 @@ async def test_reconnects_after_broker_restart(tmp_path: Path) -> None:
         async with _running(receiver):
             async with _publisher(broker.url) as pub:
                 await _send_alert(pub, first)
-            await _eventually(lambda: len(receiver.deliveries) == 1)
+            await eventually(lambda: len(receiver.deliveries) == 1, what="first alert")
             await asyncio.to_thread(broker.restart)
             async with _publisher(broker.url) as pub:
                 await _send_alert(pub, second)  # queued in the restored session if not back yet
-            await _eventually(lambda: len(receiver.deliveries) == 2, timeout_s=10)
+            await eventually(lambda: len(receiver.deliveries) == 2, timeout=10,
+                             what="second alert, after the restart")
     assert [d.identifier for d in receiver.deliveries] == [first.identifier, second.identifier]
 
 

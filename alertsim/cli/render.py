@@ -1,10 +1,26 @@
-"""Human-readable text for decisions (the CLI's --format text)."""
+"""Text for people: decisions (`decide --format text`) and alerts as a subscriber shows them."""
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
+from typing import Literal
+
 from alertsim.data import load_atlas
+from alertsim.domain.messages import Alert, PrefectureState
 from alertsim.domain.model import JST
 from alertsim.domain.warnings import Decision
+
+__all__ = [
+    "Lang",
+    "decision_text",
+    "default_client_id",
+    "position",
+    "render_alert",
+    "render_state",
+]
+
+Lang = Literal["ja", "en"]
 
 _IMPACT_TEXT = {
     "land": "on land",
@@ -13,7 +29,14 @@ _IMPACT_TEXT = {
     "outside": "outside Japan's EEZ",
 }
 _REASON_TEXT = {"overflight": "overflight", "impact_area": "impact area", "adjacent": "adjacent"}
-
+_BANNERS = {
+    "Exercise": "*** EXERCISE — 訓練 / not a real alert ***",
+    "Test": "*** TEST — 試験 / not a real alert ***",
+}
+_LABELS = {
+    "ja": {"area": "対象地域", "sent": "発表時刻"},
+    "en": {"area": "Area", "sent": "Sent"},
+}
 
 
 def position(lat: float, lon: float) -> str:
@@ -23,6 +46,7 @@ def position(lat: float, lon: float) -> str:
 
 
 def decision_text(decision: Decision) -> str:
+    """The decision as `alertsim decide --format text` prints it (see the README)."""
     atlas = load_atlas()
     impact = decision.impact
     lines = [
@@ -50,3 +74,42 @@ def decision_text(decision: Decision) -> str:
             lines.append(f"  {p.code} {p.name_ja}\u3000{p.name_en:<10} "
                          f"{_REASON_TEXT[p.reason]:<12} {window}{via}")
     return "\n".join(lines)
+
+
+def render_alert(alert: Alert, lang: Lang) -> str:
+    """The alert as a person reads it: banner, texts in `lang`, area, JST time, footer."""
+    language = "ja-JP" if lang == "ja" else "en-US"
+    info = next((i for i in alert.info if i.language == language), alert.info[0])
+    labels = _LABELS[lang]
+    areas = ("、" if lang == "ja" else ", ").join(a.areaDesc for a in info.area)
+    banner = _BANNERS[alert.status]
+    return "\n".join([
+        banner,
+        info.headline,
+        info.description,
+        info.instruction,
+        f"{labels['area']}: {areas}",
+        f"{labels['sent']}: {alert.sent.astimezone(JST):%H:%M:%S} JST",
+        f"-- {alert.msgType} {alert.identifier}",
+    ])
+
+
+def render_state(state: PrefectureState | None, code: str) -> str:
+    """One prefecture's retained state: its open events, or "no active alert"."""
+    if state is None or not state.events:
+        return f"[{code}] no active alert"
+    mode = "SHELTERING" if state.sheltering else "no shelter call"
+    lines = [f"[{code}] {state.status.upper()} state: {mode} "
+             f"(updated {state.updated.astimezone(JST):%H:%M:%S} JST)"]
+    lines += [f"  event {e.event_id}: {e.stage} ({e.identifier})" for e in state.events]
+    return "\n".join(lines)
+
+
+def default_client_id(codes: Sequence[str]) -> str:
+    """`alertsim-sub-47-01`; a long list is shortened with a hash to fit 64 characters."""
+    joined = "-".join(dict.fromkeys(codes))
+    client_id = f"alertsim-sub-{joined}"
+    if len(client_id) <= 64:
+        return client_id
+    digest = hashlib.sha256(joined.encode()).hexdigest()[:10]
+    return f"{client_id[:50]}-{digest}"

@@ -1,8 +1,9 @@
-"""Service settings, read once at the edge: CLI flags, then `ALERTSIM_*` env vars, then defaults.
+"""Settings, merged in one place: CLI flags, then `ALERTSIM_*` env vars, then defaults.
 
-`load_settings(**overrides)` is the only reader of the process environment in alertsim; everything
-below the CLI receives a frozen `ServiceSettings`. Overrides whose value is None (a flag that was
-not given) are dropped, so a flag wins over its environment variable only when it is set.
+`load_settings(**overrides)` is the only reader of the process environment in alertsim, and
+only `alertsim.cli` imports this module; everything below the CLI receives plain values.
+Overrides whose value is None (a flag that was not given) are dropped, so a flag wins over
+its environment variable only when it is set.
 
 Every problem becomes one `InputError(source="settings")` whose lines name what the user set:
 `ALERTSIM_STATUS: ...` for an environment variable, the field name (`status: ...`) for an override.
@@ -11,9 +12,10 @@ Every problem becomes one `InputError(source="settings")` whose lines name what 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, TypedDict, Unpack
+from typing import Any, Final, Literal, get_args
 
 from pydantic import Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,19 +24,26 @@ from pydantic_settings import (
 )
 
 from alertsim.adapters.mqtt.brokers import parse_broker_url
-from alertsim.domain.messages import refuse_actual
-from alertsim.errors import InputError
+from alertsim.domain.vocabulary import DEFAULT_POLICY, Policy, Status, refuse_actual
+from alertsim.errors import InputError, Location, describe_validation_error
+from alertsim.logs import LogFormat, configure_logging
 
-__all__ = ["ENV_PREFIX", "LOG_LEVELS", "ServiceSettings", "SettingsOverrides", "load_settings"]
+__all__ = [
+    "ENV_PREFIX",
+    "LOG_LEVELS",
+    "LogLevel",
+    "MqttProtocol",
+    "QuietSettings",
+    "ServiceSettings",
+    "load_settings",
+    "settings_and_logging",
+]
 
-ENV_PREFIX = "ALERTSIM_"
-LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
-_SOURCE = "settings"
-
-Policy = Literal["prefecture", "prefecture+adjacent"]
-Status = Literal["exercise", "test"]
+ENV_PREFIX: Final = "ALERTSIM_"
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+LOG_LEVELS: Final[tuple[LogLevel, ...]] = get_args(LogLevel)
 MqttProtocol = Literal["5", "3.1.1", "auto"]
-LogFormat = Literal["auto", "console", "json"]
+_SOURCE: Final = "settings"
 
 
 class ServiceSettings(BaseSettings):
@@ -53,7 +62,7 @@ class ServiceSettings(BaseSettings):
 
     broker_url: str = "mqtt://127.0.0.1:1883"
     db: Path = Path("alertsim.db")
-    policy: Policy = "prefecture"
+    policy: Policy = DEFAULT_POLICY
     status: Status = "exercise"
     mqtt_protocol: MqttProtocol = "auto"
     client_id: str = Field(default="alertsim-service", min_length=1, max_length=65535)
@@ -62,7 +71,7 @@ class ServiceSettings(BaseSettings):
     # Simulated seconds after an event's final outcome before it is closed automatically.
     close_after_s: float = Field(default=600.0, ge=0.0, allow_inf_nan=False)
     log_format: LogFormat = "auto"
-    log_level: str = "info"
+    log_level: LogLevel = "info"
 
     @classmethod
     def settings_customise_sources(
@@ -101,42 +110,42 @@ class ServiceSettings(BaseSettings):
         return level
 
 
-class SettingsOverrides(TypedDict, total=False):
-    """Keyword overrides for `load_settings`, typically CLI flags; None means "flag not given"."""
+class QuietSettings(ServiceSettings):
+    """The same settings for commands whose stdout a person reads (replay, subscribe): their
+    logs default to warnings, so progress lines are not buried in connection chatter."""
 
-    broker_url: str | None
-    db: Path | str | None
-    policy: Policy | None
-    status: Status | None
-    mqtt_protocol: MqttProtocol | None
-    client_id: str | None
-    sender: str | None
-    max_payload_bytes: int | None
-    close_after_s: float | None
-    log_format: LogFormat | None
-    log_level: str | None
+    log_level: LogLevel = "warning"
 
 
 def _problems(exc: ValidationError, overridden: set[str]) -> list[str]:
-    lines = []
-    for err in exc.errors(include_url=False):
-        field = str(err["loc"][0]) if err["loc"] else "(settings)"
-        where = field if field in overridden or err["type"] == "extra_forbidden" \
-            else f"{ENV_PREFIX}{field.upper()}"
-        message = err["msg"].removeprefix("Value error, ")
-        got = err.get("input")
-        shown = f" (got {got!r})" if isinstance(got, str | int | float) \
-            and err["type"] != "extra_forbidden" and len(str(got)) <= 40 else ""
-        lines.append(f"{where}: {message}{shown}")
-    return lines
+    """One line per problem, naming the flag's field or the environment variable."""
+
+    def locate(loc: Location, err: ErrorDetails) -> str:
+        field = str(loc[0]) if loc else "(settings)"
+        if field in overridden or err["type"] == "extra_forbidden":
+            return field
+        return f"{ENV_PREFIX}{field.upper()}"
+
+    return describe_validation_error(exc, limit=exc.error_count(), locate=locate,
+                                     echo=lambda err: err["type"] != "extra_forbidden")
 
 
-def load_settings(**overrides: Unpack[SettingsOverrides]) -> ServiceSettings:
-    """Settings from non-None `overrides`, else `ALERTSIM_*` env vars, else defaults."""
-    given = {key: value for key, value in overrides.items() if value is not None}
+def load_settings(*, quiet: bool = False, **overrides: object) -> ServiceSettings:
+    """Settings from non-None `overrides`, else `ALERTSIM_*` env vars, else defaults
+    (`QuietSettings` defaults when `quiet`); InputError(source="settings") on any problem."""
+    # Any: the model checks each value (and refuses unknown keys: extra="forbid").
+    given: dict[str, Any] = {key: value for key, value in overrides.items() if value is not None}
+    model = QuietSettings if quiet else ServiceSettings
     try:
-        return ServiceSettings(**given)  # type: ignore[arg-type]  # keys checked: extra="forbid"
+        return model(**given)
     except ValidationError as exc:
         raise InputError(source=_SOURCE, problems=_problems(exc, set(given))) from exc
     except SettingsError as exc:  # an env value the library could not even parse
         raise InputError(source=_SOURCE, problems=[str(exc)]) from exc
+
+
+def settings_and_logging(*, quiet: bool = False, **overrides: object) -> ServiceSettings:
+    """`load_settings`, then structlog set up once at the merged log format and level."""
+    settings = load_settings(quiet=quiet, **overrides)
+    configure_logging(settings.log_format, settings.log_level)
+    return settings

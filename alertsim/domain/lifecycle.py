@@ -22,8 +22,9 @@ from pydantic import AwareDatetime, Field
 
 from alertsim.domain import texts
 from alertsim.domain.detection import Detection, ObjectKind
-from alertsim.domain.messages import Alert, AlertStatus, MsgType, Stage, build_alert
+from alertsim.domain.messages import Alert, build_alert
 from alertsim.domain.model import Frozen
+from alertsim.domain.vocabulary import AlertStatus, MsgType, Stage
 from alertsim.domain.warnings import Decision, Reason, WarnedPrefecture
 
 PlaceStatus = Literal["sheltering", "passed", "fell", "cancelled"]

@@ -17,31 +17,25 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, Field, field_validator
 
 from alertsim.domain.detection import ObjectKind
-from alertsim.domain.model import JST, Frozen, JisCode
+from alertsim.domain.model import JST, Frozen
 from alertsim.domain.texts import Bilingual, Texts
+from alertsim.domain.vocabulary import (
+    AlertStatus,
+    MsgType,
+    PrefectureCode,
+    Reference,
+    Stage,
+    refuse_actual,
+)
 
-Stage = Literal["shelter", "imminent", "passed", "fell_land", "fell_sea", "cancel", "national"]
-STAGES: tuple[Stage, ...] = ("shelter", "imminent", "passed", "fell_land", "fell_sea",
-                             "cancel", "national")
-MsgType = Literal["Alert", "Update", "Cancel"]
-AlertStatus = Literal["Exercise", "Test"]
 Urgency = Literal["Immediate", "Expected", "Future", "Past", "Unknown"]
 Severity = Literal["Extreme", "Severe", "Moderate", "Minor", "Unknown"]
 Certainty = Literal["Observed", "Likely", "Possible", "Unlikely", "Unknown"]
 # CAP forbids spaces, commas and < & in identifiers.
 Identifier = Annotated[str, Field(pattern=r"^[^\s,<&]{1,200}$")]
 
-ACTUAL_REFUSED = ("status Actual is refused: alertsim is a simulator and never sends Actual "
-                  "alerts; use exercise or test")
 EVENT_JA = "ミサイル発射情報"
 EVENT_EN = "Missile launch information"
-
-
-def refuse_actual(value: object) -> object:
-    """Shared guard: any spelling of 'actual' is refused with one clear message."""
-    if isinstance(value, str) and value.strip().lower() == "actual":
-        raise ValueError(ACTUAL_REFUSED)
-    return value
 
 
 class Geocode(Frozen):
@@ -79,7 +73,7 @@ class AlertSimExtension(Frozen):
 
     event_id: str
     stage: Stage
-    prefecture: JisCode | None  # None: the national topic
+    prefecture: PrefectureCode | None  # None: the national topic
     sequence: int
     object: ObjectKind
 
@@ -111,10 +105,10 @@ class Alert(Frozen):
 
     def reference(self) -> str:
         """This alert as a CAP reference triplet, for later Updates and Cancels."""
-        return f"{self.sender},{self.identifier},{self.sent.isoformat()}"
+        return str(Reference(self.sender, self.identifier, self.sent.isoformat()))
 
     def referenced_identifiers(self) -> tuple[str, ...]:
-        return tuple(ref.split(",")[1] for ref in self.references)
+        return tuple(Reference.parse(ref).identifier for ref in self.references)
 
 
 # Per stage: msgType when it is the first message for that place, urgency, severity,
@@ -175,7 +169,7 @@ class Receipt(Frozen):
     client_id: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
     identifier: Identifier
     received_at: AwareDatetime
-    prefecture: JisCode | None = None
+    prefecture: PrefectureCode | None = None
     stage: Stage | None = None
     duplicate: bool = False
 
@@ -190,7 +184,7 @@ class PlaceEvent(Frozen):
 class PrefectureState(Frozen):
     """Retained on the state topic: what a receiver connecting late must know."""
 
-    code: JisCode
+    code: PrefectureCode
     status: AlertStatus
     updated: AwareDatetime
     events: tuple[PlaceEvent, ...]

@@ -11,8 +11,6 @@ JST = timezone(timedelta(hours=9), "JST")
 
 Latitude = Annotated[float, Field(ge=-90.0, le=90.0, description="degrees north, WGS84")]
 Longitude = Annotated[float, Field(ge=-180.0, le=180.0, description="degrees east, WGS84")]
-JisCode = Annotated[str, Field(pattern=r"^(0[1-9]|[1-3][0-9]|4[0-7])$",
-                               description="JIS X 0401 prefecture code, 01..47")]
 
 
 class Frozen(BaseModel):

@@ -10,20 +10,22 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
 
 from alertsim.domain import lifecycle
-from alertsim.domain.detection import Detection
+from alertsim.domain.detection import Detection, EventId
 from alertsim.domain.lifecycle import EventState, Transition
-from alertsim.domain.messages import Alert, AlertStatus
+from alertsim.domain.messages import Alert
+from alertsim.domain.model import Frozen
 from alertsim.domain.prefectures import Atlas
-from alertsim.domain.warnings import PolicyName, decide
+from alertsim.domain.vocabulary import Action, AlertStatus, Policy
+from alertsim.domain.warnings import decide
 
 
-@dataclass(frozen=True)
-class OperatorAction:
-    action: Literal["cancel", "close"]
-    event_id: str
+class OperatorAction(Frozen):
+    """An operator's command for one event: the payload of the operator topic."""
+
+    action: Action
+    event_id: EventId
 
 
 TimelineInput = Detection | OperatorAction
@@ -40,7 +42,7 @@ class Engine:
     """Events by id and the pure transitions between them; the service wraps one."""
 
     atlas: Atlas
-    policy: PolicyName
+    policy: Policy
     status: AlertStatus
     sender: str
     close_after: timedelta

@@ -118,9 +118,6 @@ class Trajectory:
         x = min(max(distance_km / self.range_km, 0.0), 1.0)
         return 4.0 * self.apogee_km * x * (1.0 - x)
 
-    def time_at(self, distance_km: float) -> datetime:
-        return self.launch_time + timedelta(seconds=self.seconds_at(distance_km))
-
     def point_at(self, when: datetime) -> TrackPoint:
         """Where the object is (ground point and altitude) at `when`, clamped to the flight."""
         seconds = min(max((when - self.launch_time).total_seconds(), 0.0), self.flight_s)

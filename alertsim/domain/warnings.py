@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 from pydantic import AwareDatetime
 
 from alertsim.domain.detection import Detection, ObjectKind, Outcome
-from alertsim.domain.model import JST, Frozen, JisCode, Latitude, Longitude
+from alertsim.domain.model import JST, Frozen, Latitude, Longitude
 from alertsim.domain.prefectures import Atlas, Prefecture
 from alertsim.domain.seas import SeaArea, sea_area_at
 from alertsim.domain.trajectory import (
@@ -35,12 +35,11 @@ from alertsim.domain.trajectory import (
     trajectory_of,
     unwrap_lon,
 )
+from alertsim.domain.vocabulary import DEFAULT_POLICY, Policy, PrefectureCode
 
 IntArray = NDArray[np.intp]
 BoolArray = NDArray[np.bool_]
 
-PolicyName = Literal["prefecture", "prefecture+adjacent"]
-DEFAULT_POLICY: PolicyName = "prefecture"
 Reason = Literal["overflight", "impact_area", "adjacent"]
 ImpactClass = Literal["land", "territorial_sea", "eez", "outside"]
 
@@ -51,13 +50,13 @@ class Window(Frozen):
 
 
 class WarnedPrefecture(Frozen):
-    code: JisCode
+    code: PrefectureCode
     iso: str
     name_ja: str
     name_en: str
     reason: Reason
     window: Window
-    via: tuple[JisCode, ...] = ()
+    via: tuple[PrefectureCode, ...] = ()
 
 
 class Sea(Frozen):
@@ -71,7 +70,7 @@ class Impact(Frozen):
     lat: Latitude
     lon: Longitude
     time: AwareDatetime
-    prefecture: JisCode | None = None
+    prefecture: PrefectureCode | None = None
     prefecture_ja: str | None = None
     prefecture_en: str | None = None
     sea: Sea | None = None
@@ -82,12 +81,12 @@ class Decision(Frozen):
     sequence: int
     object: ObjectKind
     outcome: Outcome | None
-    policy: PolicyName
+    policy: Policy
     decided_at: AwareDatetime
     launch_time: AwareDatetime
     range_km: float
     flight_time_s: float
-    shelter: tuple[JisCode, ...]
+    shelter: tuple[PrefectureCode, ...]
     prefectures: tuple[WarnedPrefecture, ...]
     impact: Impact
 
@@ -106,7 +105,7 @@ class _Hit:
     via: tuple[str, ...] = ()
 
 
-class _Clock:
+class _JstSeconds:
     """Seconds after an origin -> JST datetimes rounded to the second.
 
     Rounded because alerts are read by people and output must be stable. The origin is
@@ -125,7 +124,7 @@ class _Clock:
 
 def _jst(moment: datetime) -> datetime:
     """A single moment in JST, rounded to the second."""
-    return _Clock(moment).at(0.0)
+    return _JstSeconds(moment).at(0.0)
 
 
 def _scan(hit: Callable[[IntArray], BoolArray], cursor: IntArray, stop: IntArray,
@@ -206,7 +205,7 @@ def _adjacent(hits: list[_Hit], atlas: Atlas) -> list[_Hit]:
     return hits + added
 
 
-POLICIES: Mapping[PolicyName, Callable[[list[_Hit], Atlas], list[_Hit]]] = {
+POLICY_RULES: Mapping[Policy, Callable[[list[_Hit], Atlas], list[_Hit]]] = {
     "prefecture": lambda hits, _atlas: hits,
     "prefecture+adjacent": _adjacent,
 }
@@ -238,15 +237,15 @@ def _sea(area: SeaArea) -> Sea:
     return Sea(key=area.key, name_ja=area.name_ja, name_en=area.name_en)
 
 
-def decide(detection: Detection, atlas: Atlas, *, policy: PolicyName = DEFAULT_POLICY,
+def decide(detection: Detection, atlas: Atlas, *, policy: Policy = DEFAULT_POLICY,
            now: datetime) -> Decision:
     """The shelter decision for one detection update. Pure: same input, same output."""
     trajectory = trajectory_of(detection)
     corridor = corridor_of(trajectory, detection.uncertainty.cross_track_km,
                            detection.uncertainty.along_track_km)
     hits = direct_hits(trajectory, corridor, atlas, detection.uncertainty.along_track_km)
-    warned = sorted(POLICIES[policy](hits, atlas), key=lambda h: h.pref.code)
-    clock = _Clock(trajectory.launch_time)
+    warned = sorted(POLICY_RULES[policy](hits, atlas), key=lambda h: h.pref.code)
+    seconds = _JstSeconds(trajectory.launch_time)
     # One validation of the whole decision: cheaper than building each part as a model.
     return Decision.model_validate({
         "event_id": detection.event_id,
@@ -261,7 +260,7 @@ def decide(detection: Detection, atlas: Atlas, *, policy: PolicyName = DEFAULT_P
         "shelter": [h.pref.code for h in warned],
         "prefectures": [{"code": h.pref.code, "iso": h.pref.iso, "name_ja": h.pref.name_ja,
                          "name_en": h.pref.name_en, "reason": h.reason, "via": h.via,
-                         "window": {"start": clock.at(h.start_s), "end": clock.at(h.end_s)}}
+                         "window": {"start": seconds.at(h.start_s), "end": seconds.at(h.end_s)}}
                         for h in warned],
         "impact": classify_impact(trajectory, atlas),
     })

@@ -17,17 +17,16 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Self
 
-from alertsim.adapters.mqtt import topics
 from alertsim.adapters.mqtt.client import Protocol
 from alertsim.adapters.mqtt.receiver import Delivery, Receiver
+from alertsim.domain.vocabulary import PREFECTURE_CODES, Status
 from alertsim.errors import BrokerError
 from alertsim.logs import get_logger
 
-__all__ = ["PREFECTURE_CODES", "Fleet", "plan_receivers"]
+__all__ = ["Fleet", "plan_receivers"]
 
 log = get_logger(__name__)
 
-PREFECTURE_CODES: tuple[str, ...] = tuple(f"{n:02d}" for n in range(1, 48))
 READY_TIMEOUT_S = 30.0
 
 
@@ -49,7 +48,7 @@ class Fleet:
     `deliveries()`; `stop()`. Also usable as `async with Fleet(...) as fleet:`.
     """
 
-    def __init__(self, *, url: str, protocol: Protocol, status: topics.TopicStatus,
+    def __init__(self, *, url: str, protocol: Protocol, status: Status,
                  codes_per_receiver: Mapping[str, Sequence[str]]) -> None:
         self.receivers = {
             client_id: Receiver(url=url, protocol=protocol, client_id=client_id, codes=codes,

@@ -16,13 +16,14 @@ from typing import TextIO
 
 from alertsim.adapters.mqtt.client import (
     MqttSettings,
-    OutgoingMessage,
+    Publication,
     connect,
     negotiate_protocol,
     publish,
 )
 from alertsim.adapters.sqlite.store import Store
 from alertsim.domain.messages import Alert
+from alertsim.domain.vocabulary import Reference
 from alertsim.errors import InputError
 
 
@@ -32,8 +33,9 @@ def rewrite(alert: Alert, token: str, mapping: dict[str, str]) -> Alert:
     mapping[alert.identifier] = new_id
     references = []
     for ref in alert.references:
-        sender, identifier, sent = ref.split(",", 2)
-        references.append(f"{sender},{mapping.get(identifier, identifier)},{sent}")
+        old = Reference.parse(ref)
+        new = Reference(old.sender, mapping.get(old.identifier, old.identifier), old.sent)
+        references.append(str(new))
     return alert.model_copy(update={"identifier": new_id, "references": tuple(references)})
 
 
@@ -58,7 +60,7 @@ async def replay(db: Path, event_id: str, *, url: str, speed: float = 1.0,
                       if row.sim_time and first else 0.0)
             await asyncio.sleep(max(0.0, started + offset - loop.time()))
             alert = rewrite(Alert.model_validate_json(row.payload), token, mapping)
-            await publish(client, OutgoingMessage(
+            await publish(client, Publication(
                 row.topic, alert.model_dump_json().encode(), qos=1,
                 content_type="application/json",
                 user_properties=(("identifier", alert.identifier), ("stage", alert.stage))),

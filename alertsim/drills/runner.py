@@ -23,24 +23,31 @@ from typing import TextIO
 
 import structlog
 
-from alertsim.adapters.mqtt import topics
 from alertsim.adapters.mqtt.brokers import EmbeddedBroker
 from alertsim.adapters.mqtt.client import (
     MqttSettings,
-    OutgoingMessage,
+    Publication,
     connect,
     negotiate_protocol,
     publish,
 )
 from alertsim.adapters.mqtt.client import Protocol as MqttProtocol
+from alertsim.adapters.mqtt.link import run_link
 from alertsim.adapters.sqlite.store import Store
 from alertsim.data import load_atlas
+from alertsim.domain import topics
 from alertsim.domain.timeline import simulate
 from alertsim.drills.fleet import Fleet, plan_receivers
-from alertsim.drills.report.report import DrillReport, build_report, render_markdown, write_report
+from alertsim.drills.report import (
+    DrillReport,
+    DrillSettings,
+    build_report,
+    render_markdown,
+    write_report,
+)
 from alertsim.drills.scenario import ActionEntry, DetectionEntry, Scenario, load_scenario
 from alertsim.service.clock import ScaledClock, real_now
-from alertsim.service.service import Service, ServiceConfig, run_link
+from alertsim.service.service import Service, ServiceConfig
 
 log = structlog.get_logger("alertsim.drill")
 
@@ -95,7 +102,7 @@ async def _play(scenario: Scenario, clock: ScaledClock, url: str, protocol: Mqtt
             moment = scenario.time_of(entry)
             await asyncio.sleep(max(0.0, clock.seconds_until(moment)))
             topic, payload, what = _entry_payload(entry)
-            await publish(client, OutgoingMessage(topic, payload, qos=1), protocol=protocol)
+            await publish(client, Publication(topic, payload, qos=1), protocol=protocol)
             _say(opts, f"[{moment:%H:%M:%S} +{entry.at:>6.0f}s] {what}")
 
 
@@ -140,6 +147,52 @@ def _default_db(opts: DrillOptions) -> Path:
     return opts.reports_dir / f"{opts.scenario_path.stem}-{stamp}.db"
 
 
+async def _broker(stack: contextlib.AsyncExitStack, opts: DrillOptions,
+                  ) -> tuple[str, MqttProtocol]:
+    """The broker to drill on: the one given, or an embedded amqtt for this drill alone."""
+    if opts.broker_url is not None:
+        return opts.broker_url, await negotiate_protocol(opts.broker_url)
+    broker = await stack.enter_async_context(EmbeddedBroker())
+    _say(opts, f"embedded broker (amqtt, MQTT 3.1.1) on {broker.url}")
+    return broker.url, "3.1.1"  # amqtt speaks MQTT 3.1.1 only
+
+
+async def _record_start(store: Store, scenario: Scenario, opts: DrillOptions, url: str,
+                        protocol: MqttProtocol) -> tuple[str, DrillSettings]:
+    """A fresh drill id and the drill's settings, recorded before anything is sent."""
+    token = uuid.uuid4().hex[:8]
+    drill_id = f"{opts.scenario_path.stem}-{token}"
+    # Client ids are unique per drill: a broker drops a client whose id reconnects.
+    plan = plan_receivers(opts.extra_receivers, prefix=f"rx-{token}")
+    settings = DrillSettings(
+        scenario=scenario, scenario_path=str(opts.scenario_path),
+        receivers=plan, national_receivers=True, speed=opts.speed, broker=url,
+        protocol=protocol, status=scenario.status, policy=scenario.policy)
+    await store.record_drill(drill_id=drill_id, scenario=str(opts.scenario_path),
+                             started_at=real_now(), settings_json=settings.model_dump_json())
+    return drill_id, settings
+
+
+async def _run_service(service: Service, clock: ScaledClock, scenario: Scenario, store: Store,
+                       opts: DrillOptions, *, url: str, protocol: MqttProtocol,
+                       drill_id: str) -> None:
+    """The service's timers and link while the timeline plays, until delivery settles."""
+    connected = asyncio.Event()
+    tasks = [asyncio.create_task(service.run_timers(), name="service-timers"),
+             asyncio.create_task(run_link(service, url=url, protocol=protocol,
+                                          client_id=f"alertsim-service-{drill_id}",
+                                          connected=connected), name="service-link")]
+    try:
+        async with asyncio.timeout(15):
+            await connected.wait()
+        await _play(scenario, clock, url, protocol, opts)
+        await _settle(service, store, opts)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 async def run_drill(opts: DrillOptions) -> DrillOutcome:
     """Run one drill; raises ScenarioError for a bad scenario, BrokerError for a bad broker."""
     scenario = load_scenario(opts.scenario_path)
@@ -148,51 +201,22 @@ async def run_drill(opts: DrillOptions) -> DrillOutcome:
     atlas = load_atlas()
     atlas.warm_up()
     async with contextlib.AsyncExitStack() as stack:
-        url = opts.broker_url
-        protocol: MqttProtocol
-        if url is None:
-            broker = await stack.enter_async_context(EmbeddedBroker())
-            url, protocol = broker.url, "3.1.1"  # amqtt speaks MQTT 3.1.1 only
-            _say(opts, f"embedded broker (amqtt, MQTT 3.1.1) on {url}")
-        else:
-            protocol = await negotiate_protocol(url)
+        url, protocol = await _broker(stack, opts)
         store = await stack.enter_async_context(await Store.open(db_path))
-        token = uuid.uuid4().hex[:8]
-        drill_id = f"{opts.scenario_path.stem}-{token}"
-        # Client ids are unique per drill: a broker drops a client whose id reconnects.
-        plan = plan_receivers(opts.extra_receivers, prefix=f"rx-{token}")
-        await store.record_drill(drill_id=drill_id, scenario=str(opts.scenario_path),
-                                 started_at=real_now(), settings_json=json.dumps({
-                                     "scenario": scenario.model_dump(mode="json"),
-                                     "scenario_path": str(opts.scenario_path),
-                                     "receivers": plan, "national_receivers": True,
-                                     "speed": opts.speed, "broker": url,
-                                     "protocol": protocol, "status": scenario.status,
-                                     "policy": scenario.policy}))
+        drill_id, settings = await _record_start(store, scenario, opts, url, protocol)
         _say(opts, f"drill {drill_id}: {scenario.title}")
-        _say(opts, f"  {len(plan)} receivers, MQTT {protocol}, speed x{opts.speed:g}, "
-                   f"record {db_path}")
+        _say(opts, f"  {len(settings.receivers)} receivers, MQTT {protocol}, "
+                   f"speed x{opts.speed:g}, record {db_path}")
         fleet = Fleet(url=url, protocol=protocol, status=scenario.status,
-                      codes_per_receiver=plan)
+                      codes_per_receiver=settings.receivers)
         await fleet.start()
         stack.push_async_callback(fleet.stop)
         await fleet.ready()
         clock = ScaledClock(start=scenario.start, speed=opts.speed)
         service = Service(atlas=atlas, store=store, clock=clock, config=ServiceConfig(
             status=scenario.status, policy=scenario.policy, sender=opts.sender))
-        connected = asyncio.Event()
-        tasks = [asyncio.create_task(service.run_timers(), name="service-timers"),
-                 asyncio.create_task(run_link(service, url=url, protocol=protocol,
-                                              client_id=f"alertsim-service-{drill_id}",
-                                              connected=connected), name="service-link")]
-        try:
-            await asyncio.wait_for(connected.wait(), timeout=15)
-            await _play(scenario, clock, url, protocol, opts)
-            await _settle(service, store, opts)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await _run_service(service, clock, scenario, store, opts, url=url, protocol=protocol,
+                           drill_id=drill_id)
         report = await build_report(store, drill_id)
         json_path, md_path = await write_report(report, opts.reports_dir, drill_id)
         await store.finish_drill(drill_id, real_now(), report.model_dump_json())

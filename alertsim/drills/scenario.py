@@ -31,17 +31,25 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 from yaml.constructor import ConstructorError
 
-from alertsim.domain.detection import PREDICTION_TAGS, Detection, EventId
-from alertsim.domain.messages import refuse_actual
-from alertsim.domain.model import Frozen, JisCode
+from alertsim.domain.detection import Detection, EventId
+from alertsim.domain.model import Frozen
 from alertsim.domain.timeline import OperatorAction, TimelineInput
-from alertsim.domain.warnings import DEFAULT_POLICY, PolicyName
-from alertsim.errors import ScenarioError
+from alertsim.domain.vocabulary import (
+    DEFAULT_POLICY,
+    PREFECTURE_CODES,
+    Action,
+    Policy,
+    PrefectureCode,
+    PrefectureStage,
+    Status,
+    refuse_actual,
+)
+from alertsim.errors import Location, ScenarioError, describe_validation_error, dotted
 
 __all__ = [
-    "STAGES",
     "ActionEntry",
     "DetectionEntry",
     "Expectations",
@@ -51,11 +59,6 @@ __all__ = [
     "parse_offset",
 ]
 
-PrefectureStage = Literal["shelter", "imminent", "passed", "fell_land", "fell_sea", "cancel"]
-Stage = PrefectureStage | Literal["national"]
-STAGES: tuple[str, ...] = (
-    "shelter", "imminent", "passed", "fell_land", "fell_sea", "cancel", "national")
-ALL_CODES: tuple[str, ...] = tuple(f"{n:02d}" for n in range(1, 48))
 
 _OFFSET = re.compile(r"^(?:(?P<h>\d+):)?(?P<m>\d{1,2}):(?P<s>\d{1,2}(?:\.\d+)?)$")
 
@@ -87,7 +90,7 @@ def _jis_code(value: object) -> object:
 
 
 Offset = Annotated[float, BeforeValidator(parse_offset), Field(ge=0.0, allow_inf_nan=False)]
-Code = Annotated[JisCode, BeforeValidator(_jis_code)]
+Code = Annotated[PrefectureCode, BeforeValidator(_jis_code)]
 
 
 class DetectionEntry(Frozen):
@@ -105,7 +108,7 @@ class ActionEntry(Frozen):
     """At `at` seconds from the start, the operator cancels or closes an event."""
 
     at: Offset
-    action: Literal["cancel", "close"]
+    action: Action
     event_id: EventId
 
 
@@ -158,7 +161,7 @@ class Expectations(Frozen):
     def silent_codes(self) -> frozenset[str]:
         """The prefectures that must receive nothing at all."""
         if self.silent == "others":
-            return frozenset(ALL_CODES) - set(self.prefectures)
+            return frozenset(PREFECTURE_CODES) - set(self.prefectures)
         return frozenset(self.silent)
 
 
@@ -179,8 +182,8 @@ class Scenario(Frozen):
     date: date
     sources: tuple[str, ...] = ()
     notes: str = ""
-    policy: PolicyName = DEFAULT_POLICY
-    status: Literal["exercise", "test"]
+    policy: Policy = DEFAULT_POLICY
+    status: Status
     start: AwareDatetime
     timeline: tuple[TimelineEntry, ...] = Field(min_length=1)
     expect: Expectations
@@ -216,17 +219,13 @@ class Scenario(Frozen):
                                "the timeline")
         return self
 
-    def at_seconds(self, entry: DetectionEntry | ActionEntry) -> float:
-        """The entry's offset from `start`, in seconds."""
-        return entry.at
-
     def time_of(self, entry: DetectionEntry | ActionEntry) -> datetime:
         """The entry's moment on the scenario clock."""
         return self.start + timedelta(seconds=entry.at)
 
     def timeline_inputs(self) -> list[tuple[datetime, TimelineInput]]:
         """The timeline as timed engine inputs: detections and operator actions."""
-        return [(self.time_of(e), OperatorAction(e.action, e.event_id)
+        return [(self.time_of(e), OperatorAction(action=e.action, event_id=e.event_id)
                  if isinstance(e, ActionEntry) else e.detection) for e in self.timeline]
 
     def detections(self) -> tuple[DetectionEntry, ...]:
@@ -320,26 +319,6 @@ def _yaml_problem(source: str, text: str, exc: yaml.YAMLError) -> str:
 
 # --- validation errors, located ------------------------------------------------------
 
-def _clean_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
-    """Drop union tags and validator names pydantic puts in error locations."""
-    out: list[int | str] = []
-    for part in loc:
-        text = str(part)
-        if text in _ENTRY_TAGS or text.startswith("function-") or text == "[key]":
-            continue
-        if text in PREDICTION_TAGS and out and out[-1] == "predicted":
-            continue
-        out.append(part)
-    return tuple(out)
-
-
-def _dotted(loc: tuple[int | str, ...]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "(document)"
-
-
 def _line_of(loc: tuple[int | str, ...], lines: dict[Path_, int]) -> int:
     """Line of the deepest part of `loc` found in the document (a missing key's parent)."""
     key = tuple(str(p) for p in loc)
@@ -350,18 +329,18 @@ def _line_of(loc: tuple[int | str, ...], lines: dict[Path_, int]) -> int:
 
 def _describe(source: str, exc: ValidationError, lines: dict[Path_, int],
               limit: int = 10) -> str:
-    out = []
-    for err in exc.errors(include_url=False)[:limit]:
-        loc = _clean_loc(tuple(err["loc"]))
+    """`FILE:LINE: field.path: what is wrong` lines, through the one shared formatter."""
+
+    def locate(loc: Location, err: ErrorDetails) -> str:
+        loc = tuple(part for part in loc if str(part) not in _ENTRY_TAGS)
         error = (err.get("ctx") or {}).get("error")
         if isinstance(error, _Located):
             loc = (*loc, *error.loc)
-        message = err["msg"].removeprefix("Value error, ")
-        out.append(f"{source}:{_line_of(loc, lines)}: {_dotted(loc)}: {message}")
-    extra = exc.error_count() - limit
-    if extra > 0:
-        out.append(f"{source}: ... and {extra} more problem(s)")
-    return "\n".join(out)
+        return f"{source}:{_line_of(loc, lines)}: {dotted(loc)}"
+
+    problems = describe_validation_error(exc, limit, locate=locate, echo=False)
+    return "\n".join(f"{source}: {line}" if line.startswith("... and") else line
+                     for line in problems)
 
 
 def load_scenario(path: str | Path) -> Scenario:

@@ -10,19 +10,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
-
-
-class Clock(Protocol):
-    speed: float
-
-    def now(self) -> datetime:
-        """Current simulated time (aware)."""
-        ...
-
-    def seconds_until(self, moment: datetime) -> float:
-        """Real seconds until the simulated `moment` (negative when it is past)."""
-        ...
 
 
 @dataclass

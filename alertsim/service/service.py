@@ -1,87 +1,79 @@
 """The alert service: inputs in, lifecycle transitions, everything out through the outbox.
 
     detections / operator actions / receipts (bytes)
-        -> validate (size, JSON, schema)      bad: rejected row + message on errors topic
-        -> record, decide, transition (pure core, one at a time under a lock)
-        -> outbox rows in SQLite (alerts, retained states) written before any publish
+        -> validate (size, JSON, schema)     bad: rejected row + message on errors topic
+        -> admit (duplicate, stale, closed, old or conflicting: refused with a reason)
+        -> record the input                  durable before the broker is acknowledged
+        -> decide, transition (pure core, one input at a time under a lock)
+        -> one transaction: event state, decision, outbox rows, input marked processed
     pump: outbox -> publisher -> marked published on PUBACK (re-sent after a restart)
     timers: sleep until the next window end / automatic close, then tick
+    start-up: open events resume; recorded inputs not yet acted on are acted on now
 
-The service owns no connection: `ServiceLink` (below) connects to the broker, feeds
-inputs to `Service.accept_*`, and runs the pump with a publisher bound to the client.
+The service owns no connection: `adapters.mqtt.link.run_link` connects to the broker,
+feeds inputs to `Service.accept_*`, and runs the pump with a publisher bound to the client.
 Tests drive `Service` directly with an in-memory publisher and a real SQLite file.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import random
 import uuid
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Literal, Protocol, TypeVar
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TypeVar
 
 import structlog
 from pydantic import BaseModel, ValidationError
 
-from alertsim.adapters.mqtt import topics
-from alertsim.adapters.mqtt.client import (
-    Client,
-    MqttSettings,
-    OutgoingMessage,
-    backoff_delays,
-    connect,
-    incoming,
-    publish,
-    subscribe,
-)
-from alertsim.adapters.mqtt.client import Protocol as MqttProtocol
-from alertsim.adapters.sqlite.store import OutboxRow, Outgoing, Store
+from alertsim.domain.admission import Limits, Refused, admit_action, admit_detection
 from alertsim.domain.detection import Detection
 from alertsim.domain.lifecycle import EventState, Transition
-from alertsim.domain.messages import (
-    Alert,
-    AlertStatus,
-    PlaceEvent,
-    PrefectureState,
-    Receipt,
-)
-from alertsim.domain.model import Frozen
+from alertsim.domain.messages import Receipt
 from alertsim.domain.prefectures import Atlas
 from alertsim.domain.timeline import Engine, OperatorAction
-from alertsim.domain.warnings import PolicyName
-from alertsim.errors import BrokerError, describe_validation_error
-from alertsim.service.clock import Clock, real_now
+from alertsim.domain.topics import TopicTree
+from alertsim.domain.vocabulary import (
+    DEFAULT_POLICY,
+    PREFECTURE_CODES,
+    AlertStatus,
+    Policy,
+    Status,
+    alert_status,
+)
+from alertsim.errors import describe_validation_error
+from alertsim.service.clock import real_now
+from alertsim.service.outgoing import alert_message, error_message, publication, state_message
+from alertsim.service.ports import Clock, Publisher, Record
+from alertsim.service.records import (
+    Change,
+    DecisionRecord,
+    EventRow,
+    OutboxMessage,
+    ProcessedInput,
+)
+
+__all__ = ["Service", "ServiceConfig"]
 
 log = structlog.get_logger("alertsim.service")
 InputModel = TypeVar("InputModel", bound=BaseModel)
 WATCH_BACKLOG = 10_000
 
 
-class Publisher(Protocol):
-    async def publish(self, message: OutgoingMessage) -> None:
-        """Publish and return once the broker has acknowledged (QoS 1); BrokerError if not."""
-        ...
-
-
-class OperatorCommand(Frozen):
-    action: Literal["cancel", "close"]
-    event_id: str
-
-
 @dataclass(frozen=True)
 class ServiceConfig:
-    status: Literal["exercise", "test"] = "exercise"
-    policy: PolicyName = "prefecture"
+    status: Status = "exercise"
+    policy: Policy = DEFAULT_POLICY
     sender: str = "alertsim@simulator.invalid"
     max_payload_bytes: int = 65_536
     close_after: timedelta = timedelta(minutes=10)
+    limits: Limits = field(default_factory=Limits)
+    topics: TopicTree = field(default_factory=TopicTree)
 
     @property
     def alert_status(self) -> AlertStatus:
-        return topics.alert_status(self.status)
+        return alert_status(self.status)
 
     def engine(self, atlas: Atlas) -> Engine:
         """The pure decision and lifecycle engine this configuration runs."""
@@ -90,27 +82,27 @@ class ServiceConfig:
 
 
 class Service:
-    def __init__(self, *, atlas: Atlas, store: Store, config: ServiceConfig,
+    def __init__(self, *, atlas: Atlas, store: Record, config: ServiceConfig,
                  clock: Clock) -> None:
         self.store = store
         self.config = config
         self.clock = clock
         self.engine = config.engine(atlas)
+        self._closed: set[str] = set()  # closed before this run (this run's stay in engine)
         self._lock = asyncio.Lock()
         self.outbox_changed = asyncio.Event()
         self._timeline_changed = asyncio.Event()
-        self._watchers: set[asyncio.Queue[Outgoing]] = set()
-        self.published = 0
+        self._watchers: set[asyncio.Queue[OutboxMessage]] = set()
 
     # -- observation -----------------------------------------------------------------
 
-    async def watch(self) -> AsyncIterator[Outgoing]:
+    async def watch(self) -> AsyncIterator[OutboxMessage]:
         """Every outbox row as it is written (alerts, states, errors): for live views.
 
         A watcher that falls WATCH_BACKLOG rows behind is dropped rather than slowing the
         service down; nothing else depends on watchers.
         """
-        queue: asyncio.Queue[Outgoing] = asyncio.Queue(maxsize=WATCH_BACKLOG)
+        queue: asyncio.Queue[OutboxMessage] = asyncio.Queue(maxsize=WATCH_BACKLOG)
         self._watchers.add(queue)
         try:
             while True:
@@ -118,7 +110,7 @@ class Service:
         finally:
             self._watchers.discard(queue)
 
-    def _notify(self, rows: Iterable[Outgoing]) -> None:
+    def _notify(self, rows: Iterable[OutboxMessage]) -> None:
         for queue in list(self._watchers):
             try:
                 for row in rows:
@@ -130,53 +122,102 @@ class Service:
     # -- start-up --------------------------------------------------------------------
 
     async def resume(self) -> int:
-        """Reload open events from the record; their timers resume. Returns how many."""
+        """Reload open events, then act on inputs recorded but not yet acted on.
+
+        Returns how many events were open. Rows still unpublished go out with the pump.
+        """
         rows = await self.store.open_events()
         for row in rows:
             state = EventState.model_validate_json(row.state_json)
             self.engine.events[state.event_id] = state
+        self._closed = await self.store.closed_event_ids()
+        async with self._lock:
+            for pending in await self.store.pending_inputs():
+                log.info("input.resumed", kind=pending.kind, id=pending.id)
+                if pending.kind == "detection":
+                    await self._act_on_detection(
+                        Detection.model_validate_json(pending.raw), pending.id)
+                else:
+                    await self._act_on_action(
+                        OperatorAction.model_validate_json(pending.raw), pending.id)
         self._timeline_changed.set()
         self.outbox_changed.set()
         return len(rows)
 
     # -- inputs ----------------------------------------------------------------------
 
-    async def accept_detection(self, raw: bytes, *, source: str = topics.DETECTIONS) -> bool:
-        """Validate, record and act on one detection payload. False when rejected."""
+    async def accept_detection(self, raw: bytes, *, source: str | None = None) -> bool:
+        """Validate, admit, record and act on one detection payload. False when rejected.
+
+        `source` (the topic it came from) defaults to the tree's detections topic."""
+        source = source or self.config.topics.detections
         detection = await self._parse(Detection, raw, source)
         if detection is None:
             return False
         async with self._lock:
-            await self.store.record_detection(
+            verdict = await self._admit(detection)
+            if isinstance(verdict, Refused):
+                await self.reject(raw, verdict.reason, source)
+                return False
+            if verdict == "duplicate":
+                log.info("detection.duplicate", event_id=detection.event_id,
+                         sequence=detection.sequence)
+                return True
+            row_id = await self.store.record_detection(
                 raw=raw, parsed_json=detection.model_dump_json(), event_id=detection.event_id,
                 sequence=detection.sequence, source=source, received_at=real_now())
-            known = self.engine.events.get(detection.event_id)
-            nonce = known.nonce if known else uuid.uuid4().hex[:8]
-            transition = self.engine.detection(detection, now=self.clock.now(), nonce=nonce)
-            if transition.state.decision is not None and transition.state != known:
-                await self.store.record_decision(
-                    event_id=detection.event_id, sequence=detection.sequence,
-                    decision_json=transition.state.decision.model_dump_json(),
-                    decided_at=real_now())
-            await self._commit([transition])
+            alerts = await self._act_on_detection(detection, row_id)
         log.info("detection.accepted", event_id=detection.event_id,
-                 sequence=detection.sequence, alerts=len(transition.alerts))
+                 sequence=detection.sequence, alerts=alerts)
         return True
 
-    async def accept_operator(self, raw: bytes, *, source: str = topics.OPERATOR) -> bool:
-        command = await self._parse(OperatorCommand, raw, source)
+    async def _admit(self, detection: Detection) -> Refused | str:
+        known = self.engine.events.get(detection.event_id)
+        closed = detection.event_id in self._closed
+        recorded = None
+        if closed or (known is not None and detection.sequence <= known.last_sequence):
+            row = await self.store.detection(detection.event_id, detection.sequence)
+            recorded = None if row is None else Detection.model_validate_json(row.parsed_json)
+        return admit_detection(detection, known, closed=closed, recorded=recorded,
+                               now=self.clock.now(), limits=self.config.limits)
+
+    async def _act_on_detection(self, detection: Detection, row_id: int) -> int:
+        """Decide and transition a recorded detection; commit it all, marked processed."""
+        known = self.engine.events.get(detection.event_id)
+        nonce = known.nonce if known else uuid.uuid4().hex[:8]
+        transition = self.engine.detection(detection, now=self.clock.now(), nonce=nonce)
+        decisions: tuple[DecisionRecord, ...] = ()
+        if transition.state.decision is not None and transition.state != known:
+            decisions = (DecisionRecord(
+                event_id=detection.event_id, sequence=detection.sequence,
+                decision_json=transition.state.decision.model_dump_json(),
+                decided_at=real_now()),)
+        await self._apply([transition], decisions=decisions, processed=("detection", row_id))
+        return len(transition.alerts)
+
+    async def accept_operator(self, raw: bytes, *, source: str | None = None) -> bool:
+        """Validate, admit, record and apply one operator action. False when rejected."""
+        source = source or self.config.topics.operator
+        command = await self._parse(OperatorAction, raw, source)
         if command is None:
             return False
         async with self._lock:
-            transition = self.engine.action(OperatorAction(command.action, command.event_id),
-                                            now=self.clock.now())
-            if transition is None:
-                await self.reject(raw, f"event_id: no event {command.event_id!r} is known",
-                                  source)
+            verdict = admit_action(command, self.engine.events.get(command.event_id),
+                                   closed=command.event_id in self._closed)
+            if isinstance(verdict, Refused):
+                await self.reject(raw, verdict.reason, source)
                 return False
-            await self._commit([transition])
+            row_id = await self.store.record_operator_action(
+                raw=raw, event_id=command.event_id, action=command.action, source=source,
+                received_at=real_now())
+            await self._act_on_action(command, row_id)
         log.info("operator.applied", action=command.action, event_id=command.event_id)
         return True
+
+    async def _act_on_action(self, command: OperatorAction, row_id: int) -> None:
+        transition = self.engine.action(command, now=self.clock.now())
+        await self._apply([] if transition is None else [transition],
+                          processed=("operator", row_id))
 
     async def accept_receipt(self, raw: bytes, *, source: str) -> bool:
         receipt = await self._parse(Receipt, raw, source)
@@ -204,13 +245,7 @@ class Service:
         now = real_now()
         await self.store.record_rejected(raw=raw, reason=reason, source=source,
                                          received_at=now)
-        body = {"source": source, "reason": reason, "received_at": now.isoformat(),
-                "size": len(raw), "excerpt": raw[:200].decode("utf-8", "replace")}
-        row = Outgoing(
-            message_id=f"error.{uuid.uuid4().hex}", event_id=None, kind="error",
-            prefecture=None, stage=None, topic=topics.ERRORS,
-            payload=json.dumps(body, ensure_ascii=False).encode(), qos=1, retain=False,
-            sim_time=None, created_at=now)
+        row = error_message(raw, reason, source, self.config.topics, now)
         await self.store.enqueue([row])
         self.outbox_changed.set()
         self._notify([row])
@@ -221,7 +256,7 @@ class Service:
     async def tick(self) -> int:
         async with self._lock:
             transitions = self.engine.tick(now=self.clock.now())
-            await self._commit(transitions)
+            await self._apply(transitions)
         return sum(len(t.alerts) for t in transitions)
 
     async def run_timers(self) -> None:
@@ -241,78 +276,49 @@ class Service:
 
     # -- outbox ----------------------------------------------------------------------
 
-    async def _commit(self, transitions: Iterable[Transition]) -> None:
-        rows: list[Outgoing] = []
-        touched: set[str] = set()
+    async def _apply(self, transitions: Iterable[Transition], *,
+                     decisions: tuple[DecisionRecord, ...] = (),
+                     processed: ProcessedInput | None = None) -> None:
+        """Commit transitions (states, alerts, the states they touch) in one transaction."""
         now = real_now()
+        rows: list[OutboxMessage] = []
+        events: list[EventRow] = []
+        touched: set[str] = set()
         for transition in transitions:
             state = transition.state
-            await self.store.save_event(state.event_id, state.model_dump_json(),
-                                        closed=state.closed, updated_at=now)
-            for alert in transition.alerts:
-                rows.append(self._alert_row(alert, now))
-                if alert.prefecture is not None:
-                    touched.add(alert.prefecture)
+            events.append(EventRow(state.event_id, state.model_dump_json(), state.closed, now))
+            rows += [alert_message(a, self.config.topics, self.config.status, now)
+                     for a in transition.alerts]
+            touched |= {a.prefecture for a in transition.alerts if a.prefecture is not None}
             if state.closed:  # closing changes every place's state without an alert
                 touched |= set(state.places)
-        rows += [self._state_row(code, now) for code in sorted(touched)]
+        rows += [self._state(code) for code in sorted(touched)]
+        await self.store.commit(Change(events=tuple(events), decisions=decisions,
+                                       outbox=tuple(rows), processed=processed, processed_at=now))
         if rows:
-            await self.store.enqueue(rows)
             self.outbox_changed.set()
             self._notify(rows)
         self._timeline_changed.set()
 
-    def _alert_row(self, alert: Alert, now: datetime) -> Outgoing:
-        return Outgoing(message_id=alert.identifier, event_id=alert.alertsim.event_id,
-                        kind="alert", prefecture=alert.prefecture, stage=alert.stage,
-                        topic=topics.alerts(self.config.status, alert.prefecture),
-                        payload=alert.model_dump_json().encode(), qos=1, retain=False,
-                        sim_time=alert.sent, created_at=now)
+    def _state(self, code: str) -> OutboxMessage:
+        return state_message(code, self.engine.events, self.config.topics, self.config.status,
+                             sim_now=self.clock.now(), now=real_now())
 
-    def _state_row(self, code: str, now: datetime) -> Outgoing:
-        """The retained state of one prefecture over all open events (empty = cleared)."""
-        events = []
-        for event_id, state in sorted(self.engine.events.items()):
-            place = state.places.get(code)
-            if place is None or state.closed or not place.references:
-                continue
-            identifier = place.references[-1].split(",")[1]
-            events.append(PlaceEvent(event_id=event_id, stage=place.stages[-1],
-                                     identifier=identifier,
-                                     sheltering=place.status == "sheltering"))
-        payload = b""
-        if events:
-            payload = PrefectureState(code=code, status=self.config.alert_status,
-                                      updated=self.clock.now(),
-                                      events=tuple(events)).model_dump_json().encode()
-        return Outgoing(message_id=f"state.{code}.{uuid.uuid4().hex}", event_id=None,
-                        kind="state", prefecture=code, stage=None,
-                        topic=topics.state(self.config.status, code), payload=payload, qos=1,
-                        retain=True, sim_time=self.clock.now(), created_at=now)
-
-    def outgoing_message(self, row: OutboxRow) -> OutgoingMessage:
-        """MQTT message for an outbox row, with MQTT 5 expiry and user properties."""
-        expiry: int | None = None
-        props: tuple[tuple[str, str], ...] = (("kind", row.kind),)
-        if row.kind == "alert":
-            alert = json.loads(row.payload)
-            expires = datetime.fromisoformat(alert["info"][0]["expires"])
-            expiry = max(60, int(self.clock.seconds_until(expires)))
-            props += (("identifier", row.message_id), ("msgType", alert["msgType"]),
-                      ("stage", row.stage or ""))
-        return OutgoingMessage(topic=row.topic, payload=row.payload, qos=row.qos,
-                               retain=row.retain, expiry_s=expiry,
-                               content_type="application/json" if row.payload else None,
-                               user_properties=props)
+    async def restate(self) -> None:
+        """Queue every prefecture's retained state again (after a reconnect: a broker that
+        lost its retained messages, or kept a forged one, is set right)."""
+        async with self._lock:
+            rows = [self._state(code) for code in PREFECTURE_CODES]
+            await self.store.enqueue(rows)
+        self.outbox_changed.set()
 
     async def pump(self, publisher: Publisher) -> None:
         """Publish every unpublished outbox row in order, forever; BrokerError ends it."""
         while True:
             self.outbox_changed.clear()
             for row in await self.store.unpublished():
-                await publisher.publish(self.outgoing_message(row))
+                await publisher.publish(publication(row, self.clock))
                 await self.store.mark_published(row.message_id, real_now())
-                self.published += 1
                 if row.kind == "alert":
                     log.info("alert.published", event_id=row.event_id,
                              prefecture=row.prefecture or "national", stage=row.stage,
@@ -321,67 +327,3 @@ class Service:
 
     async def drained(self) -> bool:
         return not await self.store.unpublished()
-
-
-@dataclass
-class ClientPublisher:
-    """Publisher bound to one connected aiomqtt client."""
-
-    client: Client
-    protocol: MqttProtocol
-
-    async def publish(self, message: OutgoingMessage) -> None:
-        await publish(self.client, message, protocol=self.protocol)
-
-
-STATUS_ONLINE = b'{"status":"online"}'
-STATUS_OFFLINE = b'{"status":"offline"}'
-
-
-async def run_link(service: Service, *, url: str, protocol: MqttProtocol, client_id: str,
-                   connected: asyncio.Event | None = None) -> None:
-    """Connect, subscribe to inputs, pump the outbox; reconnect with jittered backoff.
-
-    Two connections: `{client_id}` reads inputs (persistent session, so detections sent
-    while the service is away are kept) and `{client_id}-out` publishes. On one socket the
-    PUBACKs for a flood of incoming receipts held the next alert back by Nagle's algorithm
-    and the broker's delayed ACK (~40 ms stalls measured in drills); apart, alerts go out
-    on a socket that only publishes.
-    """
-    will = OutgoingMessage(topics.SERVICE_STATUS, STATUS_OFFLINE, qos=1, retain=True)
-    inputs = MqttSettings(url=url, client_id=client_id, protocol=protocol, clean_start=False)
-    outputs = MqttSettings(url=url, client_id=f"{client_id}-out", protocol=protocol,
-                           will=will)
-    delays = backoff_delays(rng=random.Random())
-    while True:
-        try:
-            async with connect(outputs) as out_client, connect(inputs) as in_client:
-                publisher = ClientPublisher(out_client, protocol)
-                await publisher.publish(OutgoingMessage(topics.SERVICE_STATUS, STATUS_ONLINE,
-                                                        qos=1, retain=True))
-                for topic in (topics.DETECTIONS, topics.OPERATOR, topics.RECEIPTS_ALL):
-                    await subscribe(in_client, topic)
-                log.info("broker.connected", url=url, protocol=protocol)
-                delays = backoff_delays(rng=random.Random())
-                if connected is not None:
-                    connected.set()
-                async with asyncio.TaskGroup() as group:
-                    group.create_task(service.pump(publisher), name="outbox-pump")
-                    group.create_task(_listen(service, in_client), name="input-listener")
-        except* BrokerError as group:
-            if connected is not None:
-                connected.clear()
-            delay = next(delays)
-            log.warning("broker.disconnected", url=url, error=str(group.exceptions[0]),
-                        retry_in_s=round(delay, 2))
-            await asyncio.sleep(delay)
-
-
-async def _listen(service: Service, client: Client) -> None:
-    async for topic, raw in incoming(client):
-        if topic == topics.DETECTIONS:
-            await service.accept_detection(raw, source=topic)
-        elif topic == topics.OPERATOR:
-            await service.accept_operator(raw, source=topic)
-        elif topic.startswith(topics.ROOT + "/receipts/"):
-            await service.accept_receipt(raw, source=topic)

@@ -1,44 +1,66 @@
-"""A thin typed shell over aiomqtt: settings, outgoing messages, connect, publish, backoff.
+"""A thin typed shell over aiomqtt: settings, outgoing messages, connect, publish, subscribe.
 
 aiomqtt and socket errors are re-raised as `alertsim.errors.BrokerError` here, so callers
 above this module handle one family. MQTT 5 properties (message expiry, content type,
 user properties, session expiry) are sent only when the protocol is "5"; a broker that
 speaks only 3.1.1 (amqtt, NATS) is detected with `negotiate_protocol`.
+
+Cancellation is safe everywhere here. aiomqtt waits for CONNACK, SUBACK, PUBACK and its own
+DISCONNECT with `asyncio.wait_for`, which in Python 3.11 returns the result, and drops the
+CancelledError, when the awaited future completes in the same loop iteration as the cancel
+(receivers stopped just as a restarted broker answered never returned). So this module
+asks aiomqtt to wait without a timeout (a plain `await`, which never loses a cancellation)
+and bounds every wait itself with `asyncio.timeout`; the connection handshake runs in a task
+of its own that is never cancelled, and a connection whose caller went away is closed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import random
+import functools
+import math
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import aiomqtt
+import structlog
+from paho.mqtt import client as paho
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from alertsim.adapters.mqtt.brokers import parse_broker_url
+from alertsim.adapters.mqtt.reconnect import reconnecting
 from alertsim.errors import BrokerError
+from alertsim.service.ports import Publication
+
+log = structlog.get_logger("alertsim.mqtt")
 
 __all__ = [
+    "DISCONNECT_TIMEOUT_S",
     "Client",
     "MqttSettings",
-    "OutgoingMessage",
     "Protocol",
-    "backoff_delays",
+    "Publication",
     "connect",
     "incoming",
     "negotiate_protocol",
+    "properties_of",
     "publish",
     "subscribe",
+    "wait_for_protocol",
 ]
 
 Client = aiomqtt.Client
 
 Protocol = Literal["5", "3.1.1"]
+
+# How long leaving `connect()` waits for the DISCONNECT to go out before closing the socket.
+DISCONNECT_TIMEOUT_S = 1.0
 
 _VERSIONS: dict[Protocol, aiomqtt.ProtocolVersion] = {
     "5": aiomqtt.ProtocolVersion.V5,
@@ -51,33 +73,22 @@ def _new_properties(packet_type: int) -> Properties:
     return Properties(packet_type)  # type: ignore[no-untyped-call]
 
 
-@dataclass(frozen=True)
-class OutgoingMessage:
-    """One PUBLISH: topic, bytes, QoS, retain flag and the MQTT 5 properties to attach."""
-
-    topic: str
-    payload: bytes
-    qos: int = 1
-    retain: bool = False
-    expiry_s: int | None = None
-    content_type: str | None = None
-    user_properties: tuple[tuple[str, str], ...] = ()
-
-    def properties(self, protocol: Protocol, packet_type: int = PacketTypes.PUBLISH,
-                   ) -> Properties | None:
-        """The MQTT 5 properties for this message, or None (always None under 3.1.1)."""
-        if protocol != "5":
-            return None
-        if self.expiry_s is None and self.content_type is None and not self.user_properties:
-            return None
-        props = _new_properties(packet_type)
-        if self.expiry_s is not None:
-            props.MessageExpiryInterval = self.expiry_s
-        if self.content_type is not None:
-            props.ContentType = self.content_type
-        if self.user_properties:
-            props.UserProperty = list(self.user_properties)
-        return props
+def properties_of(message: Publication, protocol: Protocol,
+                  packet_type: int = PacketTypes.PUBLISH) -> Properties | None:
+    """The MQTT 5 properties for `message`, or None (always None under 3.1.1)."""
+    if protocol != "5":
+        return None
+    if message.expiry_s is None and message.content_type is None \
+            and not message.user_properties:
+        return None
+    props = _new_properties(packet_type)
+    if message.expiry_s is not None:
+        props.MessageExpiryInterval = message.expiry_s
+    if message.content_type is not None:
+        props.ContentType = message.content_type
+    if message.user_properties:
+        props.UserProperty = list(message.user_properties)
+    return props
 
 
 @dataclass(frozen=True)
@@ -86,6 +97,7 @@ class MqttSettings:
 
     With `clean_start=False` the broker keeps the session (subscriptions and queued QoS 1
     messages) across disconnects; under MQTT 5 it keeps it for `session_expiry_s`.
+    `timeout_s` bounds the handshake and is the default bound of `publish` and `subscribe`.
     """
 
     url: str
@@ -93,9 +105,45 @@ class MqttSettings:
     protocol: Protocol = "5"
     clean_start: bool = True
     keepalive: int = 30
-    will: OutgoingMessage | None = None
+    will: Publication | None = None
     session_expiry_s: int = 3600
     timeout_s: float = 10.0
+
+
+class _Client(aiomqtt.Client):
+    """aiomqtt's client with two races of aiomqtt 2.5 closed.
+
+    - A connection that drops before the CONNACK fails the handshake at once. aiomqtt
+      ignores the drop and waits out its timeout: a connect that reached a broker in the
+      middle of shutting down (the kernel accepted it, nobody answered) stalled a reconnect
+      for `timeout_s`.
+    - The socket writer is registered only if the socket is still open. aiomqtt registers it
+      one loop iteration after paho asks; a socket closed meanwhile made `add_writer` fail
+      (EBADF), or, with its descriptor already reused, watch someone else's socket.
+    """
+
+    def _on_disconnect(self, client: paho.Client, userdata: Any, flags: paho.DisconnectFlags,
+                       reason_code: ReasonCode, properties: Properties | None = None) -> None:
+        if not self._connected.done():
+            self._connected.set_exception(
+                aiomqtt.MqttError(f"connection lost before CONNACK ({reason_code})"))
+            return
+        super()._on_disconnect(client, userdata, flags, reason_code, properties)
+
+    def _on_socket_register_write(self, client: paho.Client, userdata: Any,
+                                  sock: paho.SocketLike) -> None:
+        def write() -> None:  # as aiomqtt's
+            try:
+                client.loop_write()
+            except Exception as exc:
+                if not self._disconnected.done():
+                    self._disconnected.set_exception(exc)
+
+        def register() -> None:
+            if client.socket() is sock:
+                self._loop.add_writer(sock.fileno(), write)
+
+        self._loop.call_soon_threadsafe(register)
 
 
 def _client(settings: MqttSettings) -> aiomqtt.Client:
@@ -104,65 +152,151 @@ def _client(settings: MqttSettings) -> aiomqtt.Client:
     if settings.will is not None:
         w = settings.will
         will = aiomqtt.Will(w.topic, w.payload, w.qos, w.retain,
-                            w.properties(settings.protocol, PacketTypes.WILLMESSAGE))
+                            properties_of(w, settings.protocol, PacketTypes.WILLMESSAGE))
     if settings.protocol == "5":
         connect_props = None
         if not settings.clean_start:
             connect_props = _new_properties(PacketTypes.CONNECT)
             connect_props.SessionExpiryInterval = settings.session_expiry_s
-        return aiomqtt.Client(
+        return _Client(
             host, port, identifier=settings.client_id, protocol=_VERSIONS["5"], will=will,
             clean_start=settings.clean_start, properties=connect_props,
             keepalive=settings.keepalive, timeout=settings.timeout_s,
         )
-    return aiomqtt.Client(
+    return _Client(
         host, port, identifier=settings.client_id, protocol=_VERSIONS["3.1.1"], will=will,
         clean_session=settings.clean_start, keepalive=settings.keepalive,
         timeout=settings.timeout_s,
     )
 
 
+def _force_close(client: aiomqtt.Client) -> None:
+    """Close the socket now, without DISCONNECT (a will, if any, is then published).
+
+    Neither aiomqtt nor paho has a public call for this; paho's `_sock_close` also tells
+    aiomqtt, which stops watching the socket and cancels its keepalive task. A no-op when
+    the socket is already closed.
+    """
+    client._client._sock_close()
+    lost = client._disconnected
+    if lost.done() and not lost.cancelled():
+        lost.exception()  # retrieved: a publish-only client never reads it, and asyncio logs it
+
+
+def _discard(client: aiomqtt.Client, handshake: asyncio.Task[aiomqtt.Client]) -> None:
+    """Close a connection whose caller stopped waiting for the handshake."""
+    if not handshake.cancelled():
+        handshake.exception()  # retrieved: nobody else will look at it
+    _force_close(client)
+
+
+async def _open(client: aiomqtt.Client, settings: MqttSettings) -> None:
+    """CONNECT and wait for the CONNACK, at most `settings.timeout_s`; BrokerError if not.
+
+    aiomqtt connects in a worker thread that cannot be stopped, then waits for the CONNACK
+    (bounded by `timeout_s` too). The handshake therefore runs in a task that is never
+    cancelled: a caller that is cancelled or gives up returns at once, and the connection
+    is closed as soon as the handshake is over.
+    """
+    handshake = asyncio.create_task(client.__aenter__(),
+                                    name=f"mqtt-connect:{settings.client_id}")
+    try:
+        async with asyncio.timeout(settings.timeout_s):
+            await asyncio.shield(handshake)
+    except BaseException as exc:
+        handshake.add_done_callback(functools.partial(_discard, client))
+        where = f"MQTT broker {settings.url} ({settings.client_id})"
+        if isinstance(exc, aiomqtt.MqttError):
+            raise BrokerError(f"{where}: {exc}") from exc
+        if isinstance(exc, TimeoutError):
+            raise BrokerError(f"{where}: no CONNACK within {settings.timeout_s} s") from exc
+        raise
+
+
+async def _close(client: aiomqtt.Client) -> None:
+    """Send DISCONNECT, waiting at most DISCONNECT_TIMEOUT_S, then close the socket anyway.
+
+    A failed or slow DISCONNECT (the broker has just gone) is logged, never raised: it must
+    not replace the exception, or the cancellation, that ends the block.
+    """
+    client.timeout = math.inf  # aiomqtt then awaits plainly; the bound below is ours
+    try:
+        async with asyncio.timeout(DISCONNECT_TIMEOUT_S):
+            await client.__aexit__(None, None, None)
+    except (aiomqtt.MqttError, TimeoutError) as exc:
+        log.debug("broker.disconnect_forced", client_id=client.identifier,
+                  error=str(exc) or type(exc).__name__)
+    finally:
+        _force_close(client)
+
+
 @contextlib.asynccontextmanager
 async def _connected(settings: MqttSettings) -> AsyncIterator[aiomqtt.Client]:
     client = _client(settings)
+    await _open(client, settings)
     try:
-        async with client:
-            yield client
+        yield client
     except aiomqtt.MqttError as exc:
-        # Covers CONNECT (aiomqtt wraps socket errors), DISCONNECT and aiomqtt calls made
-        # inside the block (subscribe, message iteration), so callers never see aiomqtt's
-        # errors. OSError is not caught: inside the block it may be the caller's own.
+        # aiomqtt calls made inside the block (subscribe, message iteration) fail with
+        # aiomqtt's errors; callers never see them. OSError is not caught: inside the
+        # block it may be the caller's own.
         raise BrokerError(f"MQTT broker {settings.url} ({settings.client_id}): {exc}") from exc
+    finally:
+        await _close(client)
 
 
 def connect(settings: MqttSettings) -> AbstractAsyncContextManager[aiomqtt.Client]:
-    """Connect on entry, disconnect on exit; aiomqtt and socket errors become BrokerError."""
+    """Connect on entry, disconnect on exit; aiomqtt and socket errors become BrokerError.
+
+    Cancellation at any point (handshake, inside the block, disconnect) propagates at once
+    and leaves no connection open.
+    """
     return _connected(settings)
 
 
-async def publish(client: aiomqtt.Client, message: OutgoingMessage, *,
+def _bound(client: aiomqtt.Client, timeout_s: float | None) -> float | None:
+    """The wait limit in seconds for `asyncio.timeout`: `timeout_s`, else the client's."""
+    limit = client.timeout if timeout_s is None else timeout_s
+    return None if math.isinf(limit) else limit
+
+
+async def publish(client: aiomqtt.Client, message: Publication, *,
                   protocol: Protocol = "5", timeout_s: float | None = None) -> None:
     """Publish and, for QoS 1 and 2, wait for the broker's acknowledgement.
 
     `protocol` must be the one the client connected with: MQTT 5 properties are attached
-    only under "5". Errors become BrokerError.
+    only under "5". The wait is bounded by `timeout_s` (default: the client's timeout).
+    Errors, including the timeout, become BrokerError.
     """
     try:
-        await client.publish(message.topic, message.payload, qos=message.qos,
-                             retain=message.retain, properties=message.properties(protocol),
-                             timeout=timeout_s)
+        async with asyncio.timeout(_bound(client, timeout_s)):
+            await client.publish(message.topic, message.payload, qos=message.qos,
+                                 retain=message.retain,
+                                 properties=properties_of(message, protocol), timeout=math.inf)
+    except TimeoutError as exc:
+        raise BrokerError(f"publish to {message.topic!r}: no acknowledgement in time") from exc
     except (aiomqtt.MqttError, OSError) as exc:
         raise BrokerError(f"publish to {message.topic!r} failed: {exc}") from exc
 
 
-async def subscribe(client: aiomqtt.Client, topic: str, qos: int = 1) -> None:
+async def subscribe(client: aiomqtt.Client, topic: str | Sequence[tuple[str, int]],
+                    qos: int = 1, *, timeout_s: float | None = None) -> None:
+    """Subscribe to `topic` at `qos`, or to several (filter, qos) pairs in one SUBSCRIBE.
+
+    Waits for the SUBACK, at most `timeout_s` (default: the client's timeout); errors,
+    including the timeout, become BrokerError.
+    """
+    filters: str | list[tuple[str, int]] = topic if isinstance(topic, str) else list(topic)
     try:
-        await client.subscribe(topic, qos=qos)
+        async with asyncio.timeout(_bound(client, timeout_s)):
+            await client.subscribe(filters, qos=qos, timeout=math.inf)
+    except TimeoutError as exc:
+        raise BrokerError(f"subscribe to {filters!r}: no SUBACK in time") from exc
     except aiomqtt.MqttError as exc:
-        raise BrokerError(f"subscribe to {topic!r} failed: {exc}") from exc
+        raise BrokerError(f"subscribe to {filters!r} failed: {exc}") from exc
 
 
-async def incoming(client: aiomqtt.Client) -> AsyncIterator[tuple[str, bytes]]:
+async def incoming(client: aiomqtt.Client) -> AsyncGenerator[tuple[str, bytes], None]:
     """(topic, payload) of every message the client receives; errors become BrokerError."""
     try:
         async for message in client.messages:
@@ -186,22 +320,19 @@ async def negotiate_protocol(url: str, *, timeout_s: float = 5.0) -> Protocol:
         probe = MqttSettings(url=url, client_id=f"alertsim-probe-{uuid.uuid4().hex[:12]}",
                              protocol=protocol, timeout_s=timeout_s)
         try:
-            async with _client(probe):
+            async with connect(probe):
                 return protocol
-        except (aiomqtt.MqttError, OSError) as exc:
+        except BrokerError as exc:
             errors.append(f"MQTT {protocol}: {exc}")
     raise BrokerError(f"MQTT broker {url} refused both protocols: " + "; ".join(errors))
 
 
-def backoff_delays(*, rng: random.Random, initial: float = 0.2, maximum: float = 10.0,
-                   factor: float = 2.0) -> Iterator[float]:
-    """Endless "full jitter" backoff: attempt n sleeps uniform(0, min(maximum, initial*factor**n)).
+async def wait_for_protocol(url: str, wanted: str) -> Protocol:
+    """The protocol to use; with "auto", ask the broker, waiting for it if it is away."""
+    if wanted in ("5", "3.1.1"):
+        return "5" if wanted == "5" else "3.1.1"
 
-    Pure apart from `rng`; pass a seeded `random.Random` in tests.
-    """
-    if initial <= 0 or maximum < initial or factor < 1:
-        raise ValueError("need 0 < initial <= maximum and factor >= 1")
-    ceiling = initial
-    while True:
-        yield rng.uniform(0.0, ceiling)
-        ceiling = min(maximum, ceiling * factor)
+    async def attempt(up: Callable[[], None]) -> Protocol:
+        return await negotiate_protocol(url)
+
+    return await reconnecting(attempt, what="protocol negotiation", maximum=5.0, url=url)

@@ -1,1 +1,60 @@
-"""drills/report"""
+"""The drill report: what was sent, who acknowledged it, how fast, and whether the
+scenario's expectations held, rebuilt from a drill's SQLite record alone.
+
+    model     the report models (JSON) and DrillSettings (what a drill records)
+    assemble  store reads, receipt matching, summaries, judging: build_report
+    render    Markdown and the report files: render_markdown, write_report
+
+Definitions used throughout:
+
+- A drill's alerts are the outbox rows of kind `alert` created from its `started_at` up
+  to the next drill's `started_at` (or the end of the record).
+- A delivery is the first receipt of a (client_id, message_id) pair; every further
+  receipt of the pair is a duplicate. Acknowledged stages are the stages of a client's
+  deliveries in receipt order.
+- Latency = receipt `received_at` - outbox `created_at`, in milliseconds, over deliveries
+  (duplicates are counted, not timed, so a re-publish after a restart does not show up
+  as a slow delivery). p50 and p99 are nearest-rank percentiles: the ceil(p/100 * n)-th
+  smallest value, always one of the measured values (numpy's `inverted_cdf` method).
+- A missed delivery: an alert for place P in the outbox, a receiver subscribed to P,
+  and no receipt from that receiver for that alert's identifier.
+- Expectations: an expected prefecture passes when every receiver subscribed to it
+  acknowledged exactly the expected stages in order (with no receiver: when exactly those
+  stages were sent); silent prefectures pass when nothing was sent to them; national
+  passes when (a national alert was sent) == `expect.national`. Expectations always
+  cover the whole drill, even when the report is restricted to one event.
+"""
+
+from alertsim.drills.report.assemble import RecordedDrill, assemble, build_report, latency_of
+from alertsim.drills.report.model import (
+    NATIONAL,
+    Check,
+    DrillReport,
+    DrillSettings,
+    ExpectationResults,
+    Latency,
+    PlaceSummary,
+    ReceiverSummary,
+    ScenarioInfo,
+    TimelineRow,
+)
+from alertsim.drills.report.render import render_markdown, write_report
+
+__all__ = [
+    "NATIONAL",
+    "Check",
+    "DrillReport",
+    "DrillSettings",
+    "ExpectationResults",
+    "Latency",
+    "PlaceSummary",
+    "ReceiverSummary",
+    "RecordedDrill",
+    "ScenarioInfo",
+    "TimelineRow",
+    "assemble",
+    "build_report",
+    "latency_of",
+    "render_markdown",
+    "write_report",
+]

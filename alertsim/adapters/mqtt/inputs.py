@@ -1,0 +1,29 @@
+"""Inputs to a running service, sent as a sensor or an operator would: QoS 1 publishes."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from alertsim.adapters.mqtt.client import MqttSettings, connect, negotiate_protocol, publish
+from alertsim.domain import topics
+from alertsim.domain.detection import Detection
+from alertsim.service.ports import Publication
+
+__all__ = ["send_detection"]
+
+
+async def send_detection(path: Path, detection: Detection, *, url: str,
+                         out: TextIO | None = None) -> None:
+    """Publish one detection (already validated) to the detections topic, QoS 1."""
+    out = out or sys.stdout
+    protocol = await negotiate_protocol(url)
+    settings = MqttSettings(url=url, client_id=f"alertsim-detect-{detection.event_id}"[:64],
+                            protocol=protocol)
+    async with connect(settings) as client:
+        await publish(client, Publication(topics.DETECTIONS,
+                                           detection.model_dump_json().encode(), qos=1),
+                      protocol=protocol)
+    print(f"published {path} ({detection.event_id} #{detection.sequence}) to "
+          f"{topics.DETECTIONS} on {url}", file=out)

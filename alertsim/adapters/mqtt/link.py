@@ -1,0 +1,101 @@
+"""The service's broker link: inputs from MQTT into `Service.accept_*`, the outbox out.
+
+Two connections: `{client_id}` reads inputs (persistent session, so detections sent while
+the service is away are kept) and `{client_id}-out` publishes. On one socket the PUBACKs
+for a flood of incoming receipts held the next alert back by Nagle's algorithm and the
+broker's delayed ACK (~40 ms stalls measured in drills); apart, alerts go out on a socket
+that only publishes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from alertsim.adapters.mqtt.client import (
+    Client,
+    MqttSettings,
+    Protocol,
+    connect,
+    incoming,
+    publish,
+    subscribe,
+)
+from alertsim.adapters.mqtt.reconnect import reconnecting
+from alertsim.domain import topics
+from alertsim.service.ports import Publication
+from alertsim.service.service import Service
+
+__all__ = ["STATUS_OFFLINE", "STATUS_ONLINE", "ClientPublisher", "run_link"]
+
+log = structlog.get_logger("alertsim.link")
+
+STATUS_ONLINE = b'{"status":"online"}'
+STATUS_OFFLINE = b'{"status":"offline"}'
+INPUT_TOPICS = (topics.DETECTIONS, topics.OPERATOR, topics.RECEIPTS_ALL)
+
+
+@dataclass
+class ClientPublisher:
+    """The service's `Publisher` port bound to one connected aiomqtt client."""
+
+    client: Client
+    protocol: Protocol
+
+    async def publish(self, message: Publication) -> None:
+        await publish(self.client, message, protocol=self.protocol)
+
+
+async def run_link(service: Service, *, url: str, protocol: Protocol, client_id: str,
+                   connected: asyncio.Event | None = None) -> None:
+    """Connect, subscribe to inputs, pump the outbox; reconnect with jittered backoff.
+
+    `connected` is set while a session is up (subscribed, "online" published) and cleared
+    when it ends. Runs until cancelled; cancellation leaves no connection open.
+    """
+    will = Publication(topics.SERVICE_STATUS, STATUS_OFFLINE, qos=1, retain=True)
+    inputs = MqttSettings(url=url, client_id=client_id, protocol=protocol, clean_start=False)
+    outputs = MqttSettings(url=url, client_id=f"{client_id}-out", protocol=protocol,
+                           will=will)
+
+    async def session(up: Callable[[], None]) -> None:
+        try:
+            await _session(service, inputs, outputs, up, connected)
+        finally:
+            if connected is not None:
+                connected.clear()
+
+    await reconnecting(session, what="service link", url=url, client_id=client_id)
+
+
+async def _session(service: Service, inputs: MqttSettings, outputs: MqttSettings,
+                   up: Callable[[], None], connected: asyncio.Event | None) -> None:
+    """One broker session: until the broker goes away (BrokerError) or cancellation."""
+    async with connect(outputs) as out_client, connect(inputs) as in_client:
+        publisher = ClientPublisher(out_client, outputs.protocol)
+        for topic in INPUT_TOPICS:
+            await subscribe(in_client, topic)
+        # Online only once subscribed: a client that waits for "online" and then
+        # sends a detection must find the service listening.
+        await publisher.publish(Publication(topics.SERVICE_STATUS, STATUS_ONLINE,
+                                            qos=1, retain=True))
+        log.info("broker.connected", url=outputs.url, protocol=outputs.protocol)
+        up()
+        if connected is not None:
+            connected.set()
+        async with asyncio.TaskGroup() as group:
+            group.create_task(service.pump(publisher), name="outbox-pump")
+            group.create_task(_listen(service, in_client), name="input-listener")
+
+
+async def _listen(service: Service, client: Client) -> None:
+    async for topic, raw in incoming(client):
+        if topic == topics.DETECTIONS:
+            await service.accept_detection(raw, source=topic)
+        elif topic == topics.OPERATOR:
+            await service.accept_operator(raw, source=topic)
+        elif topic.startswith(topics.ROOT + "/receipts/"):
+            await service.accept_receipt(raw, source=topic)

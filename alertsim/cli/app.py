@@ -1,0 +1,130 @@
+"""The `alertsim` Typer app and `main`: commands, exit codes and error messages, nothing else.
+
+    0    done
+    1    failed (a broker or store error, an expectation not met)
+    2    bad input: a bad flag (the sub-command's usage and the problem), a bad file or
+         setting (`alertsim CMD: invalid input in SOURCE:` and one line per problem),
+         a bad scenario
+    130  interrupted (Ctrl-C)
+
+Never a traceback for any of these, nor for a reader that stops early (`report | head`).
+"""
+
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated
+
+import typer
+
+from alertsim import __version__
+from alertsim.cli import decide, drill, service, subscribe
+from alertsim.cli.options import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from alertsim.errors import AlertSimError, InputError, ScenarioError
+
+__all__ = ["app", "main"]
+
+PROG = "alertsim"
+
+app = typer.Typer(
+    name=PROG,
+    # Plain help and errors: stable to read, grep and test at any terminal width.
+    rich_markup_mode=None,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("decide")(decide.decide_command)
+app.command("schema")(decide.schema_command)
+app.command("drill")(drill.drill_command)
+app.command("serve")(service.serve_command)
+app.command("detect")(service.detect_command)
+app.command("subscribe")(subscribe.subscribe_command)
+app.command("report")(drill.report_command)
+app.command("replay")(drill.replay_command)
+
+
+@dataclass
+class _Invocation:
+    """Filled in while the app runs: which sub-command was chosen (for error messages)."""
+
+    command: str = ""
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        print(f"{PROG} {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_show_version, is_eager=True,
+        help="print the version and exit")] = False,
+) -> None:
+    """J-Alert-style alert simulator (a simulator, not an official alert feed)."""
+    if isinstance(ctx.obj, _Invocation):
+        ctx.obj.command = ctx.invoked_subcommand or ""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run `alertsim` on `argv` (default: the process arguments); return the exit code."""
+    invocation = _Invocation()
+    try:
+        result = typer.main.get_command(app).main(
+            args=argv, prog_name=PROG, standalone_mode=False, obj=invocation)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+    except typer.TyperException as exc:  # Typer's (Click's) usage errors
+        return _usage_error(exc)
+    except AlertSimError as exc:
+        return _failure(invocation.command, exc)
+    except BrokenPipeError:
+        return _reader_gone()
+    except typer.Abort:  # end of input at a prompt
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except SystemExit as exc:  # Typer's own answer to a broken pipe
+        return exc.code if isinstance(exc.code, int) else EXIT_FAILED
+    return result if isinstance(result, int) else EXIT_OK
+
+
+def _usage_error(exc: typer.TyperException) -> int:
+    """The sub-command's usage line and the problem on stderr, as Click shows them."""
+    if isinstance(exc, typer.BadParameter):
+        # Typer reports a failed choice through pydantic, which prefixes "Value error, ".
+        exc.message = exc.message.removeprefix("Value error, ")
+    show = getattr(exc, "show", None)
+    if callable(show):
+        show()
+    else:
+        print(f"Error: {exc.format_message()}", file=sys.stderr)
+    return exc.exit_code
+
+
+def _failure(command: str, exc: AlertSimError) -> int:
+    """`alertsim CMD: ...` on stderr; 2 for bad input or a bad scenario, else 1."""
+    if isinstance(exc, InputError):
+        print(f"{PROG} {command}: invalid input in {exc.source}:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"{PROG} {command}: {exc}", file=sys.stderr)
+    return EXIT_BAD_INPUT if isinstance(exc, ScenarioError) else EXIT_FAILED
+
+
+def _reader_gone() -> int:
+    """stdout's reader has gone (`alertsim report | head`): stop quietly, like Click does.
+
+    What is still buffered would fail again when Python flushes stdout at exit, so stdout
+    is pointed at /dev/null first.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout is not a real file (a test's capture)
+        pass
+    return EXIT_FAILED

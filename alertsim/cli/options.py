@@ -1,0 +1,88 @@
+"""What several commands share: exit codes, value parsers and the option types built on them.
+
+Each parser turns one flag value into what the command needs or raises `typer.BadParameter`
+with a specific message; Typer then prints the sub-command's usage and exits 2. The words
+(statuses, prefecture codes, broker URLs) are checked by the domain and adapter functions
+that own them, never spelled again here.
+"""
+
+import math
+from typing import Annotated, Final
+
+import typer
+
+from alertsim.adapters.mqtt.brokers import parse_broker_url
+from alertsim.cli.settings import LogLevel
+from alertsim.domain.vocabulary import STATUSES, Status, prefecture_code, refuse_actual
+from alertsim.errors import InputError
+
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "BrokerOption",
+    "LogLevelOption",
+    "QuietLogLevelOption",
+    "StatusOption",
+    "broker_url",
+    "positive_number",
+    "prefecture",
+    "status",
+]
+
+EXIT_OK: Final = 0
+EXIT_FAILED: Final = 1
+EXIT_BAD_INPUT: Final = 2
+EXIT_INTERRUPTED: Final = 130
+
+
+def positive_number(text: str) -> float:
+    """A finite number above 0 (a clock speed)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise typer.BadParameter(f"not a number: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise typer.BadParameter(f"must be a positive number, got {text!r}")
+    return value
+
+
+def broker_url(text: str) -> str:
+    """An MQTT broker URL as `parse_broker_url` accepts it, kept as written."""
+    try:
+        parse_broker_url(text)
+    except InputError as exc:
+        raise typer.BadParameter("; ".join(exc.problems)) from None
+    return text
+
+
+def prefecture(text: str) -> str:
+    """A JIS X 0401 prefecture code, 01..47 ("1" -> "01")."""
+    try:
+        return prefecture_code(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def status(text: str) -> Status:
+    """exercise or test; any spelling of actual is refused with the simulator's reason."""
+    try:
+        refuse_actual(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    chosen = next((s for s in STATUSES if s == text.strip().lower()), None)
+    if chosen is None:
+        raise typer.BadParameter(f"{text!r} is not one of {', '.join(map(repr, STATUSES))}")
+    return chosen
+
+
+BrokerOption = Annotated[str | None, typer.Option(
+    parser=broker_url, metavar="URL",
+    help="MQTT broker, mqtt://HOST:PORT (env ALERTSIM_BROKER_URL)")]
+StatusOption = Annotated[Status | None, typer.Option(
+    parser=status, metavar=f"<{'|'.join(STATUSES)}>", help="topic tree (env ALERTSIM_STATUS)")]
+LogLevelOption = Annotated[LogLevel | None, typer.Option(
+    case_sensitive=False, help="log level (env ALERTSIM_LOG_LEVEL, default info)")]
+QuietLogLevelOption = Annotated[LogLevel | None, typer.Option(
+    case_sensitive=False, help="log level (env ALERTSIM_LOG_LEVEL, default warning)")]

@@ -1,0 +1,388 @@
+"""Building the drill report from a Store alone, so `alertsim report DB` can redo it at
+any time.
+
+`build_report(store)` reads the latest drill row (scenario, receivers and settings from its
+`settings_json`, a `DrillSettings`), the alert rows of the outbox and the receipts;
+everything after the reads is pure (`assemble`). A database without a drill row (from
+`alertsim serve`) still gets a report: receivers are then inferred from the receipts and
+nothing is judged.
+
+The definitions of deliveries, duplicates, latency, missed alerts and expectations
+are in the package docstring (`alertsim.drills.report`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+import numpy as np
+from pydantic import ValidationError
+
+from alertsim.adapters.sqlite.rows import DrillRow, ReceiptRow
+from alertsim.adapters.sqlite.store import Store
+from alertsim.domain.vocabulary import PREFECTURE_CODES
+from alertsim.drills.report.model import (
+    NATIONAL,
+    Check,
+    DrillReport,
+    DrillSettings,
+    ExpectationResults,
+    Latency,
+    PlaceSummary,
+    ReceiverSummary,
+    ScenarioInfo,
+    TimelineRow,
+    stages_text,
+)
+from alertsim.drills.scenario import Expectations
+from alertsim.errors import InputError, describe_validation_error
+from alertsim.service.records import OutboxRow
+
+__all__ = ["RecordedDrill", "assemble", "build_report", "latency_of"]
+
+NO_SCENARIO = "no scenario recorded"
+
+
+def latency_of(values_ms: Iterable[float]) -> Latency:
+    """Count, nearest-rank p50/p99 and max of latencies in milliseconds."""
+    values = np.sort(np.fromiter(values_ms, dtype=np.float64))
+    if values.size == 0:
+        return Latency()
+    p50, p99 = np.percentile(values, [50, 99], method="inverted_cdf")
+    return Latency(count=int(values.size), p50_ms=float(p50), p99_ms=float(p99),
+                   max_ms=float(values[-1]))
+
+
+def _ms(delta: timedelta) -> float:
+    return delta / timedelta(milliseconds=1)
+
+
+def _place(row: OutboxRow) -> str:
+    return row.prefecture or NATIONAL
+
+
+def _status_of(rows: Sequence[OutboxRow]) -> str | None:
+    """The status of the first alert payload naming one (for a record with no drill row)."""
+    for row in rows:
+        try:
+            value = json.loads(row.payload).get("status")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(value, str):
+            return value.lower()
+    return None
+
+
+# --- matching receipts to alerts -----------------------------------------------------
+
+@dataclass(frozen=True)
+class _Delivery:
+    """The first receipt of one alert by one client, with its latency."""
+
+    client_id: str
+    row: OutboxRow
+    latency_ms: float
+
+
+@dataclass(frozen=True)
+class _Receipts:
+    """Receipts matched to a set of alert rows: deliveries in receipt order, duplicates."""
+
+    deliveries: tuple[_Delivery, ...]
+    duplicates: Counter[tuple[str, str]]  # (client_id, message_id) -> extra receipts
+
+    @classmethod
+    def match(cls, rows: Sequence[OutboxRow], receipts: Sequence[ReceiptRow]) -> _Receipts:
+        """Match `receipts` to `rows`; receipts naming none of the rows are left out."""
+        by_id = {r.message_id: r for r in rows}
+        seen: set[tuple[str, str]] = set()
+        deliveries: list[_Delivery] = []
+        duplicates: Counter[tuple[str, str]] = Counter()
+        for receipt in receipts:
+            row = by_id.get(receipt.message_id)
+            if row is None:
+                continue
+            key = (receipt.client_id, receipt.message_id)
+            if key in seen:
+                duplicates[key] += 1
+                continue
+            seen.add(key)
+            deliveries.append(_Delivery(receipt.client_id, row,
+                                        _ms(receipt.received_at - row.created_at)))
+        return cls(tuple(deliveries), duplicates)
+
+    def acknowledged(self, client_id: str, place: str) -> list[_Delivery]:
+        """The client's deliveries of the place's alerts, in receipt order."""
+        return [d for d in self.deliveries
+                if d.client_id == client_id and _place(d.row) == place]
+
+
+# --- summaries -----------------------------------------------------------------------
+
+def _receiver_summary(client: str, place: str, sent: Sequence[OutboxRow],
+                      matched: _Receipts, subscribed: bool) -> ReceiverSummary:
+    got = matched.acknowledged(client, place)
+    got_ids = {d.row.message_id for d in got}
+    ids = {r.message_id for r in sent}
+    # Only a subscribed receiver can miss an alert: the others were never meant to get it.
+    missed = tuple(r.message_id for r in sent if subscribed and r.message_id not in got_ids)
+    return ReceiverSummary(
+        client_id=client, subscribed=subscribed,
+        stages=tuple(d.row.stage or "?" for d in got), missed=missed,
+        duplicates=sum(n for (c, m), n in matched.duplicates.items()
+                       if c == client and m in ids),
+        latency=latency_of(d.latency_ms for d in got))
+
+
+def _summarise(place: str, rows: Sequence[OutboxRow], matched: _Receipts,
+               subscribers: Sequence[str]) -> PlaceSummary:
+    """One place's alerts and what its subscribers (and anyone else) acknowledged."""
+    sent = [r for r in rows if _place(r) == place]
+    acknowledging = [d.client_id for d in matched.deliveries if _place(d.row) == place]
+    receivers = [_receiver_summary(client, place, sent, matched, client in subscribers)
+                 for client in dict.fromkeys([*subscribers, *acknowledging])]
+    return PlaceSummary(
+        place=place, sent=bool(sent), stages_sent=tuple(r.stage or "?" for r in sent),
+        receivers=tuple(receivers),
+        deliveries=sum(r.latency.count for r in receivers),
+        missed=sum(len(r.missed) for r in receivers),
+        duplicates=sum(r.duplicates for r in receivers),
+        latency=latency_of(d.latency_ms for d in matched.deliveries if _place(d.row) == place))
+
+
+def _places(rows: Sequence[OutboxRow], matched: _Receipts,
+            subscriptions: Mapping[str, Sequence[str]]
+            ) -> tuple[tuple[PlaceSummary, ...], PlaceSummary]:
+    """Summaries of every prefecture sent to or listened to, and of the national topic."""
+    def subscribers(place: str) -> list[str]:
+        return [c for c, places in subscriptions.items() if place in places]
+
+    codes = {r.prefecture for r in rows if r.prefecture is not None}
+    codes |= {p for places in subscriptions.values() for p in places if p in PREFECTURE_CODES}
+    per_prefecture = tuple(_summarise(code, rows, matched, subscribers(code))
+                           for code in sorted(codes))
+    return per_prefecture, _summarise(NATIONAL, rows, matched, subscribers(NATIONAL))
+
+
+def _timeline(rows: Sequence[OutboxRow]) -> tuple[TimelineRow, ...]:
+    """The report's timeline rows of these alerts, in outbox order."""
+    return tuple(
+        TimelineRow(seq=r.seq, sim_time=r.sim_time, created_at=r.created_at,
+                    event_id=r.event_id, prefecture=r.prefecture, stage=r.stage,
+                    msg_type=r.msg_type, identifier=r.message_id, topic=r.topic,
+                    published=r.published_at is not None, published_at=r.published_at)
+        for r in rows)
+
+
+# --- judging expectations ------------------------------------------------------------
+
+_Judged = tuple[Check, list[str]]  # a check and its failure lines
+
+
+def _judge_unheard(code: str, wanted: list[str], sent: list[str]) -> _Judged:
+    """An expected prefecture nobody listens to: judged on the stages sent."""
+    ok = sent == wanted
+    check = Check(subject=code, expected=stages_text(wanted), actual=stages_text(sent),
+                  basis="stages sent (no receiver)", passed=ok)
+    failures = [] if ok else [f"{code}: sent [{stages_text(sent)}], "
+                              f"expected [{stages_text(wanted)}] (no receiver)"]
+    return check, failures
+
+
+def _judge_heard(code: str, wanted: list[str], sent: list[str], matched: _Receipts,
+                 subscribers: Sequence[str]) -> _Judged:
+    """An expected prefecture with receivers: each must have acknowledged `wanted`."""
+    actual: list[str] = []
+    failures: list[str] = []
+    for client in subscribers:
+        got = [d.row.stage or "?" for d in matched.acknowledged(client, code)]
+        actual.append(f"{client}: {stages_text(got)}")
+        if got != wanted:
+            failures.append(f"{code}: {client} acknowledged [{stages_text(got)}], "
+                            f"expected [{stages_text(wanted)}]; sent [{stages_text(sent)}]")
+    check = Check(subject=code, expected=stages_text(wanted), actual="; ".join(actual),
+                  basis=f"acknowledged by {', '.join(subscribers)}", passed=not failures)
+    return check, failures
+
+
+def _judge_silent(expect: Expectations, sent: defaultdict[str, list[str]]) -> _Judged:
+    """Every silent prefecture must have been sent nothing."""
+    silent = sorted(expect.silent_codes())
+    noisy = [code for code in silent if sent[code]]
+    failures = [f"{code}: expected silent, sent [{stages_text(sent[code])}]" for code in noisy]
+    label = (f"others ({len(silent)} prefectures)" if expect.silent == "others"
+             else ", ".join(silent))
+    check = Check(
+        subject="silent", expected=f"nothing to {label}",
+        actual="; ".join(f"{c}: {stages_text(sent[c])}" for c in noisy) or "nothing",
+        basis="stages sent", passed=not noisy)
+    return check, failures
+
+
+def _judge_national(expect: Expectations, sent: defaultdict[str, list[str]]) -> _Judged:
+    """A national alert must have been sent exactly when one is expected."""
+    national_sent = bool(sent[NATIONAL])
+    check = Check(subject=NATIONAL, expected="sent" if expect.national else "not sent",
+                  actual="sent" if national_sent else "not sent", basis="stages sent",
+                  passed=national_sent == expect.national)
+    failures = [] if check.passed else [
+        f"national: expected {'a' if expect.national else 'no'} national alert, "
+        f"{'one was' if national_sent else 'none was'} sent"]
+    return check, failures
+
+
+def _judge(expect: Expectations, rows: Sequence[OutboxRow], matched: _Receipts,
+           subscriptions: Mapping[str, Sequence[str]]) -> ExpectationResults:
+    """Judge the scenario's expectations against all of the drill's alerts and receipts."""
+    # A defaultdict: a place that was sent nothing reads as [] in every check.
+    sent: defaultdict[str, list[str]] = defaultdict(list)
+    for row in rows:
+        sent[_place(row)].append(row.stage or "?")
+    judged: list[_Judged] = []
+    for code, stages in sorted(expect.prefectures.items()):
+        wanted: list[str] = list(stages)
+        subscribers = [c for c, places in subscriptions.items() if code in places]
+        judged.append(_judge_heard(code, wanted, sent[code], matched, subscribers)
+                      if subscribers else _judge_unheard(code, wanted, sent[code]))
+    judged += [_judge_silent(expect, sent), _judge_national(expect, sent)]
+    return ExpectationResults(judged=True, checks=tuple(check for check, _ in judged),
+                              failures=tuple(line for _, lines in judged for line in lines))
+
+
+# --- the drill and its settings ------------------------------------------------------
+
+def _rooted(line: str) -> str:
+    """A validation problem line with its field path rooted at `settings`."""
+    if line.startswith("(document)"):
+        return "settings" + line.removeprefix("(document)")
+    return line if line.startswith("... ") else f"settings.{line}"
+
+
+@dataclass(frozen=True)
+class RecordedDrill:
+    """A drill row with its settings, parsed."""
+
+    row: DrillRow
+    settings: DrillSettings
+
+    @classmethod
+    def read(cls, row: DrillRow, source: str) -> RecordedDrill:
+        """Parse the row's settings; InputError naming `source` and the drill when they
+        are not a DrillSettings (a record written by another version of alertsim)."""
+        try:
+            settings = DrillSettings.model_validate_json(row.settings_json)
+        except ValidationError as exc:
+            problems = [f"drill {row.drill_id!r}: its recorded settings are not valid "
+                        "drill settings (recorded by another version of alertsim?)"]
+            problems += [_rooted(line) for line in describe_validation_error(exc)]
+            raise InputError(source, problems) from exc
+        return cls(row, settings)
+
+    def subscriptions(self) -> dict[str, tuple[str, ...]]:
+        """Client id -> places it listens to, with "national" added when the drill's
+        receivers listened to the national topic too."""
+        # The receivers' places are prefecture codes (validated), so never "national" yet.
+        extra = (NATIONAL,) if self.settings.national_receivers else ()
+        return {client: (*places, *extra) for client, places in self.settings.receivers.items()}
+
+    def scenario_info(self) -> ScenarioInfo:
+        """The report's view of the recorded scenario."""
+        scenario = self.settings.scenario
+        return ScenarioInfo(title=scenario.title, kind=scenario.kind, date=scenario.date,
+                            sources=scenario.sources, notes=scenario.notes,
+                            path=self.settings.scenario_path or self.row.scenario)
+
+
+def _window(drill: DrillRow, drills: Sequence[DrillRow],
+            rows: Sequence[OutboxRow]) -> list[OutboxRow]:
+    """The alert rows created from this drill's start up to the next drill's start."""
+    later = [d.started_at for d in drills if d.started_at > drill.started_at]
+    end = min(later) if later else None
+    return [r for r in rows
+            if r.created_at >= drill.started_at and (end is None or r.created_at < end)]
+
+
+def _inferred(matched: _Receipts) -> dict[str, tuple[str, ...]]:
+    """Client id -> places it acknowledged alerts of, for a record with no drill row."""
+    places: dict[str, dict[str, None]] = defaultdict(dict)
+    for d in matched.deliveries:
+        places[d.client_id][_place(d.row)] = None
+    return {client: tuple(sorted(p)) for client, p in sorted(places.items())}
+
+
+# --- assembling ----------------------------------------------------------------------
+
+def _unrecorded(rows: Sequence[OutboxRow], receipts: Sequence[ReceiptRow],
+                unmatched: int, event_id: str | None) -> DrillReport:
+    """The report of a record with no drill row: receivers inferred, nothing judged."""
+    shown = [r for r in rows if event_id is None or r.event_id == event_id]
+    shown_matched = _Receipts.match(shown, receipts)
+    subscriptions = _inferred(_Receipts.match(rows, receipts))
+    per_prefecture, national = _places(shown, shown_matched, subscriptions)
+    expectations = ExpectationResults(judged=False, note=NO_SCENARIO)
+    return DrillReport(
+        drill_id=None, scenario=None, policy=None, status=_status_of(rows), speed=None,
+        broker=None, started_at=None, finished_at=None, event_id=event_id,
+        receivers=subscriptions, receivers_source="inferred from receipts",
+        timeline=_timeline(shown), per_prefecture=per_prefecture, national=national,
+        latency=latency_of(d.latency_ms for d in shown_matched.deliveries),
+        unmatched_receipts=unmatched, expectations=expectations, passed=None,
+        failures=expectations.failures)
+
+
+def _recorded(drill: RecordedDrill, rows: Sequence[OutboxRow],
+              receipts: Sequence[ReceiptRow], unmatched: int,
+              event_id: str | None) -> DrillReport:
+    """The report of a recorded drill, judged on all of its alerts."""
+    settings, subscriptions = drill.settings, drill.subscriptions()
+    shown = [r for r in rows if event_id is None or r.event_id == event_id]
+    shown_matched = _Receipts.match(shown, receipts)
+    per_prefecture, national = _places(shown, shown_matched, subscriptions)
+    expectations = _judge(settings.scenario.expect, rows, _Receipts.match(rows, receipts),
+                          subscriptions)
+    return DrillReport(
+        drill_id=drill.row.drill_id, scenario=drill.scenario_info(), policy=settings.policy,
+        status=settings.status, speed=settings.speed, broker=settings.broker,
+        started_at=drill.row.started_at, finished_at=drill.row.finished_at,
+        event_id=event_id, receivers=subscriptions, receivers_source="drill settings",
+        timeline=_timeline(shown), per_prefecture=per_prefecture, national=national,
+        latency=latency_of(d.latency_ms for d in shown_matched.deliveries),
+        unmatched_receipts=unmatched, expectations=expectations,
+        passed=not expectations.failures, failures=expectations.failures)
+
+
+def assemble(drill: RecordedDrill | None, drills: Sequence[DrillRow],
+             alerts: Sequence[OutboxRow], receipts: Sequence[ReceiptRow], *,
+             event_id: str | None = None) -> DrillReport:
+    """Build the report from rows already read: `drill` is the one reported (None: no
+    drill recorded), `drills` all drill rows, `alerts` the outbox rows of kind alert;
+    `event_id` restricts the timeline and tables (not the expectations) to one event."""
+    known = {r.message_id for r in alerts}
+    unmatched = sum(1 for r in receipts if r.message_id not in known)
+    if drill is None:
+        return _unrecorded(alerts, receipts, unmatched, event_id)
+    rows = _window(drill.row, drills, alerts)
+    return _recorded(drill, rows, receipts, unmatched, event_id)
+
+
+async def build_report(store: Store, drill_id: str | None = None,
+                       event_id: str | None = None) -> DrillReport:
+    """The report of one drill (the latest when `drill_id` is None), optionally restricted
+    to one event; InputError when `drill_id` names no recorded drill or the drill's
+    recorded settings cannot be read."""
+    drills = await store.drills()
+    row: DrillRow | None = drills[-1] if drills else None
+    if drill_id is not None:
+        row = next((d for d in drills if d.drill_id == drill_id), None)
+        if row is None:
+            known = ", ".join(d.drill_id for d in drills) or "none"
+            raise InputError(store.path, [f"drill_id: no drill {drill_id!r} "
+                                          f"(recorded: {known})"])
+    drill = RecordedDrill.read(row, store.path) if row is not None else None
+    alerts = await store.outbox(kind="alert")
+    receipts = await store.receipts()
+    return assemble(drill, drills, alerts, receipts, event_id=event_id)

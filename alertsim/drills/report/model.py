@@ -1,0 +1,162 @@
+"""The drill report's data: the report models, written out as the report's JSON, and
+`DrillSettings`, what the drill runner records about a drill for the report to read back.
+
+All models are frozen and refuse unknown fields, so a report or a settings record read
+back from JSON is exactly what was written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from alertsim.adapters.mqtt.client import Protocol
+from alertsim.domain.vocabulary import Policy, PrefectureCode, Status
+from alertsim.drills.scenario import Scenario
+
+__all__ = [
+    "NATIONAL",
+    "Check",
+    "DrillReport",
+    "DrillSettings",
+    "ExpectationResults",
+    "Latency",
+    "PlaceSummary",
+    "ReceiverSummary",
+    "ScenarioInfo",
+    "TimelineRow",
+    "stages_text",
+]
+
+NATIONAL = "national"  # the place name of the national topic, beside "01".."47"
+
+
+def stages_text(stages: Sequence[str]) -> str:
+    """A stage sequence as checks, failures and tables write it ("nothing" when empty)."""
+    return ", ".join(stages) if stages else "nothing"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DrillSettings(_Model):
+    """What the drill runner records about a drill: the drill row's `settings_json`."""
+
+    scenario: Scenario
+    scenario_path: str
+    receivers: dict[str, tuple[PrefectureCode, ...]]  # client id -> prefectures it listens to
+    national_receivers: bool  # every receiver also listens to the national topic
+    speed: float = Field(gt=0)
+    broker: str  # the broker URL the drill ran on
+    # Optional because records written before the protocol was kept lack it; the report
+    # does not use it.
+    protocol: Protocol | None = None
+    status: Status
+    policy: Policy
+
+
+class Latency(_Model):
+    """Delivery latency in milliseconds; the statistics are None when nothing was timed."""
+
+    count: int = 0
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    max_ms: float | None = None
+
+
+class TimelineRow(_Model):
+    """One alert the service wrote to its outbox, in outbox order."""
+
+    seq: int
+    sim_time: AwareDatetime | None
+    created_at: AwareDatetime
+    event_id: str | None
+    prefecture: str | None  # None: national
+    stage: str | None
+    msg_type: str | None  # CAP msgType from the payload; None if the payload lacks it
+    identifier: str
+    topic: str
+    published: bool
+    published_at: AwareDatetime | None
+
+
+class ReceiverSummary(_Model):
+    """What one receiver made of one place's alerts."""
+
+    client_id: str
+    subscribed: bool  # False: it acknowledged alerts of a place it was not given
+    stages: tuple[str, ...]  # acknowledged, first receipt per alert, in receipt order
+    missed: tuple[str, ...]  # identifiers of alerts it never acknowledged
+    duplicates: int
+    latency: Latency
+
+
+class PlaceSummary(_Model):
+    """One prefecture ("01".."47") or the national topic ("national")."""
+
+    place: str
+    sent: bool
+    stages_sent: tuple[str, ...]  # in outbox order
+    receivers: tuple[ReceiverSummary, ...]
+    deliveries: int  # first receipts, all receivers
+    missed: int
+    duplicates: int
+    latency: Latency
+
+
+class Check(_Model):
+    """One judged expectation."""
+
+    subject: str  # a prefecture code, "silent" or "national"
+    expected: str
+    actual: str
+    basis: str  # what was compared: receivers' acknowledgements or the outbox
+    passed: bool
+
+
+class ExpectationResults(_Model):
+    """The scenario's expectations, judged; `judged` is False without a scenario."""
+
+    judged: bool
+    note: str = ""
+    checks: tuple[Check, ...] = ()
+    failures: tuple[str, ...] = ()
+
+
+class ScenarioInfo(_Model):
+    """The scenario's metadata as the report shows it (not its timeline)."""
+
+    title: str
+    kind: str
+    date: date
+    sources: tuple[str, ...]
+    notes: str
+    path: str | None
+
+
+class DrillReport(_Model):
+    """The drill report; `passed` is None when there was no scenario to judge against."""
+
+    drill_id: str | None
+    scenario: ScenarioInfo | None
+    policy: str | None
+    status: str | None
+    speed: float | None
+    broker: str | None
+    started_at: AwareDatetime | None
+    finished_at: AwareDatetime | None
+    event_id: str | None  # the report is restricted to this event
+    receivers: dict[str, tuple[str, ...]]  # client id -> places it is subscribed to
+    receivers_source: Literal["drill settings", "inferred from receipts"]
+    timeline: tuple[TimelineRow, ...]
+    per_prefecture: tuple[PlaceSummary, ...]
+    national: PlaceSummary
+    latency: Latency
+    unmatched_receipts: int  # receipts naming no alert in the outbox
+    expectations: ExpectationResults
+    passed: bool | None
+    failures: tuple[str, ...]

@@ -1,0 +1,94 @@
+"""The service's ports: what it needs from the outside, as small Protocols.
+
+    Publisher  sends one Publication and returns once the broker acknowledged it
+    Record     the durable record (inputs, decisions, events, outbox, receipts)
+    Clock      "now" on the scenario's timeline, and real seconds until a moment
+
+Adapters implement them (`adapters.mqtt.link.ClientPublisher`, `adapters.sqlite.Store`,
+`service.clock.SystemClock` / `ScaledClock`); tests use `alertsim.testing`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from alertsim.service.records import (
+    Change,
+    DetectionRow,
+    EventRow,
+    OutboxMessage,
+    OutboxRow,
+    PendingInput,
+)
+
+__all__ = ["Clock", "Publication", "Publisher", "Record"]
+
+
+@dataclass(frozen=True)
+class Publication:
+    """One PUBLISH as the service means it: topic, bytes, QoS, retain and MQTT 5 extras.
+
+    `expiry_s`, `content_type` and `user_properties` travel as MQTT 5 properties; a 3.1.1
+    link drops them (the payload carries the same facts).
+    """
+
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = False
+    expiry_s: int | None = None
+    content_type: str | None = None
+    user_properties: tuple[tuple[str, str], ...] = ()
+
+
+class Publisher(Protocol):
+    async def publish(self, message: Publication) -> None:
+        """Publish and return once the broker has acknowledged (QoS 1); BrokerError if not."""
+        ...
+
+
+class Clock(Protocol):
+    speed: float
+
+    def now(self) -> datetime:
+        """Current simulated time (aware)."""
+        ...
+
+    def seconds_until(self, moment: datetime) -> float:
+        """Real seconds until the simulated `moment` (negative when it is past)."""
+        ...
+
+
+class Record(Protocol):
+    """The part of the SQLite store the service writes and reads."""
+
+    async def record_detection(self, *, raw: bytes, parsed_json: str, event_id: str,
+                               sequence: int, source: str, received_at: datetime) -> int: ...
+
+    async def detection(self, event_id: str, sequence: int) -> DetectionRow | None: ...
+
+    async def record_operator_action(self, *, raw: bytes, event_id: str, action: str,
+                                     source: str, received_at: datetime) -> int: ...
+
+    async def pending_inputs(self) -> list[PendingInput]: ...
+
+    async def record_rejected(self, *, raw: bytes, reason: str, source: str,
+                              received_at: datetime) -> int: ...
+
+    async def record_receipt(self, *, client_id: str, message_id: str, received_at: datetime,
+                             recorded_at: datetime) -> None: ...
+
+    async def commit(self, change: Change) -> None: ...
+
+    async def open_events(self) -> list[EventRow]: ...
+
+    async def closed_event_ids(self) -> set[str]: ...
+
+    async def enqueue(self, messages: Sequence[OutboxMessage]) -> None: ...
+
+    async def unpublished(self) -> list[OutboxRow]: ...
+
+    async def mark_published(self, message_id: str, published_at: datetime) -> None: ...
