@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
+from alertsim.cli import main
 from alertsim.domain.detection import MAX_SEQUENCE, Detection
 from alertsim.domain.prefectures import Atlas
 from alertsim.domain.timeline import Engine
@@ -60,3 +62,19 @@ def test_largest_allowed_values_go_through_the_whole_chain(atlas: Atlas) -> None
     transition = engine.detection(detection, now=late, nonce="n")
     assert [a.prefecture for a in transition.alerts] == ["01", "02"]
     assert engine.tick(now=late + timedelta(hours=5))  # windows end, close: no overflow
+
+
+@pytest.mark.parametrize("changes", [
+    {"sequence": 2**63},
+    {"launch__time": "0001-01-01T00:00:00+09:00"},
+    {"predicted__impact_time": "9999-12-31T23:59:59+09:00"},
+])
+def test_decide_refuses_poison_values_with_exit_2(changes: dict[str, Any], tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """`alertsim decide` names the field and exits 2 where it once printed a traceback."""
+    path = tmp_path / "poison.json"
+    path.write_text(json.dumps(doc(**changes)), "utf-8")
+    assert main(["decide", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"alertsim decide: invalid input in {path}:" in err
+    assert "Traceback" not in err

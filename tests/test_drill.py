@@ -79,13 +79,17 @@ async def test_replay_repeats_the_stage_sequence(tmp_path: Path,
         original[row.topic].append(str(row.stage))
 
     seen: list[Alert] = []
+    replayed: dict[str, list[str]] = defaultdict(list)
+    root = rows[0].topic.split("/exercise/")[0]  # the drill's own topic root
+    assert root.startswith("alertsim/v1/drills/")
     async with aiomqtt.Client("127.0.0.1", mosquitto.port) as client:
-        await client.subscribe("alertsim/v1/exercise/alerts/#", qos=1)
+        await client.subscribe(f"{root}/exercise/alerts/#", qos=1)
 
         async def read() -> None:
             async for message in client.messages:
                 assert isinstance(message.payload, bytes)
                 seen.append(Alert.model_validate_json(message.payload))
+                replayed[str(message.topic)].append(seen[-1].stage)
 
         reader = asyncio.create_task(read())
         count = await replay(outcome.db_path, event_id, url=mosquitto.url, speed=SPEED,
@@ -93,10 +97,6 @@ async def test_replay_repeats_the_stage_sequence(tmp_path: Path,
         await eventually(lambda: len(seen) >= count, what="every replayed alert")
         reader.cancel()
         await asyncio.gather(reader, return_exceptions=True)
-    replayed: dict[str, list[str]] = defaultdict(list)
-    for alert in seen:
-        replayed[f"alertsim/v1/exercise/alerts/{alert.prefecture or 'national'}"].append(
-            alert.stage)
     assert dict(replayed) == dict(original)
     originals = {row.message_id for row in rows}
     assert not originals & {a.identifier for a in seen}  # fresh identifiers

@@ -59,9 +59,9 @@ class _Lowest(random.Random):
 def test_module_exports() -> None:
     """`__all__` lists exactly the public names of the MQTT client adapter."""
     assert sorted(mqtt.__all__) == sorted(
-        ["DISCONNECT_TIMEOUT_S", "Client", "MqttSettings", "Publication", "Protocol", "connect",
-         "incoming", "negotiate_protocol", "properties_of", "publish", "subscribe",
-         "wait_for_protocol"])
+        ["DISCONNECT_TIMEOUT_S", "Client", "MqttSettings", "Publication", "Protocol", "Received",
+         "acknowledge", "connect", "incoming", "negotiate_protocol", "properties_of", "publish",
+         "received", "subscribe", "wait_for_protocol"])
 
 
 @pytest.mark.parametrize(("initial", "maximum", "factor", "ceilings"), [

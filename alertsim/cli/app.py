@@ -80,6 +80,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _usage_error(exc)
     except AlertSimError as exc:
         return _failure(invocation.command, exc)
+    except ExceptionGroup as group:  # a task of the service died: say which, exit non-zero
+        known = group.subgroup(lambda exc: isinstance(exc, AlertSimError))
+        if known is None:
+            raise
+        return _failure(invocation.command, _first_leaf(known))
     except BrokenPipeError:
         return _reader_gone()
     except typer.Abort:  # end of input at a prompt
@@ -89,6 +94,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # Typer's own answer to a broken pipe
         return exc.code if isinstance(exc.code, int) else EXIT_FAILED
     return result if isinstance(result, int) else EXIT_OK
+
+
+def _first_leaf(group: BaseExceptionGroup[AlertSimError]) -> AlertSimError:
+    leaf: BaseException = group
+    while isinstance(leaf, BaseExceptionGroup):
+        leaf = leaf.exceptions[0]
+    assert isinstance(leaf, AlertSimError)
+    return leaf
 
 
 def _usage_error(exc: typer.TyperException) -> int:

@@ -15,6 +15,7 @@ from alertsim.cli.options import (
     broker_url,
     positive_number,
 )
+from alertsim.cli.options import topic_root as topic_root_text
 from alertsim.cli.settings import settings_and_logging
 from alertsim.errors import InputError
 
@@ -41,6 +42,10 @@ def drill_command(
     log_level: LogLevelOption = None,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="no broker: play on a virtual clock and print the alerts")] = False,
+    topic_root: Annotated[str | None, typer.Option(
+        parser=topic_root_text, metavar="ROOT",
+        help="topic root (default: the drill's own, alertsim/v1/drills/DRILL_ID, which "
+             "no `serve` reads)")] = None,
 ) -> int:
     """Play a scenario end to end and report deliveries.
 
@@ -53,7 +58,7 @@ def drill_command(
         return EXIT_OK if runner.dry_run(scenario) else EXIT_FAILED
     outcome = asyncio.run(runner.run_drill(runner.DrillOptions(
         scenario_path=scenario, speed=speed, broker_url=broker, extra_receivers=receivers,
-        db=db, reports_dir=reports)))
+        db=db, reports_dir=reports, topic_root=topic_root)))
     return EXIT_OK if outcome.passed else EXIT_FAILED
 
 

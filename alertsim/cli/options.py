@@ -13,6 +13,7 @@ import typer
 
 from alertsim.adapters.mqtt.brokers import parse_broker_url
 from alertsim.cli.settings import LogLevel
+from alertsim.domain.topics import is_topic_root
 from alertsim.domain.vocabulary import STATUSES, Status, prefecture_code, refuse_actual
 from alertsim.errors import InputError
 
@@ -25,10 +26,12 @@ __all__ = [
     "LogLevelOption",
     "QuietLogLevelOption",
     "StatusOption",
+    "TopicRootOption",
     "broker_url",
     "positive_number",
     "prefecture",
     "status",
+    "topic_root",
 ]
 
 EXIT_OK: Final = 0
@@ -82,6 +85,17 @@ BrokerOption = Annotated[str | None, typer.Option(
     help="MQTT broker, mqtt://HOST:PORT (env ALERTSIM_BROKER_URL)")]
 StatusOption = Annotated[Status | None, typer.Option(
     parser=status, metavar=f"<{'|'.join(STATUSES)}>", help="topic tree (env ALERTSIM_STATUS)")]
+def topic_root(text: str) -> str:
+    """A topic root: plain levels separated by /, no wildcards."""
+    if not is_topic_root(text):
+        raise typer.BadParameter(f"plain levels of A-Z a-z 0-9 . _ - separated by /, no "
+                                 f"wildcards (got {text!r})")
+    return text
+
+
+TopicRootOption = Annotated[str | None, typer.Option(
+    parser=topic_root, metavar="ROOT",
+    help="topic root of the tree (env ALERTSIM_TOPIC_ROOT, default alertsim/v1)")]
 LogLevelOption = Annotated[LogLevel | None, typer.Option(
     case_sensitive=False, help="log level (env ALERTSIM_LOG_LEVEL, default info)")]
 QuietLogLevelOption = Annotated[LogLevel | None, typer.Option(

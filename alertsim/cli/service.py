@@ -8,7 +8,13 @@ from typing import Annotated
 import typer
 
 from alertsim.cli.decide import DetectionArgument, read_detection
-from alertsim.cli.options import EXIT_OK, BrokerOption, LogLevelOption, StatusOption
+from alertsim.cli.options import (
+    EXIT_OK,
+    BrokerOption,
+    LogLevelOption,
+    StatusOption,
+    TopicRootOption,
+)
 from alertsim.cli.settings import MqttProtocol, settings_and_logging
 from alertsim.domain.vocabulary import Policy
 
@@ -24,17 +30,27 @@ def serve_command(
     status: StatusOption = None,
     protocol: Annotated[MqttProtocol | None, typer.Option(
         help="MQTT protocol (env ALERTSIM_MQTT_PROTOCOL, default auto)")] = None,
+    topic_root: TopicRootOption = None,
+    stale_after: Annotated[float | None, typer.Option(
+        "--stale-after", min=1, metavar="SECONDS",
+        help="refuse detections observed longer ago (env ALERTSIM_STALE_AFTER_S, "
+             "default 600)")] = None,
     log_level: LogLevelOption = None,
 ) -> int:
     """Run the service against a broker until interrupted."""
+    from alertsim.domain.admission import Limits
+    from alertsim.domain.topics import TopicTree
     from alertsim.service.run import ServeOptions, serve
     from alertsim.service.service import ServiceConfig
 
     settings = settings_and_logging(broker_url=broker, db=db, policy=policy, status=status,
-                                    mqtt_protocol=protocol, log_level=log_level)
+                                    mqtt_protocol=protocol, topic_root=topic_root,
+                                    stale_after_s=stale_after, log_level=log_level)
     config = ServiceConfig(status=settings.status, policy=settings.policy,
                            sender=settings.sender, max_payload_bytes=settings.max_payload_bytes,
-                           close_after=timedelta(seconds=settings.close_after_s))
+                           close_after=timedelta(seconds=settings.close_after_s),
+                           limits=Limits(stale_after=timedelta(seconds=settings.stale_after_s)),
+                           topics=TopicTree(settings.topic_root))
     asyncio.run(serve(ServeOptions(config=config, db=settings.db,
                                    broker_url=settings.broker_url,
                                    mqtt_protocol=settings.mqtt_protocol,
@@ -42,11 +58,14 @@ def serve_command(
     return EXIT_OK
 
 
-def detect_command(detection: DetectionArgument, broker: BrokerOption = None) -> int:
+def detect_command(detection: DetectionArgument, broker: BrokerOption = None,
+                   topic_root: TopicRootOption = None) -> int:
     """Publish a detection by hand to a running service."""
     from alertsim.adapters.mqtt.inputs import send_detection
+    from alertsim.domain.topics import TopicTree
 
     parsed = read_detection(detection)
-    settings = settings_and_logging(broker_url=broker)
-    asyncio.run(send_detection(detection, parsed, url=settings.broker_url))
+    settings = settings_and_logging(broker_url=broker, topic_root=topic_root)
+    asyncio.run(send_detection(detection, parsed, url=settings.broker_url,
+                               tree=TopicTree(settings.topic_root)))
     return EXIT_OK

@@ -24,6 +24,7 @@ from pydantic_settings import (
 )
 
 from alertsim.adapters.mqtt.brokers import parse_broker_url
+from alertsim.domain.topics import DEFAULT_ROOT, is_topic_root
 from alertsim.domain.vocabulary import DEFAULT_POLICY, Policy, Status, refuse_actual
 from alertsim.errors import InputError, Location, describe_validation_error
 from alertsim.logs import LogFormat, configure_logging
@@ -70,6 +71,10 @@ class ServiceSettings(BaseSettings):
     max_payload_bytes: int = Field(default=65536, gt=0)
     # Simulated seconds after an event's final outcome before it is closed automatically.
     close_after_s: float = Field(default=600.0, ge=0.0, allow_inf_nan=False)
+    # A detection observed longer ago than this (on the service's clock) is refused as stale;
+    # the persistent input session expires after it too, so a broker replays nothing older.
+    stale_after_s: float = Field(default=600.0, gt=0.0, le=7 * 24 * 3600.0, allow_inf_nan=False)
+    topic_root: str = DEFAULT_ROOT
     log_format: LogFormat = "auto"
     log_level: LogLevel = "info"
 
@@ -97,6 +102,13 @@ class ServiceSettings(BaseSettings):
             parse_broker_url(value)
         except InputError as exc:
             raise ValueError("; ".join(exc.problems)) from exc
+        return value
+
+    @field_validator("topic_root")
+    @classmethod
+    def _check_topic_root(cls, value: str) -> str:
+        if not is_topic_root(value):
+            raise ValueError("plain levels of A-Z a-z 0-9 . _ - separated by /, no wildcards")
         return value
 
     @field_validator("log_level", mode="before")

@@ -14,11 +14,13 @@ from alertsim.cli.options import (
     BrokerOption,
     QuietLogLevelOption,
     StatusOption,
+    TopicRootOption,
     prefecture,
 )
 from alertsim.cli.render import Lang, default_client_id, render_alert, render_state
 from alertsim.cli.settings import settings_and_logging
 from alertsim.domain.messages import PrefectureState
+from alertsim.domain.topics import V1, TopicTree
 from alertsim.domain.vocabulary import Status
 
 if TYPE_CHECKING:
@@ -30,7 +32,7 @@ __all__ = ["run_subscriber", "subscribe_command"]
 
 async def run_subscriber(*, url: str, codes: Sequence[str], lang: Lang, status: Status,
                          client_id: str, protocol: Protocol | Literal["auto"] = "auto",
-                         out: TextIO | None = None) -> None:
+                         tree: TopicTree = V1, out: TextIO | None = None) -> None:
     """Print the retained state of `codes`, then every new alert, until cancelled."""
     from alertsim.adapters.mqtt.client import negotiate_protocol
     from alertsim.adapters.mqtt.receiver import Receiver
@@ -49,10 +51,10 @@ async def run_subscriber(*, url: str, codes: Sequence[str], lang: Lang, status: 
 
     chosen: Protocol = await negotiate_protocol(url) if protocol == "auto" else protocol
     receiver = Receiver(url=url, protocol=chosen, client_id=client_id, codes=codes,
-                        status=status, national=True, persistent=True,
+                        status=status, national=True, persistent=True, tree=tree,
                         on_delivery=show_alert, on_state=show_state)
     write(f"alertsim subscriber {client_id}: {status} alerts for {', '.join(receiver.codes)} "
-          f"and national, from {url} (MQTT {chosen}); Ctrl-C to stop")
+          f"and national, under {tree.root}/ on {url} (MQTT {chosen}); Ctrl-C to stop")
     await receiver.run()
 
 
@@ -65,19 +67,21 @@ def subscribe_command(
     status: StatusOption = None,
     client_id: Annotated[str | None, typer.Option(
         metavar="ID", help="persistent session id (default: from the prefectures)")] = None,
+    topic_root: TopicRootOption = None,
     log_level: QuietLogLevelOption = None,
 ) -> int:
     """Print alerts for some prefectures as people read them."""
     from alertsim.adapters.mqtt.client import wait_for_protocol
 
     settings = settings_and_logging(quiet=True, broker_url=broker, status=status,
-                                    log_level=log_level)
+                                    topic_root=topic_root, log_level=log_level)
     wanted = sorted(set(codes))
 
     async def go() -> None:
         protocol = await wait_for_protocol(settings.broker_url, "auto")
         await run_subscriber(url=settings.broker_url, codes=wanted, lang=lang,
                              status=settings.status, protocol=protocol,
+                             tree=TopicTree(settings.topic_root),
                              client_id=client_id or default_client_id(wanted))
 
     asyncio.run(go())

@@ -19,6 +19,7 @@ from typing import Self
 
 from alertsim.adapters.mqtt.client import Protocol
 from alertsim.adapters.mqtt.receiver import Delivery, Receiver
+from alertsim.domain.topics import V1, TopicTree
 from alertsim.domain.vocabulary import PREFECTURE_CODES, Status
 from alertsim.errors import BrokerError
 from alertsim.logs import get_logger
@@ -49,10 +50,11 @@ class Fleet:
     """
 
     def __init__(self, *, url: str, protocol: Protocol, status: Status,
-                 codes_per_receiver: Mapping[str, Sequence[str]]) -> None:
+                 codes_per_receiver: Mapping[str, Sequence[str]],
+                 tree: TopicTree = V1) -> None:
         self.receivers = {
             client_id: Receiver(url=url, protocol=protocol, client_id=client_id, codes=codes,
-                                status=status, national=True, persistent=False)
+                                status=status, national=True, persistent=False, tree=tree)
             for client_id, codes in codes_per_receiver.items()
         }
         self._ready = {client_id: asyncio.Event() for client_id in self.receivers}

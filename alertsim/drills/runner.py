@@ -35,8 +35,8 @@ from alertsim.adapters.mqtt.client import Protocol as MqttProtocol
 from alertsim.adapters.mqtt.link import run_link
 from alertsim.adapters.sqlite.store import Store
 from alertsim.data import load_atlas
-from alertsim.domain import topics
 from alertsim.domain.timeline import simulate
+from alertsim.domain.topics import TopicTree, drill_root
 from alertsim.drills.fleet import Fleet, plan_receivers
 from alertsim.drills.report import (
     DrillReport,
@@ -63,6 +63,8 @@ class DrillOptions:
     settle_timeout_s: float = 15.0
     quiet_s: float = 1.0
     sender: str = "alertsim@simulator.invalid"
+    # None: the drill's own root, alertsim/v1/drills/{drill_id}, which no `serve` reads.
+    topic_root: str | None = None
     out: TextIO = field(default_factory=lambda: sys.stdout)
 
 
@@ -82,18 +84,19 @@ def _say(opts: DrillOptions, text: str) -> None:
     print(text, file=opts.out, flush=True)
 
 
-def _entry_payload(entry: DetectionEntry | ActionEntry) -> tuple[str, bytes, str]:
+def _entry_payload(entry: DetectionEntry | ActionEntry,
+                   tree: TopicTree) -> tuple[str, bytes, str]:
     if isinstance(entry, DetectionEntry):
         d = entry.detection
-        return (topics.DETECTIONS, d.model_dump_json(exclude_none=True).encode(),
+        return (tree.detections, d.model_dump_json(exclude_none=True).encode(),
                 f"detection {d.event_id} #{d.sequence}" + (f" outcome={d.outcome}"
                                                           if d.outcome else ""))
     body = json.dumps({"action": entry.action, "event_id": entry.event_id}).encode()
-    return topics.OPERATOR, body, f"operator {entry.action} {entry.event_id}"
+    return tree.operator, body, f"operator {entry.action} {entry.event_id}"
 
 
 async def _play(scenario: Scenario, clock: ScaledClock, url: str, protocol: MqttProtocol,
-                opts: DrillOptions) -> None:
+                opts: DrillOptions, tree: TopicTree) -> None:
     """Publish the timeline at its scenario times, as a sensor and an operator would."""
     settings = MqttSettings(url=url, client_id=f"alertsim-timeline-{uuid.uuid4().hex[:8]}",
                             protocol=protocol)
@@ -101,7 +104,7 @@ async def _play(scenario: Scenario, clock: ScaledClock, url: str, protocol: Mqtt
         for entry in scenario.timeline:
             moment = scenario.time_of(entry)
             await asyncio.sleep(max(0.0, clock.seconds_until(moment)))
-            topic, payload, what = _entry_payload(entry)
+            topic, payload, what = _entry_payload(entry, tree)
             await publish(client, Publication(topic, payload, qos=1), protocol=protocol)
             _say(opts, f"[{moment:%H:%M:%S} +{entry.at:>6.0f}s] {what}")
 
@@ -167,7 +170,8 @@ async def _record_start(store: Store, scenario: Scenario, opts: DrillOptions, ur
     settings = DrillSettings(
         scenario=scenario, scenario_path=str(opts.scenario_path),
         receivers=plan, national_receivers=True, speed=opts.speed, broker=url,
-        protocol=protocol, status=scenario.status, policy=scenario.policy)
+        protocol=protocol, status=scenario.status, policy=scenario.policy,
+        topic_root=opts.topic_root or drill_root(drill_id))
     await store.record_drill(drill_id=drill_id, scenario=str(opts.scenario_path),
                              started_at=real_now(), settings_json=settings.model_dump_json())
     return drill_id, settings
@@ -185,7 +189,7 @@ async def _run_service(service: Service, clock: ScaledClock, scenario: Scenario,
     try:
         async with asyncio.timeout(15):
             await connected.wait()
-        await _play(scenario, clock, url, protocol, opts)
+        await _play(scenario, clock, url, protocol, opts, service.config.topics)
         await _settle(service, store, opts)
     finally:
         for task in tasks:
@@ -207,14 +211,16 @@ async def run_drill(opts: DrillOptions) -> DrillOutcome:
         _say(opts, f"drill {drill_id}: {scenario.title}")
         _say(opts, f"  {len(settings.receivers)} receivers, MQTT {protocol}, "
                    f"speed x{opts.speed:g}, record {db_path}")
+        tree = TopicTree(settings.topic_root)
+        _say(opts, f"  topics under {tree.root}/ (subscribe there to watch this drill)")
         fleet = Fleet(url=url, protocol=protocol, status=scenario.status,
-                      codes_per_receiver=settings.receivers)
+                      codes_per_receiver=settings.receivers, tree=tree)
         await fleet.start()
         stack.push_async_callback(fleet.stop)
         await fleet.ready()
         clock = ScaledClock(start=scenario.start, speed=opts.speed)
         service = Service(atlas=atlas, store=store, clock=clock, config=ServiceConfig(
-            status=scenario.status, policy=scenario.policy, sender=opts.sender))
+            status=scenario.status, policy=scenario.policy, sender=opts.sender, topics=tree))
         await _run_service(service, clock, scenario, store, opts, url=url, protocol=protocol,
                            drill_id=drill_id)
         report = await build_report(store, drill_id)

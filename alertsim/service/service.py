@@ -36,7 +36,6 @@ from alertsim.domain.timeline import Engine, OperatorAction
 from alertsim.domain.topics import TopicTree
 from alertsim.domain.vocabulary import (
     DEFAULT_POLICY,
-    PREFECTURE_CODES,
     AlertStatus,
     Policy,
     Status,
@@ -305,11 +304,18 @@ class Service:
                              sim_now=self.clock.now(), now=real_now())
 
     async def restate(self) -> None:
-        """Queue every prefecture's retained state again (after a reconnect: a broker that
-        lost its retained messages, or kept a forged one, is set right)."""
+        """Queue the retained state of every prefecture in an open event again.
+
+        Called on every (re)connect: a broker that restarted without persistence lost its
+        retained messages. (Prefectures with no open event need nothing: a cleared state is
+        what a lost one reads as, and a clearing still unpublished is in the outbox.)
+        """
         async with self._lock:
-            rows = [self._state(code) for code in PREFECTURE_CODES]
-            await self.store.enqueue(rows)
+            codes = sorted({code for state in self.engine.events.values() if not state.closed
+                            for code in state.places})
+            rows = [self._state(code) for code in codes]
+            if rows:
+                await self.store.enqueue(rows)
         self.outbox_changed.set()
 
     async def pump(self, publisher: Publisher) -> None:

@@ -46,11 +46,14 @@ __all__ = [
     "MqttSettings",
     "Protocol",
     "Publication",
+    "Received",
+    "acknowledge",
     "connect",
     "incoming",
     "negotiate_protocol",
     "properties_of",
     "publish",
+    "received",
     "subscribe",
     "wait_for_protocol",
 ]
@@ -108,6 +111,19 @@ class MqttSettings:
     will: Publication | None = None
     session_expiry_s: int = 3600
     timeout_s: float = 10.0
+    # The application acknowledges each QoS 1 message (`acknowledge`) once it has kept it;
+    # until then a broker redelivers it to the session after a crash.
+    manual_ack: bool = False
+
+
+@dataclass(frozen=True)
+class Received:
+    """One incoming message: topic, payload, and what acknowledging it needs."""
+
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
 
 
 class _Client(aiomqtt.Client):
@@ -147,6 +163,14 @@ class _Client(aiomqtt.Client):
 
 
 def _client(settings: MqttSettings) -> aiomqtt.Client:
+    client = _new_client(settings)
+    if settings.manual_ack:
+        # aiomqtt 2.5 has no switch for this yet (aiomqtt issue #345, PR #346); paho has.
+        client._client.manual_ack_set(True)
+    return client
+
+
+def _new_client(settings: MqttSettings) -> aiomqtt.Client:
     host, port = parse_broker_url(settings.url)
     will = None
     if settings.will is not None:
@@ -298,6 +322,13 @@ async def subscribe(client: aiomqtt.Client, topic: str | Sequence[tuple[str, int
 
 async def incoming(client: aiomqtt.Client) -> AsyncGenerator[tuple[str, bytes], None]:
     """(topic, payload) of every message the client receives; errors become BrokerError."""
+    async for message in received(client):
+        yield message.topic, message.payload
+
+
+async def received(client: aiomqtt.Client) -> AsyncGenerator[Received, None]:
+    """Every message the client receives, with its id for `acknowledge`; BrokerError when
+    the broker is lost."""
     try:
         async for message in client.messages:
             payload = message.payload
@@ -305,9 +336,15 @@ async def incoming(client: aiomqtt.Client) -> AsyncGenerator[tuple[str, bytes], 
                 raw = bytes(payload)
             else:
                 raw = b"" if payload is None else str(payload).encode()
-            yield str(message.topic), raw
+            yield Received(str(message.topic), raw, message.mid, message.qos)
     except aiomqtt.MqttError as exc:
         raise BrokerError(f"lost the broker while reading messages: {exc}") from exc
+
+
+def acknowledge(client: aiomqtt.Client, message: Received) -> None:
+    """Send the PUBACK of a message received with `manual_ack` (nothing for QoS 0)."""
+    if message.qos > 0:
+        client._client.ack(message.mid, message.qos)
 
 
 async def negotiate_protocol(url: str, *, timeout_s: float = 5.0) -> Protocol:

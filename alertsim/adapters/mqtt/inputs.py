@@ -7,23 +7,23 @@ from pathlib import Path
 from typing import TextIO
 
 from alertsim.adapters.mqtt.client import MqttSettings, connect, negotiate_protocol, publish
-from alertsim.domain import topics
 from alertsim.domain.detection import Detection
+from alertsim.domain.topics import V1, TopicTree
 from alertsim.service.ports import Publication
 
 __all__ = ["send_detection"]
 
 
 async def send_detection(path: Path, detection: Detection, *, url: str,
-                         out: TextIO | None = None) -> None:
+                         tree: TopicTree = V1, out: TextIO | None = None) -> None:
     """Publish one detection (already validated) to the detections topic, QoS 1."""
     out = out or sys.stdout
     protocol = await negotiate_protocol(url)
     settings = MqttSettings(url=url, client_id=f"alertsim-detect-{detection.event_id}"[:64],
                             protocol=protocol)
     async with connect(settings) as client:
-        await publish(client, Publication(topics.DETECTIONS,
+        await publish(client, Publication(tree.detections,
                                            detection.model_dump_json().encode(), qos=1),
                       protocol=protocol)
     print(f"published {path} ({detection.event_id} #{detection.sequence}) to "
-          f"{topics.DETECTIONS} on {url}", file=out)
+          f"{tree.detections} on {url}", file=out)

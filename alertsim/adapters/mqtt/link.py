@@ -1,5 +1,13 @@
 """The service's broker link: inputs from MQTT into `Service.accept_*`, the outbox out.
 
+Nothing acknowledged is lost: inputs are read with manual acknowledgements, and an input's
+PUBACK goes to the broker only once the service has recorded it (and acted on it). A crash
+before that leaves the message with the broker, which delivers it again to the persistent
+session; the service takes an identical copy as a duplicate. The input session expires
+after the service's stale limit, so a broker never replays older inputs than that. On
+every (re)connect the service publishes its status and every prefecture's retained state
+again (a broker that lost them, or holds a forged one, is set right).
+
 Two connections: `{client_id}` reads inputs (persistent session, so detections sent while
 the service is away are kept) and `{client_id}-out` publishes. On one socket the PUBACKs
 for a flood of incoming receipts held the next alert back by Nagle's algorithm and the
@@ -19,13 +27,14 @@ from alertsim.adapters.mqtt.client import (
     Client,
     MqttSettings,
     Protocol,
+    acknowledge,
     connect,
-    incoming,
     publish,
+    received,
     subscribe,
 )
 from alertsim.adapters.mqtt.reconnect import reconnecting
-from alertsim.domain import topics
+from alertsim.domain.topics import TopicTree
 from alertsim.service.ports import Publication
 from alertsim.service.service import Service
 
@@ -35,7 +44,7 @@ log = structlog.get_logger("alertsim.link")
 
 STATUS_ONLINE = b'{"status":"online"}'
 STATUS_OFFLINE = b'{"status":"offline"}'
-INPUT_TOPICS = (topics.DETECTIONS, topics.OPERATOR, topics.RECEIPTS_ALL)
+MIN_SESSION_EXPIRY_S = 60
 
 
 @dataclass
@@ -56,8 +65,12 @@ async def run_link(service: Service, *, url: str, protocol: Protocol, client_id:
     `connected` is set while a session is up (subscribed, "online" published) and cleared
     when it ends. Runs until cancelled; cancellation leaves no connection open.
     """
-    will = Publication(topics.SERVICE_STATUS, STATUS_OFFLINE, qos=1, retain=True)
-    inputs = MqttSettings(url=url, client_id=client_id, protocol=protocol, clean_start=False)
+    tree = service.config.topics
+    will = Publication(tree.service_status, STATUS_OFFLINE, qos=1, retain=True)
+    stale_s = int(service.config.limits.stale_after.total_seconds())
+    inputs = MqttSettings(url=url, client_id=client_id, protocol=protocol, clean_start=False,
+                          session_expiry_s=max(MIN_SESSION_EXPIRY_S, stale_s),
+                          manual_ack=True)
     outputs = MqttSettings(url=url, client_id=f"{client_id}-out", protocol=protocol,
                            will=will)
 
@@ -74,13 +87,15 @@ async def run_link(service: Service, *, url: str, protocol: Protocol, client_id:
 async def _session(service: Service, inputs: MqttSettings, outputs: MqttSettings,
                    up: Callable[[], None], connected: asyncio.Event | None) -> None:
     """One broker session: until the broker goes away (BrokerError) or cancellation."""
+    tree = service.config.topics
     async with connect(outputs) as out_client, connect(inputs) as in_client:
         publisher = ClientPublisher(out_client, outputs.protocol)
-        for topic in INPUT_TOPICS:
+        for topic in (tree.detections, tree.operator, tree.receipts_all):
             await subscribe(in_client, topic)
+        await service.restate()
         # Online only once subscribed: a client that waits for "online" and then
         # sends a detection must find the service listening.
-        await publisher.publish(Publication(topics.SERVICE_STATUS, STATUS_ONLINE,
+        await publisher.publish(Publication(tree.service_status, STATUS_ONLINE,
                                             qos=1, retain=True))
         log.info("broker.connected", url=outputs.url, protocol=outputs.protocol)
         up()
@@ -92,10 +107,13 @@ async def _session(service: Service, inputs: MqttSettings, outputs: MqttSettings
 
 
 async def _listen(service: Service, client: Client) -> None:
-    async for topic, raw in incoming(client):
-        if topic == topics.DETECTIONS:
-            await service.accept_detection(raw, source=topic)
-        elif topic == topics.OPERATOR:
-            await service.accept_operator(raw, source=topic)
-        elif topic.startswith(topics.ROOT + "/receipts/"):
-            await service.accept_receipt(raw, source=topic)
+    """Hand each input to the service, then acknowledge it: it is recorded by then."""
+    tree: TopicTree = service.config.topics
+    async for message in received(client):
+        if message.topic == tree.detections:
+            await service.accept_detection(message.payload, source=message.topic)
+        elif message.topic == tree.operator:
+            await service.accept_operator(message.payload, source=message.topic)
+        elif tree.is_receipt(message.topic):
+            await service.accept_receipt(message.payload, source=message.topic)
+        acknowledge(client, message)

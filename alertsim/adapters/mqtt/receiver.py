@@ -35,8 +35,8 @@ from alertsim.adapters.mqtt.client import (
     subscribe,
 )
 from alertsim.adapters.mqtt.reconnect import reconnecting
-from alertsim.domain import topics
 from alertsim.domain.messages import Alert, PrefectureState, Receipt
+from alertsim.domain.topics import V1, TopicTree
 from alertsim.domain.vocabulary import Status, is_prefecture_code
 from alertsim.errors import InputError, describe_validation_error
 from alertsim.logs import get_logger
@@ -97,6 +97,7 @@ class Receiver:
 
     def __init__(self, *, url: str, protocol: Protocol, client_id: str, codes: Sequence[str],
                  status: Status = "exercise", national: bool = True,
+                 tree: TopicTree = V1,
                  persistent: bool = True, on_delivery: OnDelivery | None = None,
                  on_state: OnState | None = None,
                  now: Callable[[], datetime] = _utc_now) -> None:
@@ -122,7 +123,8 @@ class Receiver:
         self._now = now
         self._seen: set[str] = set()
         self._stopping = asyncio.Event()
-        self._state_prefix = topics.state(status, "")
+        self.tree = tree
+        self._state_prefix = tree.state(status, "")
 
     def settings(self) -> MqttSettings:
         """The connection: a persistent session (fixed id, no clean start) when asked."""
@@ -132,10 +134,10 @@ class Receiver:
 
     def subscriptions(self) -> list[tuple[str, int]]:
         """Topic filters with QoS 1: alerts per prefecture, national, state per prefecture."""
-        filters = [topics.alerts(self.status, code) for code in self.codes]
+        filters = [self.tree.alerts(self.status, code) for code in self.codes]
         if self.national:
-            filters.append(topics.alerts(self.status, None))
-        filters += [topics.state(self.status, code) for code in self.codes]
+            filters.append(self.tree.alerts(self.status, None))
+        filters += [self.tree.state(self.status, code) for code in self.codes]
         return [(topic, 1) for topic in filters]
 
     def stop(self) -> None:
@@ -183,7 +185,7 @@ class Receiver:
                              receipts: asyncio.Queue[Receipt]) -> None:
         while True:
             receipt = await receipts.get()
-            await publish(client, Publication(topic=topics.receipts(self.client_id),
+            await publish(client, Publication(topic=self.tree.receipts(self.client_id),
                                               payload=receipt.model_dump_json().encode(),
                                               qos=1, content_type="application/json"),
                           protocol=self.protocol)

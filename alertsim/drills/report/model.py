@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from alertsim.adapters.mqtt.client import Protocol
+from alertsim.domain.topics import DEFAULT_ROOT
 from alertsim.domain.vocabulary import Policy, PrefectureCode, Status
 from alertsim.drills.scenario import Scenario
 
@@ -57,6 +58,8 @@ class DrillSettings(_Model):
     protocol: Protocol | None = None
     status: Status
     policy: Policy
+    # The drill's own topic root; records from before drills were isolated used the default.
+    topic_root: str = DEFAULT_ROOT
 
 
 class Latency(_Model):
@@ -77,7 +80,7 @@ class TimelineRow(_Model):
     event_id: str | None
     prefecture: str | None  # None: national
     stage: str | None
-    msg_type: str | None  # CAP msgType from the payload; None if the payload lacks it
+    msg_type: str | None  # CAP msgType of the outbox row
     identifier: str
     topic: str
     published: bool
