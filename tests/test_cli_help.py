@@ -37,13 +37,14 @@ FLAGS: dict[str, tuple[str, ...]] = {
     "decide": ("--policy", "--format"),
     "schema": (),
     "drill": ("--speed", "--broker", "--receivers", "--db", "--reports", "--log-level",
-              "--dry-run"),
-    "serve": ("--broker", "--db", "--policy", "--status", "--protocol", "--log-level"),
-    "detect": ("--broker",),
+              "--dry-run", "--topic-root"),
+    "serve": ("--broker", "--db", "--policy", "--status", "--protocol", "--log-level",
+              "--topic-root", "--stale-after"),
+    "detect": ("--broker", "--topic-root"),
     "report": ("--event", "--format", "--out"),
     "replay": ("--event", "--speed", "--broker", "--log-level"),
     "subscribe": ("--prefecture", "--lang", "--broker", "--status", "--client-id",
-                  "--log-level"),
+                  "--log-level", "--topic-root"),
 }
 
 
@@ -148,6 +149,9 @@ BAD_FLAGS = [
     (["subscribe", "--prefecture", "47", "--lang", "fr"], "'--lang': 'fr' is not one of 'ja', 'en'"),
     (["subscribe"], "Missing option '--prefecture'"),
     (["subscribe", "--prefecture", "47", "--wat"], "No such option: --wat"),
+    (["subscribe", "--prefecture", "47", "--topic-root", "alertsim/#"], "'--topic-root': plain levels"),
+    (["drill", "x.yaml", "--topic-root", "a//b"], "'--topic-root': plain levels"),
+    (["serve", "--stale-after", "0"], "'--stale-after': Input should be greater than or equal to 1"),
 ]
 
 
