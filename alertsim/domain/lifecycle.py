@@ -10,11 +10,13 @@ Every transition takes the current state, the input and "now", and returns the n
 and the alerts to publish, in order. Nothing is sent twice: a duplicate or stale
 detection sequence, or an event already closed, returns the state unchanged and no
 alerts. Identifiers are minted from the event's nonce and a counter, so they are never
-reused across runs (a new nonce each time an event is first seen) yet stable within one.
+reused across runs (a new nonce each time an event is first seen) yet stable within one,
+and end in a MAC keyed by the event's unpublished secret, so they cannot be predicted.
 """
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timedelta
 from typing import Literal, NamedTuple
 
@@ -47,6 +49,9 @@ class PlaceState(Frozen):
 class EventState(Frozen):
     event_id: str
     nonce: str
+    # Never published: keys the last part of every identifier, so no one can predict the
+    # next identifier from earlier public alerts (and pre-empt it with a forgery).
+    secret: str = ""
     status: AlertStatus
     sender: str
     object: ObjectKind
@@ -65,9 +70,19 @@ class Transition(NamedTuple):
 
 
 def new_event(detection: Detection, *, nonce: str, status: AlertStatus,
-              sender: str) -> EventState:
-    return EventState(event_id=detection.event_id, nonce=nonce, status=status, sender=sender,
-                      object=detection.object)
+              sender: str, secret: str = "") -> EventState:
+    return EventState(event_id=detection.event_id, nonce=nonce, secret=secret, status=status,
+                      sender=sender, object=detection.object)
+
+
+def identifier(state: EventState, counter: int, stage: Stage, code: str | None) -> str:
+    """`alertsim.NONCE.EVENT.COUNTER.STAGE.PLACE.MAC`: readable, never reused (a fresh
+    nonce per event, a counter within it), and unguessable (MAC keyed by the event's
+    unpublished secret)."""
+    place = code or "national"
+    mac = hashlib.blake2b(f"{state.event_id}|{counter}|{stage}|{place}".encode(),
+                          key=state.secret.encode()[:64], digest_size=8).hexdigest()
+    return f"alertsim.{state.nonce}.{state.event_id}.{counter:04d}.{stage}.{place}.{mac}"
 
 
 class _Draft:
@@ -91,8 +106,7 @@ class _Draft:
         self.counter += 1
         code = place.code if place is not None else None
         alert = build_alert(
-            identifier=(f"alertsim.{self.state.nonce}.{self.state.event_id}."
-                        f"{self.counter:04d}.{stage}.{code or 'national'}"),
+            identifier=identifier(self.state, self.counter, stage, code),
             sender=self.state.sender, status=self.state.status, sent=self.now,
             msg_type=msg_type, stage=stage, texts=body, event_id=self.state.event_id,
             sequence=self.sequence, object_kind=self.state.object, code=code,

@@ -48,9 +48,10 @@ class Engine:
     close_after: timedelta
     events: dict[str, EventState]
 
-    def detection(self, detection: Detection, *, now: datetime, nonce: str) -> Transition:
+    def detection(self, detection: Detection, *, now: datetime, nonce: str,
+                  secret: str = "") -> Transition:
         state = self.events.get(detection.event_id) or lifecycle.new_event(
-            detection, nonce=nonce, status=self.status, sender=self.sender)
+            detection, nonce=nonce, secret=secret, status=self.status, sender=self.sender)
         decision = decide(detection, self.atlas, policy=self.policy, now=now)
         return self._keep(lifecycle.on_detection(state, detection, decision, now=now))
 

@@ -18,6 +18,7 @@ Tests drive `Service` directly with an in-memory publisher and a real SQLite fil
 from __future__ import annotations
 
 import asyncio
+import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
@@ -184,7 +185,8 @@ class Service:
         """Decide and transition a recorded detection; commit it all, marked processed."""
         known = self.engine.events.get(detection.event_id)
         nonce = known.nonce if known else uuid.uuid4().hex[:8]
-        transition = self.engine.detection(detection, now=self.clock.now(), nonce=nonce)
+        transition = self.engine.detection(detection, now=self.clock.now(), nonce=nonce,
+                                           secret=secrets.token_hex(16))
         decisions: tuple[DecisionRecord, ...] = ()
         if transition.state.decision is not None and transition.state != known:
             decisions = (DecisionRecord(
