@@ -7,6 +7,7 @@ import socket
 import uuid
 from pathlib import Path
 
+import aiomqtt
 import pytest
 
 from alertsim.adapters.mqtt import brokers
@@ -55,6 +56,8 @@ def test_free_port_can_be_bound() -> None:
     ("localhost", ("localhost", 1883)),
     ("  mqtt://h:2000/  ", ("h", 2000)),
     ("mqtt://[::1]:1885", ("::1", 1885)),
+    ("mqtts://h", ("h", 8883)),  # TLS and credentials: see tests/test_broker_url.py
+    ("mqtt://user:pw@h:1883", ("h", 1883)),
 ])
 def test_parse_broker_url_accepts(url: str, expected: tuple[str, int]) -> None:
     """Broker URLs with or without scheme and port parse to (host, port), port 1883 by default."""
@@ -62,8 +65,8 @@ def test_parse_broker_url_accepts(url: str, expected: tuple[str, int]) -> None:
 
 
 @pytest.mark.parametrize("url", [
-    "", "   ", "http://h:1883", "mqtts://h:8883", "mqtt://h:notaport", "mqtt://h:70000",
-    "h:0", "mqtt://:1883", "mqtt://h:1883/path", "mqtt://user:pw@h:1883", "mqtt://h?x=1",
+    "", "   ", "http://h:1883", "mqtt://h:notaport", "mqtt://h:70000",
+    "h:0", "mqtt://:1883", "mqtt://h:1883/path", "mqtt://h?x=1",
 ])
 def test_parse_broker_url_rejects(url: str) -> None:
     """Bad broker URLs raise InputError naming --broker."""
@@ -173,6 +176,51 @@ async def test_queued_message_survives_mosquitto_restart(
             received = await receive(client, 2)
     assert {(m.topic.value, m.payload) for m in received} == {
         (f"{prefix}/queued", b"while away"), (f"{prefix}/state", b"kept")}
+
+
+def test_mosquitto_config_without_persistence(tmp_path: Path) -> None:
+    """persistence=False writes `persistence false` and keeps the other settings."""
+    text = MosquittoBroker(data_dir=tmp_path, persistence=False).config_text().splitlines()
+    assert "persistence false" in text
+    assert "persistence true" not in text
+    assert "max_queued_messages 100000" in text
+
+
+async def _retain(url: str, topic: str) -> None:
+    async with connect(MqttSettings(url=url, client_id=_client_id("pub"))) as client:
+        await publish(client, Publication(topic, b"kept", retain=True))
+
+
+async def _retained(url: str, topic: str) -> list[bytes]:
+    """What a new subscriber to `topic` gets (a marker message ends the wait)."""
+    async with connect(MqttSettings(url=url, client_id=_client_id("sub"))) as client:
+        await client.subscribe([(topic, 1), (f"{topic}/end", 1)])
+        await publish(client, Publication(f"{topic}/end", b""))
+        received: list[aiomqtt.Message] = []
+        async with asyncio.timeout(5):
+            async for message in client.messages:
+                if message.topic.value == f"{topic}/end":
+                    break
+                received.append(message)
+    return [bytes(m.payload) for m in received if isinstance(m.payload, bytes)]
+
+
+@pytest.mark.mosquitto
+@pytest.mark.parametrize(("persistence", "how", "kept"), [
+    (True, "restart", True), (False, "restart", False), (True, "kill", False)])
+async def test_mosquitto_restart_keeps_retained_only_when_saved(
+        tmp_path: Path, prefix: str, persistence: bool, how: str, kept: bool) -> None:
+    """A retained message survives restart() with persistence; not without it, nor kill()."""
+    async with MosquittoBroker(data_dir=tmp_path, persistence=persistence) as broker:
+        await _retain(broker.url, f"{prefix}/state")
+        if how == "kill":
+            await asyncio.to_thread(broker.kill)
+            assert not broker.running
+            assert not _accepts(broker.port)
+            await asyncio.to_thread(broker.start)
+        else:
+            await asyncio.to_thread(broker.restart)
+        assert await _retained(broker.url, f"{prefix}/state") == ([b"kept"] if kept else [])
 
 
 async def test_embedded_broker_qos1_and_retained(

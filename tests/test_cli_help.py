@@ -39,12 +39,14 @@ FLAGS: dict[str, tuple[str, ...]] = {
     "drill": ("--speed", "--broker", "--receivers", "--db", "--reports", "--log-level",
               "--dry-run", "--topic-root"),
     "serve": ("--broker", "--db", "--policy", "--status", "--protocol", "--log-level",
-              "--topic-root", "--stale-after"),
+              "--topic-root", "--stale-after", "--signing-key", "--ca-file"),
     "detect": ("--broker", "--topic-root"),
+    "broker-config": ("--out", "--tls", "--port", "--host", "--topic-root"),
+    "keygen": ("--out",),
     "report": ("--event", "--format", "--out"),
     "replay": ("--event", "--speed", "--broker", "--log-level"),
     "subscribe": ("--prefecture", "--lang", "--broker", "--status", "--client-id",
-                  "--log-level", "--topic-root"),
+                  "--log-level", "--topic-root", "--trust"),
 }
 
 
@@ -67,7 +69,7 @@ def readme_commands() -> dict[str, set[str]]:
     """Each command in the README's Commands table and the flags its row shows."""
     readme = (ROOT / "README.md").read_text("utf-8")
     section = readme.split("\n## Commands\n", 1)[1].split("\n## ", 1)[0]
-    rows = re.finditer(r"^\| `alertsim (\w+)([^`]*)`", section, re.MULTILINE)
+    rows = re.finditer(r"^\| `alertsim ([\w-]+)([^`]*)`", section, re.MULTILINE)
     return {row[1]: set(re.findall(r"--[a-z][a-z-]*", row[2])) for row in rows}
 
 

@@ -19,7 +19,7 @@ from typing import Annotated
 import typer
 
 from alertsim import __version__
-from alertsim.cli import decide, drill, service, subscribe
+from alertsim.cli import decide, drill, keys, security, service, subscribe
 from alertsim.cli.options import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from alertsim.errors import AlertSimError, InputError, ScenarioError
 
@@ -42,6 +42,8 @@ app.command("detect")(service.detect_command)
 app.command("subscribe")(subscribe.subscribe_command)
 app.command("report")(drill.report_command)
 app.command("replay")(drill.replay_command)
+app.command("broker-config")(security.broker_config_command)
+app.command("keygen")(keys.keygen_command)
 
 
 @dataclass

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import SecretStr
 
 from alertsim.cli.decide import DetectionArgument, read_detection
 from alertsim.cli.options import (
@@ -19,6 +20,15 @@ from alertsim.cli.settings import MqttProtocol, settings_and_logging
 from alertsim.domain.vocabulary import Policy
 
 __all__ = ["detect_command", "serve_command"]
+
+
+CaFileOption = Annotated[Path | None, typer.Option(
+    "--ca-file", metavar="PATH", help="CA certificate for mqtts:// (env ALERTSIM_MQTT_CA_FILE; "
+    "user and password: in the URL or ALERTSIM_MQTT_USERNAME / _PASSWORD)")]
+
+
+def _password(secret: SecretStr | None) -> str | None:
+    return None if secret is None else secret.get_secret_value()
 
 
 def serve_command(
@@ -35,9 +45,15 @@ def serve_command(
         "--stale-after", min=1, metavar="SECONDS",
         help="refuse detections observed longer ago (env ALERTSIM_STALE_AFTER_S, "
              "default 600)")] = None,
+    signing_key: Annotated[Path | None, typer.Option(
+        "--signing-key", metavar="FILE",
+        help="sign alerts and states with this Ed25519 private key (PEM, from `alertsim "
+             "keygen`; env ALERTSIM_SIGNING_KEY)")] = None,
     log_level: LogLevelOption = None,
+    ca_file: CaFileOption = None,
 ) -> int:
     """Run the service against a broker until interrupted."""
+    from alertsim.adapters.mqtt.signing import load_signing_key
     from alertsim.domain.admission import Limits
     from alertsim.domain.topics import TopicTree
     from alertsim.service.run import ServeOptions, serve
@@ -45,7 +61,10 @@ def serve_command(
 
     settings = settings_and_logging(broker_url=broker, db=db, policy=policy, status=status,
                                     mqtt_protocol=protocol, topic_root=topic_root,
-                                    stale_after_s=stale_after, log_level=log_level)
+                                    stale_after_s=stale_after, log_level=log_level,
+                                    signing_key=signing_key,
+                                    mqtt_ca_file=ca_file)
+    signer = None if settings.signing_key is None else load_signing_key(settings.signing_key)
     config = ServiceConfig(status=settings.status, policy=settings.policy,
                            sender=settings.sender, max_payload_bytes=settings.max_payload_bytes,
                            close_after=timedelta(seconds=settings.close_after_s),
@@ -54,7 +73,10 @@ def serve_command(
     asyncio.run(serve(ServeOptions(config=config, db=settings.db,
                                    broker_url=settings.broker_url,
                                    mqtt_protocol=settings.mqtt_protocol,
-                                   client_id=settings.client_id)))
+                                   client_id=settings.client_id, signer=signer,
+                                   username=settings.mqtt_username,
+                                   password=_password(settings.mqtt_password),
+                                   ca_file=settings.mqtt_ca_file)))
     return EXIT_OK
 
 

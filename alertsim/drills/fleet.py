@@ -19,6 +19,7 @@ from typing import Self
 
 from alertsim.adapters.mqtt.client import Protocol
 from alertsim.adapters.mqtt.receiver import Delivery, Receiver
+from alertsim.adapters.mqtt.signing import TrustedKeys
 from alertsim.domain.topics import V1, TopicTree
 from alertsim.domain.vocabulary import PREFECTURE_CODES, Status
 from alertsim.errors import BrokerError
@@ -51,10 +52,11 @@ class Fleet:
 
     def __init__(self, *, url: str, protocol: Protocol, status: Status,
                  codes_per_receiver: Mapping[str, Sequence[str]],
-                 tree: TopicTree = V1) -> None:
+                 tree: TopicTree = V1, trust: TrustedKeys | None = None) -> None:
         self.receivers = {
             client_id: Receiver(url=url, protocol=protocol, client_id=client_id, codes=codes,
-                                status=status, national=True, persistent=False, tree=tree)
+                                status=status, national=True, persistent=False, tree=tree,
+                                trust=trust)
             for client_id, codes in codes_per_receiver.items()
         }
         self._ready = {client_id: asyncio.Event() for client_id in self.receivers}
@@ -99,6 +101,11 @@ class Fleet:
     def deliveries(self) -> dict[str, list[Delivery]]:
         """Every receiver's deliveries so far (duplicates included), by client id."""
         return {client_id: list(r.deliveries) for client_id, r in self.receivers.items()}
+
+    def rejected(self) -> dict[str, list[tuple[str, str]]]:
+        """(topic, reason) of every message a receiver refused (with `trust`), by client id."""
+        return {client_id: list(r.rejected) for client_id, r in self.receivers.items()
+                if r.rejected}
 
     async def stop(self) -> None:
         """Disconnect every receiver and wait for them (idempotent)."""

@@ -33,6 +33,7 @@ from alertsim.adapters.mqtt.client import (
 )
 from alertsim.adapters.mqtt.client import Protocol as MqttProtocol
 from alertsim.adapters.mqtt.link import run_link
+from alertsim.adapters.mqtt.signing import SigningKey, generate
 from alertsim.adapters.sqlite.store import Store
 from alertsim.data import load_atlas
 from alertsim.domain.timeline import simulate
@@ -74,6 +75,11 @@ class DrillOutcome:
     json_path: Path
     markdown_path: Path
     db_path: Path
+    # The drill's signing key id; receivers trusted it alone. `rejected`: (client id, topic,
+    # reason) of every message they refused as unsigned, forged or tampered.
+    key_id: str | None = None
+    rejected: tuple[tuple[str, str, str], ...] = ()
+    verified: int = 0  # deliveries whose signature the receivers checked
 
     @property
     def passed(self) -> bool:
@@ -179,13 +185,14 @@ async def _record_start(store: Store, scenario: Scenario, opts: DrillOptions, ur
 
 async def _run_service(service: Service, clock: ScaledClock, scenario: Scenario, store: Store,
                        opts: DrillOptions, *, url: str, protocol: MqttProtocol,
-                       drill_id: str) -> None:
+                       drill_id: str, signer: SigningKey | None = None) -> None:
     """The service's timers and link while the timeline plays, until delivery settles."""
     connected = asyncio.Event()
     tasks = [asyncio.create_task(service.run_timers(), name="service-timers"),
              asyncio.create_task(run_link(service, url=url, protocol=protocol,
                                           client_id=f"alertsim-service-{drill_id}",
-                                          connected=connected), name="service-link")]
+                                          connected=connected, signer=signer),
+                                 name="service-link")]
     try:
         async with asyncio.timeout(15):
             await connected.wait()
@@ -213,8 +220,11 @@ async def run_drill(opts: DrillOptions) -> DrillOutcome:
                    f"speed x{opts.speed:g}, record {db_path}")
         tree = TopicTree(settings.topic_root)
         _say(opts, f"  topics under {tree.root}/ (subscribe there to watch this drill)")
+        signer = generate()  # this run's key pair, in memory: the fleet trusts it alone
+        _say(opts, f"  alerts signed with ed25519 key {signer.key_id}")
         fleet = Fleet(url=url, protocol=protocol, status=scenario.status,
-                      codes_per_receiver=settings.receivers, tree=tree)
+                      codes_per_receiver=settings.receivers, tree=tree,
+                      trust=signer.trusted())
         await fleet.start()
         stack.push_async_callback(fleet.stop)
         await fleet.ready()
@@ -222,11 +232,15 @@ async def run_drill(opts: DrillOptions) -> DrillOutcome:
         service = Service(atlas=atlas, store=store, clock=clock, config=ServiceConfig(
             status=scenario.status, policy=scenario.policy, sender=opts.sender, topics=tree))
         await _run_service(service, clock, scenario, store, opts, url=url, protocol=protocol,
-                           drill_id=drill_id)
+                           drill_id=drill_id, signer=signer)
+        rejected = tuple((cid, topic, reason) for cid, found in fleet.rejected().items()
+                         for topic, reason in found)
+        verified = sum(len(found) for found in fleet.deliveries().values())
         report = await build_report(store, drill_id)
         json_path, md_path = await write_report(report, opts.reports_dir, drill_id)
         await store.finish_drill(drill_id, real_now(), report.model_dump_json())
     _say(opts, "")
     _say(opts, render_markdown(report, compact=True))
     _say(opts, f"report: {md_path} and {json_path}; record: {db_path}")
-    return DrillOutcome(report, json_path, md_path, db_path)
+    return DrillOutcome(report, json_path, md_path, db_path, key_id=signer.key_id,
+                        rejected=rejected, verified=verified)

@@ -37,6 +37,7 @@ from alertsim.domain.timeline import Engine, OperatorAction
 from alertsim.domain.topics import TopicTree
 from alertsim.domain.vocabulary import (
     DEFAULT_POLICY,
+    PREFECTURE_CODES,
     AlertStatus,
     Policy,
     Status,
@@ -306,18 +307,14 @@ class Service:
                              sim_now=self.clock.now(), now=real_now())
 
     async def restate(self) -> None:
-        """Queue the retained state of every prefecture in an open event again.
+        """Queue every prefecture's retained state again (empty where no event is open).
 
-        Called on every (re)connect: a broker that restarted without persistence lost its
-        retained messages. (Prefectures with no open event need nothing: a cleared state is
-        what a lost one reads as, and a clearing still unpublished is in the outbox.)
+        Called on every (re)connect: a broker restarted without persistence lost its
+        retained messages, and one that crashed reloads an older snapshot, which can bring
+        back a state the service has since cleared (a closed event "sheltering" again).
         """
         async with self._lock:
-            codes = sorted({code for state in self.engine.events.values() if not state.closed
-                            for code in state.places})
-            rows = [self._state(code) for code in codes]
-            if rows:
-                await self.store.enqueue(rows)
+            await self.store.enqueue([self._state(code) for code in PREFECTURE_CODES])
         self.outbox_changed.set()
 
     async def pump(self, publisher: Publisher) -> None:

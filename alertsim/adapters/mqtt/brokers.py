@@ -3,9 +3,10 @@
 Both listen on a loopback port chosen here (never 1883, which a system broker may hold).
 
 - `MosquittoBroker` runs `mosquitto -c FILE` with a generated config in its own data
-  directory: persistence on, generous queues (Mosquitto's default of 1,000 queued messages
-  per client silently drops messages for a slow subscriber). It can be stopped and started
-  again on the same port with its persistence intact, which outbox tests rely on.
+  directory: persistence on (or off, for fault tests), generous queues (Mosquitto's default
+  of 1,000 queued messages per client silently drops messages for a slow subscriber). It can
+  be stopped and started again on the same port with its persistence intact, which outbox
+  tests rely on, or killed (SIGKILL: nothing saved since the last save is kept).
 - `EmbeddedBroker` runs amqtt inside the current event loop: MQTT 3.1.1 only, QoS 1 and
   retained messages, anonymous clients.
 
@@ -25,9 +26,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
-from urllib.parse import urlsplit
 
-from alertsim.errors import BrokerError, InputError
+from alertsim.errors import BrokerError
 
 __all__ = [
     "DEFAULT_MQTT_PORT",
@@ -60,31 +60,12 @@ def _accepts(host: str, port: int) -> bool:
 
 
 def parse_broker_url(url: str) -> tuple[str, int]:
-    """`mqtt://host:port`, `mqtt://host`, `host:port` or `host` -> (host, port); port 1883."""
-    text = url.strip()
-    if not text:
-        raise InputError(source="--broker", problems=["empty broker URL"])
-    parts = urlsplit(text if "://" in text else f"mqtt://{text}")
-    problems: list[str] = []
-    if parts.scheme != "mqtt":
-        problems.append(f"scheme must be mqtt:// (got {parts.scheme!r}; TLS is not supported)")
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        problems.append(f"a broker URL has no path, query or fragment (got {url!r})")
-    if parts.username is not None or parts.password is not None:
-        problems.append("credentials in the URL are not supported")
-    host = parts.hostname
-    if not host:
-        problems.append(f"no host in {url!r}")
-    try:
-        port = parts.port
-    except ValueError:
-        problems.append(f"port must be an integer from 1 to 65535 (got {url!r})")
-        port = None
-    if port == 0:
-        problems.append("port must be an integer from 1 to 65535 (got 0)")
-    if problems or host is None:
-        raise InputError(source="--broker", problems=problems)
-    return host, port or DEFAULT_MQTT_PORT
+    """`mqtt[s]://[user[:pass]@]host[:port]`, `host:port` or `host` -> (host, port);
+    port 1883 (8883 for mqtts). The full parse is `alertsim.adapters.mqtt.url`."""
+    from alertsim.adapters.mqtt.url import parse_broker_url as parse
+
+    parsed = parse(url)
+    return parsed.host, parsed.port
 
 
 # Debian installs mosquitto in /usr/sbin, which is not on a normal user's PATH.
@@ -112,12 +93,16 @@ class MosquittoBroker:
     queued QoS 1 messages and retained messages (Mosquitto saves them on SIGTERM).
     Without `data_dir`, a temporary directory is made and removed by `close()`.
     `search_path` replaces where the binary is looked for (default: PATH, then the sbin
-    directories).
+    directories). `persistence=False` keeps nothing across a restart (no sessions, queued
+    or retained messages); the attribute is read at each `start()`. `kill()` ends the
+    process with SIGKILL: Mosquitto saves only on a clean exit (and every 30 min), so a
+    restart after it loads what the last clean stop saved.
     """
 
     def __init__(self, *, port: int | None = None, data_dir: Path | None = None,
-                 search_path: str | None = None) -> None:
+                 search_path: str | None = None, persistence: bool = True) -> None:
         self.port = port if port is not None else free_port()
+        self.persistence = persistence
         self._search_path = search_path
         self._owns_dir = data_dir is None
         self.data_dir = Path(tempfile.mkdtemp(prefix="alertsim-mosquitto-")) \
@@ -143,7 +128,7 @@ class MosquittoBroker:
             f"listener {self.port} {_LOOPBACK}",
             "allow_anonymous true",
             "per_listener_settings false",
-            "persistence true",
+            f"persistence {'true' if self.persistence else 'false'}",
             # Mosquitto joins location and file name by concatenation: keep the slash.
             f"persistence_location {self.data_dir}/",
             "max_queued_messages 100000",
@@ -213,6 +198,15 @@ class MosquittoBroker:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        self._close_stderr()
+
+    def kill(self) -> None:
+        """End the subprocess with SIGKILL (no shutdown, nothing saved) and wait for it."""
+        process, self._process = self._process, None
+        if process is not None:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
         self._close_stderr()
 
     def restart(self) -> None:

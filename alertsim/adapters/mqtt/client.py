@@ -23,7 +23,8 @@ import math
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, Literal
 
 import aiomqtt
@@ -33,8 +34,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from alertsim.adapters.mqtt.brokers import parse_broker_url
 from alertsim.adapters.mqtt.reconnect import reconnecting
+from alertsim.adapters.mqtt.url import client_auth, parse_broker_url
+from alertsim.adapters.mqtt.url import redacted as _redacted
 from alertsim.errors import BrokerError
 from alertsim.service.ports import Publication
 
@@ -101,6 +103,9 @@ class MqttSettings:
     With `clean_start=False` the broker keeps the session (subscriptions and queued QoS 1
     messages) across disconnects; under MQTT 5 it keeps it for `session_expiry_s`.
     `timeout_s` bounds the handshake and is the default bound of `publish` and `subscribe`.
+    `username` / `password` default to those in the URL; TLS is used for `mqtts://` or when
+    `ca_file` is set (that CA, else the system's; the host name is always checked).
+    `repr()` never shows the password, in the field or in the URL.
     """
 
     url: str
@@ -114,6 +119,14 @@ class MqttSettings:
     # The application acknowledges each QoS 1 message (`acknowledge`) once it has kept it;
     # until then a broker redelivers it to the session after a crash.
     manual_ack: bool = False
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ca_file: Path | None = None
+
+    def __repr__(self) -> str:
+        shown = {f.name: getattr(self, f.name) for f in fields(self) if f.repr}
+        shown["url"] = _redacted(self.url)
+        return f"MqttSettings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
 
 @dataclass(frozen=True)
@@ -171,7 +184,9 @@ def _client(settings: MqttSettings) -> aiomqtt.Client:
 
 
 def _new_client(settings: MqttSettings) -> aiomqtt.Client:
-    host, port = parse_broker_url(settings.url)
+    url = parse_broker_url(settings.url)
+    host, port = url.host, url.port
+    auth = client_auth(url, settings.username, settings.password, settings.ca_file)
     will = None
     if settings.will is not None:
         w = settings.will
@@ -185,12 +200,12 @@ def _new_client(settings: MqttSettings) -> aiomqtt.Client:
         return _Client(
             host, port, identifier=settings.client_id, protocol=_VERSIONS["5"], will=will,
             clean_start=settings.clean_start, properties=connect_props,
-            keepalive=settings.keepalive, timeout=settings.timeout_s,
+            keepalive=settings.keepalive, timeout=settings.timeout_s, **auth,
         )
     return _Client(
         host, port, identifier=settings.client_id, protocol=_VERSIONS["3.1.1"], will=will,
         clean_session=settings.clean_start, keepalive=settings.keepalive,
-        timeout=settings.timeout_s,
+        timeout=settings.timeout_s, **auth,
     )
 
 
@@ -229,7 +244,7 @@ async def _open(client: aiomqtt.Client, settings: MqttSettings) -> None:
             await asyncio.shield(handshake)
     except BaseException as exc:
         handshake.add_done_callback(functools.partial(_discard, client))
-        where = f"MQTT broker {settings.url} ({settings.client_id})"
+        where = f"MQTT broker {_redacted(settings.url)} ({settings.client_id})"
         if isinstance(exc, aiomqtt.MqttError):
             raise BrokerError(f"{where}: {exc}") from exc
         if isinstance(exc, TimeoutError):
@@ -264,7 +279,8 @@ async def _connected(settings: MqttSettings) -> AsyncIterator[aiomqtt.Client]:
         # aiomqtt calls made inside the block (subscribe, message iteration) fail with
         # aiomqtt's errors; callers never see them. OSError is not caught: inside the
         # block it may be the caller's own.
-        raise BrokerError(f"MQTT broker {settings.url} ({settings.client_id}): {exc}") from exc
+        raise BrokerError(f"MQTT broker {_redacted(settings.url)} "
+                          f"({settings.client_id}): {exc}") from exc
     finally:
         await _close(client)
 
@@ -347,7 +363,9 @@ def acknowledge(client: aiomqtt.Client, message: Received) -> None:
         client._client.ack(message.mid, message.qos)
 
 
-async def negotiate_protocol(url: str, *, timeout_s: float = 5.0) -> Protocol:
+async def negotiate_protocol(url: str, *, timeout_s: float = 5.0, username: str | None = None,
+                             password: str | None = None,
+                             ca_file: Path | None = None) -> Protocol:
     """"5" if the broker accepts an MQTT 5 CONNECT, else "3.1.1" if it accepts that.
 
     Raises BrokerError when neither works (broker down, refused, timed out).
@@ -355,21 +373,27 @@ async def negotiate_protocol(url: str, *, timeout_s: float = 5.0) -> Protocol:
     errors: list[str] = []
     for protocol in ("5", "3.1.1"):
         probe = MqttSettings(url=url, client_id=f"alertsim-probe-{uuid.uuid4().hex[:12]}",
-                             protocol=protocol, timeout_s=timeout_s)
+                             protocol=protocol, timeout_s=timeout_s, username=username,
+                             password=password, ca_file=ca_file)
         try:
             async with connect(probe):
                 return protocol
         except BrokerError as exc:
             errors.append(f"MQTT {protocol}: {exc}")
-    raise BrokerError(f"MQTT broker {url} refused both protocols: " + "; ".join(errors))
+    raise BrokerError(f"MQTT broker {_redacted(url)} refused both protocols: "
+                      + "; ".join(errors))
 
 
-async def wait_for_protocol(url: str, wanted: str) -> Protocol:
+async def wait_for_protocol(url: str, wanted: str, *, username: str | None = None,
+                            password: str | None = None,
+                            ca_file: Path | None = None) -> Protocol:
     """The protocol to use; with "auto", ask the broker, waiting for it if it is away."""
     if wanted in ("5", "3.1.1"):
         return "5" if wanted == "5" else "3.1.1"
 
     async def attempt(up: Callable[[], None]) -> Protocol:
-        return await negotiate_protocol(url)
+        return await negotiate_protocol(url, username=username, password=password,
+                                        ca_file=ca_file)
 
-    return await reconnecting(attempt, what="protocol negotiation", maximum=5.0, url=url)
+    return await reconnecting(attempt, what="protocol negotiation", maximum=5.0,
+                              url=_redacted(url))

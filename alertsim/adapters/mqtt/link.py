@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import structlog
 
@@ -34,6 +35,8 @@ from alertsim.adapters.mqtt.client import (
     subscribe,
 )
 from alertsim.adapters.mqtt.reconnect import reconnecting
+from alertsim.adapters.mqtt.signing import SigningKey, needs_signature, sign_publication
+from alertsim.adapters.mqtt.url import parse_broker_url
 from alertsim.domain.topics import TopicTree
 from alertsim.service.ports import Publication
 from alertsim.service.service import Service
@@ -49,18 +52,30 @@ MIN_SESSION_EXPIRY_S = 60
 
 @dataclass
 class ClientPublisher:
-    """The service's `Publisher` port bound to one connected aiomqtt client."""
+    """The service's `Publisher` port bound to one connected aiomqtt client.
+
+    With a `signer`, every `alert` and `state` message is signed (`signing`): MQTT 5 user
+    properties, or the JSON envelope under 3.1.1.
+    """
 
     client: Client
     protocol: Protocol
+    signer: SigningKey | None = None
 
     async def publish(self, message: Publication) -> None:
+        if self.signer is not None and needs_signature(message):
+            message = sign_publication(message, self.signer, self.protocol)
         await publish(self.client, message, protocol=self.protocol)
 
 
 async def run_link(service: Service, *, url: str, protocol: Protocol, client_id: str,
-                   connected: asyncio.Event | None = None) -> None:
+                   connected: asyncio.Event | None = None, username: str | None = None,
+                   password: str | None = None, ca_file: Path | None = None,
+                   signer: SigningKey | None = None) -> None:
     """Connect, subscribe to inputs, pump the outbox; reconnect with jittered backoff.
+
+    `username` / `password` (default: those in `url`) and `ca_file` (TLS) are passed to
+    both connections. With `signer`, alerts and states are signed (`ClientPublisher`).
 
     `connected` is set while a session is up (subscribed, "online" published) and cleared
     when it ends. Runs until cancelled; cancellation leaves no connection open.
@@ -70,26 +85,29 @@ async def run_link(service: Service, *, url: str, protocol: Protocol, client_id:
     stale_s = int(service.config.limits.stale_after.total_seconds())
     inputs = MqttSettings(url=url, client_id=client_id, protocol=protocol, clean_start=False,
                           session_expiry_s=max(MIN_SESSION_EXPIRY_S, stale_s),
-                          manual_ack=True)
+                          manual_ack=True, username=username, password=password,
+                          ca_file=ca_file)
     outputs = MqttSettings(url=url, client_id=f"{client_id}-out", protocol=protocol,
-                           will=will)
+                           will=will, username=username, password=password, ca_file=ca_file)
 
     async def session(up: Callable[[], None]) -> None:
         try:
-            await _session(service, inputs, outputs, up, connected)
+            await _session(service, inputs, outputs, up, connected, signer=signer)
         finally:
             if connected is not None:
                 connected.clear()
 
-    await reconnecting(session, what="service link", url=url, client_id=client_id)
+    await reconnecting(session, what="service link", url=parse_broker_url(url).redacted(),
+                       client_id=client_id)
 
 
 async def _session(service: Service, inputs: MqttSettings, outputs: MqttSettings,
-                   up: Callable[[], None], connected: asyncio.Event | None) -> None:
+                   up: Callable[[], None], connected: asyncio.Event | None, *,
+                   signer: SigningKey | None = None) -> None:
     """One broker session: until the broker goes away (BrokerError) or cancellation."""
     tree = service.config.topics
     async with connect(outputs) as out_client, connect(inputs) as in_client:
-        publisher = ClientPublisher(out_client, outputs.protocol)
+        publisher = ClientPublisher(out_client, outputs.protocol, signer)
         for topic in (tree.detections, tree.operator, tree.receipts_all):
             await subscribe(in_client, topic)
         await service.restate()
@@ -97,7 +115,8 @@ async def _session(service: Service, inputs: MqttSettings, outputs: MqttSettings
         # sends a detection must find the service listening.
         await publisher.publish(Publication(tree.service_status, STATUS_ONLINE,
                                             qos=1, retain=True))
-        log.info("broker.connected", url=outputs.url, protocol=outputs.protocol)
+        log.info("broker.connected", url=parse_broker_url(outputs.url).redacted(),
+                 protocol=outputs.protocol)
         up()
         if connected is not None:
             connected.set()

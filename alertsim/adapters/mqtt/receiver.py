@@ -8,6 +8,11 @@ prints what it receives for a person to read.
 
 De-duplication matters because the service's outbox re-publishes after a restart:
 a repeated identifier is recorded (and acknowledged) but not shown twice.
+
+Signatures (`alertsim.adapters.mqtt.signing`): the 3.1.1 envelope is always unwrapped. With
+`trust`, an alert or state that is unsigned, tampered, malformed or signed by an unknown
+key is rejected before anything else: not delivered, not de-duplicated (a forgery cannot
+suppress the real alert with its identifier), no receipt; `on_rejected(topic, reason)`.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import contextlib
 import functools
 import inspect
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -30,20 +35,21 @@ from alertsim.adapters.mqtt.client import (
     Protocol,
     Publication,
     connect,
-    incoming,
     publish,
     subscribe,
 )
 from alertsim.adapters.mqtt.reconnect import reconnecting
+from alertsim.adapters.mqtt.signing import MalformedEnvelope, TrustedKeys, check, unwrap
 from alertsim.domain.messages import Alert, PrefectureState, Receipt
 from alertsim.domain.topics import V1, TopicTree
 from alertsim.domain.vocabulary import Status, is_prefecture_code
-from alertsim.errors import InputError, describe_validation_error
+from alertsim.errors import BrokerError, InputError, describe_validation_error
 from alertsim.logs import get_logger
 
 __all__ = [
     "Delivery",
     "OnDelivery",
+    "OnRejected",
     "OnState",
     "Receiver",
 ]
@@ -52,6 +58,8 @@ log = get_logger(__name__)
 
 OnDelivery = Callable[["Delivery"], Awaitable[None] | None]
 OnState = Callable[[PrefectureState | None, str], Awaitable[None] | None]
+OnRejected = Callable[[str, str], Awaitable[None] | None]  # (topic, reason)
+UserProperties = tuple[tuple[str, str], ...]
 
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")  # the Receipt model's client_id rule
 # Under MQTT 5 the broker keeps a persistent receiver's session (subscriptions and queued
@@ -84,6 +92,20 @@ async def _call(callback: Callable[..., Awaitable[None] | None], *args: object) 
         await result
 
 
+async def _incoming(client: aiomqtt.Client,
+                    ) -> AsyncGenerator[tuple[str, bytes, UserProperties], None]:
+    """(topic, payload, MQTT 5 user properties) of every message; BrokerError when lost."""
+    try:
+        async for message in client.messages:
+            payload = message.payload
+            raw = bytes(payload) if isinstance(payload, bytes | bytearray) else (
+                b"" if payload is None else str(payload).encode())
+            found = getattr(message.properties, "UserProperty", None) or []
+            yield str(message.topic), raw, tuple((str(k), str(v)) for k, v in found)
+    except aiomqtt.MqttError as exc:
+        raise BrokerError(f"lost the broker while reading messages: {exc}") from exc
+
+
 class Receiver:
     """Subscribe to some prefectures' alerts and state; de-duplicate, acknowledge, reconnect.
 
@@ -92,7 +114,8 @@ class Receiver:
     down). `deliveries` keeps every delivery,
     duplicates included; `on_delivery` sees only new ones; `on_state` sees each retained
     state (None when the state topic was cleared) with its prefecture code.
-    `now` is the clock `received_at` is read from (aware UTC).
+    `now` is the clock `received_at` is read from (aware UTC). With `trust`, only messages
+    signed by one of its keys are handled; `rejected` keeps (topic, reason) of the others.
     """
 
     def __init__(self, *, url: str, protocol: Protocol, client_id: str, codes: Sequence[str],
@@ -100,7 +123,9 @@ class Receiver:
                  tree: TopicTree = V1,
                  persistent: bool = True, on_delivery: OnDelivery | None = None,
                  on_state: OnState | None = None,
-                 now: Callable[[], datetime] = _utc_now) -> None:
+                 now: Callable[[], datetime] = _utc_now,
+                 trust: TrustedKeys | None = None,
+                 on_rejected: OnRejected | None = None) -> None:
         problems = [f"codes: {code!r} is not a JIS X 0401 prefecture code (01..47)"
                     for code in codes if not is_prefecture_code(code)]
         if not _CLIENT_ID.match(client_id):
@@ -120,6 +145,9 @@ class Receiver:
         self.on_state = on_state
         self.deliveries: list[Delivery] = []
         self.states: dict[str, PrefectureState | None] = {}
+        self.trust = trust
+        self.on_rejected = on_rejected
+        self.rejected: list[tuple[str, str]] = []
         self._now = now
         self._seen: set[str] = set()
         self._stopping = asyncio.Event()
@@ -175,11 +203,11 @@ class Receiver:
             # read loop held the next alert back (~40 ms, Nagle + delayed ACK).
             receipts: asyncio.Queue[Receipt] = asyncio.Queue()
             async with asyncio.TaskGroup() as group, \
-                    contextlib.aclosing(incoming(client)) as messages:
+                    contextlib.aclosing(_incoming(client)) as messages:
                 group.create_task(self._send_receipts(client, receipts),
                                   name=f"receipts:{self.client_id}")
-                async for topic, payload in messages:
-                    await self._handle(topic, payload, receipts)
+                async for topic, payload, properties in messages:
+                    await self._handle(topic, payload, receipts, properties)
 
     async def _send_receipts(self, client: aiomqtt.Client,
                              receipts: asyncio.Queue[Receipt]) -> None:
@@ -190,13 +218,36 @@ class Receiver:
                                               qos=1, content_type="application/json"),
                           protocol=self.protocol)
 
-    async def _handle(self, topic: str, payload: bytes,
-                      receipts: asyncio.Queue[Receipt]) -> None:
+    async def _handle(self, topic: str, payload: bytes, receipts: asyncio.Queue[Receipt],
+                      properties: UserProperties = ()) -> None:
         received_at = self._now()
+        verified = await self._verified(topic, payload, properties)
+        if verified is None:
+            return
+        payload = verified
         if topic.startswith(self._state_prefix):
             await self._handle_state(topic, payload)
         else:
             await self._handle_alert(topic, payload, received_at, receipts)
+
+    async def _verified(self, topic: str, payload: bytes,
+                        properties: UserProperties) -> bytes | None:
+        """The original payload; None (after `on_rejected`) when `trust` refuses it."""
+        if self.trust is None:
+            try:
+                return unwrap(payload, properties)[0]
+            except MalformedEnvelope:
+                return payload
+        original, verdict = check(payload, properties, self.trust)
+        if verdict.ok:
+            return original
+        reason = verdict.reason or "rejected"
+        self.rejected.append((topic, reason))
+        log.warning("receiver.unverified", client_id=self.client_id, topic=topic,
+                    reason=reason)
+        if self.on_rejected is not None:
+            await _call(self.on_rejected, topic, reason)
+        return None
 
     def _parsed(self, model: type[Parsed], payload: bytes, topic: str) -> Parsed | None:
         """The payload as `model`, or None after logging why it was rejected."""

@@ -1,0 +1,117 @@
+"""Broker URLs: credentials, mqtts, redaction, and the messages for bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from alertsim.adapters.mqtt import brokers
+from alertsim.adapters.mqtt.client import MqttSettings
+from alertsim.adapters.mqtt.url import BrokerUrl, parse_broker_url
+from alertsim.errors import InputError
+from alertsim.service.run import ServeOptions
+from alertsim.service.service import ServiceConfig
+
+SECRET = "s3cr3t-Pw"
+
+
+def test_credentials_are_parsed() -> None:
+    """User and password come out of the URL, with host and port."""
+    url = parse_broker_url(f"mqtt://alice:{SECRET}@broker.example:1999")
+    assert url == BrokerUrl("mqtt", "broker.example", 1999, "alice", SECRET)
+    assert not url.tls
+
+
+def test_percent_encoded_credentials() -> None:
+    """Reserved characters in a password are percent-encoded in the URL and decoded here."""
+    url = parse_broker_url("mqtt://bob:p%40ss%3Aw@h")
+    assert (url.username, url.password) == ("bob", "p@ss:w")
+    assert parse_broker_url(url.secret()) == url
+
+
+@pytest.mark.parametrize(("text", "port"), [
+    ("mqtts://h", 8883), ("mqtt://h", 1883), ("h", 1883), ("h:7", 7), ("mqtts://h:9", 9),
+])
+def test_default_ports(text: str, port: int) -> None:
+    """mqtt:// defaults to 1883, mqtts:// to 8883; an explicit port wins."""
+    assert parse_broker_url(text).port == port
+
+
+def test_mqtts_is_tls() -> None:
+    """mqtts:// marks the URL as TLS."""
+    assert parse_broker_url("mqtts://u:p@h").tls
+
+
+def test_password_never_in_str_or_repr() -> None:
+    """str(), repr() and redacted() show *** instead of the password."""
+    url = parse_broker_url(f"mqtts://alice:{SECRET}@h:1")
+    assert str(url) == url.redacted() == "mqtts://alice:***@h:1"
+    assert SECRET not in repr(url)
+    assert SECRET not in f"{url}"
+    assert url.without_credentials() == "mqtts://h:1"
+
+
+def test_user_without_password_redacted() -> None:
+    """A user name alone is shown as is."""
+    assert str(parse_broker_url("mqtt://alice@h")) == "mqtt://alice@h:1883"
+
+
+def test_settings_and_options_do_not_show_the_password() -> None:
+    """MqttSettings and ServeOptions reprs hide the password, in the field or in the URL."""
+    settings = MqttSettings(url=f"mqtt://u:{SECRET}@h:1", client_id="c", password=SECRET)
+    assert SECRET not in repr(settings)
+    assert "mqtt://u:***@h:1" in repr(settings)
+    options = ServeOptions(config=ServiceConfig(), db=Path("x.db"), broker_url="mqtt://h",
+                           password=SECRET)
+    assert SECRET not in repr(options)
+
+
+def test_brokers_parse_keeps_host_and_port() -> None:
+    """The old `(host, port)` helper keeps working, now with credentials and mqtts."""
+    assert brokers.parse_broker_url("mqtt://u:p@h:5") == ("h", 5)
+    assert brokers.parse_broker_url("mqtts://h") == ("h", 8883)
+    assert brokers.parse_broker_url("127.0.0.1") == ("127.0.0.1", 1883)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("", "empty broker URL"),
+    ("   ", "empty broker URL"),
+    ("http://example", "scheme must be mqtt://"),
+    ("mqtt://h/path", "a broker URL has no path, query or fragment"),
+    ("mqtt://h?x=1", "a broker URL has no path, query or fragment"),
+    ("mqtt://:1883", "no host in"),
+    ("mqtt://h:0", "port must be an integer from 1 to 65535 (got 0)"),
+    ("mqtt://h:99999", "port must be an integer from 1 to 65535"),
+    ("mqtt://h:x", "port must be an integer from 1 to 65535"),
+    ("mqtt://:pw@h", "a password in the URL needs a user name"),
+])
+def test_bad_urls_keep_their_messages(text: str, message: str) -> None:
+    """Bad URLs raise InputError(source='--broker') with the usual message."""
+    with pytest.raises(InputError) as caught:
+        parse_broker_url(text)
+    assert caught.value.source == "--broker"
+    assert any(message in problem for problem in caught.value.problems), caught.value.problems
+
+
+def test_bad_url_message_hides_the_password() -> None:
+    """An error about a URL with a password does not repeat the password."""
+    with pytest.raises(InputError) as caught:
+        parse_broker_url(f"mqtt://u:{SECRET}@h/path")
+    assert SECRET not in str(caught.value)
+    assert "u:***@h/path" in str(caught.value)
+
+
+def test_env_credentials_are_settings_and_hidden(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ALERTSIM_MQTT_USERNAME / _PASSWORD / _CA_FILE load; the password stays out of repr."""
+    from alertsim.cli.settings import load_settings
+
+    monkeypatch.setenv("ALERTSIM_MQTT_USERNAME", "service-exercise")
+    monkeypatch.setenv("ALERTSIM_MQTT_PASSWORD", SECRET)
+    monkeypatch.setenv("ALERTSIM_MQTT_CA_FILE", "/x/ca.crt")
+    settings = load_settings()
+    assert settings.mqtt_username == "service-exercise"
+    assert settings.mqtt_password is not None
+    assert settings.mqtt_password.get_secret_value() == SECRET
+    assert settings.mqtt_ca_file == Path("/x/ca.crt")
+    assert SECRET not in repr(settings)
