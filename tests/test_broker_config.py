@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -38,6 +39,7 @@ from alertsim.adapters.mqtt.client import (
     subscribe,
 )
 from alertsim.cli import main
+from alertsim.drills.runner import DrillOptions, run_drill
 from alertsim.errors import BrokerError
 from alertsim.service.run import ServeOptions, serve
 from alertsim.service.service import ServiceConfig
@@ -46,6 +48,9 @@ from alertsim.testing import eventually
 MOSQUITTO = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin")
 pytestmark = pytest.mark.skipif(MOSQUITTO is None, reason="needs the mosquitto binary")
 ROOT = "alertsim/v1"
+
+
+SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 
 
 @dataclass
@@ -315,3 +320,17 @@ async def test_serve_with_credentials_in_options_over_tls(tls_broker: Broker,
                            password=users["service-exercise"]["password"],
                            ca_file=tls_broker.ca_file)
     await _serve_until_online(tls_broker, options)
+
+
+async def test_signed_drill_passes_on_the_generated_config(broker: Broker,
+                                                           tmp_path: Path) -> None:
+    """A drill as the `drill` role on the access-controlled broker passes end to end, its
+    alerts signed with the run's key and every one verified by its receivers."""
+    out = io.StringIO()
+    outcome = await run_drill(DrillOptions(
+        scenario_path=SCENARIOS / "2017-08-29-hwasong-12.yaml", speed=240.0,
+        broker_url=broker.url("drill"), reports_dir=tmp_path, quiet_s=0.3, out=out))
+    assert outcome.passed, out.getvalue()
+    assert outcome.key_id is not None
+    assert outcome.rejected == ()
+    assert outcome.verified > 0

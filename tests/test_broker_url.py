@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
 
 from alertsim.adapters.mqtt import brokers
+from alertsim.adapters.mqtt.brokers import EmbeddedBroker
 from alertsim.adapters.mqtt.client import MqttSettings
 from alertsim.adapters.mqtt.url import BrokerUrl, parse_broker_url
+from alertsim.drills.runner import DrillOptions, run_drill
 from alertsim.errors import InputError
 from alertsim.service.run import ServeOptions
 from alertsim.service.service import ServiceConfig
@@ -115,3 +118,24 @@ def test_env_credentials_are_settings_and_hidden(monkeypatch: pytest.MonkeyPatch
     assert settings.mqtt_password.get_secret_value() == SECRET
     assert settings.mqtt_ca_file == Path("/x/ca.crt")
     assert SECRET not in repr(settings)
+
+
+SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "2023-11-21-chollima-1.yaml"
+
+
+async def test_a_drill_keeps_the_password_out_of_output_report_and_record(
+        tmp_path: Path, amqtt_broker: EmbeddedBroker,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A broker URL with a password: the drill passes, and the password appears nowhere."""
+    port = amqtt_broker.url.rsplit(":", 1)[1]
+    url = f"mqtt://drill:hunter2-secret@127.0.0.1:{port}"
+    scenario = SCENARIO
+    out = io.StringIO()
+    outcome = await run_drill(DrillOptions(scenario_path=scenario, speed=240.0, broker_url=url,
+                                           reports_dir=tmp_path, quiet_s=0.3, out=out))
+    assert outcome.passed
+    texts = [out.getvalue(), *capsys.readouterr(), outcome.json_path.read_text("utf-8"),
+             outcome.markdown_path.read_text("utf-8"), outcome.db_path.read_bytes().decode(
+                 "utf-8", "replace")]
+    assert all("hunter2-secret" not in text for text in texts)
+    assert "drill:***@127.0.0.1" in texts[-1]  # the record names the broker, redacted

@@ -61,7 +61,7 @@ class ServiceSettings(BaseSettings):
         extra="forbid",
     )
 
-    broker_url: str = "mqtt://127.0.0.1:1883"
+    broker_url: str = Field(default="mqtt://127.0.0.1:1883", repr=False)  # may hold a password
     db: Path = Path("alertsim.db")
     policy: Policy = DEFAULT_POLICY
     status: Status = "exercise"

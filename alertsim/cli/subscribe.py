@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Literal, TextIO
 
 import typer
 
+from alertsim.adapters.mqtt.url import redacted
 from alertsim.cli.options import (
     EXIT_OK,
     BrokerOption,
@@ -81,7 +82,8 @@ async def run_subscriber(*, url: str, codes: Sequence[str], lang: Lang, status: 
     if trust is None:
         complain(UNVERIFIED_WARNING)
     write(f"alertsim subscriber {client_id}: {status} alerts for {', '.join(receiver.codes)} "
-          f"and national, under {tree.root}/ on {url} (MQTT {chosen}); Ctrl-C to stop")
+          f"and national, under {tree.root}/ on {redacted(url)} (MQTT {chosen}); "
+          "Ctrl-C to stop")
     await receiver.run()
 
 

@@ -34,6 +34,7 @@ from alertsim.adapters.mqtt.client import (
 from alertsim.adapters.mqtt.client import Protocol as MqttProtocol
 from alertsim.adapters.mqtt.link import run_link
 from alertsim.adapters.mqtt.signing import SigningKey, generate
+from alertsim.adapters.mqtt.url import redacted
 from alertsim.adapters.sqlite.store import Store
 from alertsim.data import load_atlas
 from alertsim.domain.timeline import simulate
@@ -175,7 +176,7 @@ async def _record_start(store: Store, scenario: Scenario, opts: DrillOptions, ur
     plan = plan_receivers(opts.extra_receivers, prefix=f"rx-{token}")
     settings = DrillSettings(
         scenario=scenario, scenario_path=str(opts.scenario_path),
-        receivers=plan, national_receivers=True, speed=opts.speed, broker=url,
+        receivers=plan, national_receivers=True, speed=opts.speed, broker=redacted(url),
         protocol=protocol, status=scenario.status, policy=scenario.policy,
         topic_root=opts.topic_root or drill_root(drill_id))
     await store.record_drill(drill_id=drill_id, scenario=str(opts.scenario_path),

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TextIO
 
 from alertsim.adapters.mqtt.client import MqttSettings, connect, negotiate_protocol, publish
+from alertsim.adapters.mqtt.url import redacted
 from alertsim.domain.detection import Detection
 from alertsim.domain.topics import V1, TopicTree
 from alertsim.service.ports import Publication
@@ -26,4 +27,4 @@ async def send_detection(path: Path, detection: Detection, *, url: str,
                                            detection.model_dump_json().encode(), qos=1),
                       protocol=protocol)
     print(f"published {path} ({detection.event_id} #{detection.sequence}) to "
-          f"{tree.detections} on {url}", file=out)
+          f"{tree.detections} on {redacted(url)}", file=out)
