@@ -43,7 +43,7 @@ from alertsim.drills.runner import DrillOptions, run_drill
 from alertsim.errors import BrokerError
 from alertsim.service.run import ServeOptions, serve
 from alertsim.service.service import ServiceConfig
-from alertsim.testing import eventually
+from alertsim.testing import eventually, make_detection
 
 MOSQUITTO = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin")
 pytestmark = pytest.mark.skipif(MOSQUITTO is None, reason="needs the mosquitto binary")
@@ -334,3 +334,23 @@ async def test_signed_drill_passes_on_the_generated_config(broker: Broker,
     assert outcome.key_id is not None
     assert outcome.rejected == ()
     assert outcome.verified > 0
+
+
+async def test_detect_takes_credentials_from_the_environment(
+        tls_broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`alertsim detect` as the sensor, with ALERTSIM_MQTT_USERNAME / _PASSWORD /
+    _CA_FILE and an mqtts:// URL without credentials: the detection arrives."""
+    users = tls_broker.credentials["users"]
+    assert isinstance(users, dict)
+    monkeypatch.setenv("ALERTSIM_MQTT_USERNAME", "sensor")
+    monkeypatch.setenv("ALERTSIM_MQTT_PASSWORD", str(users["sensor"]["password"]))
+    monkeypatch.setenv("ALERTSIM_MQTT_CA_FILE", str(tls_broker.ca_file))
+    path = tmp_path / "d.json"
+    detection = make_detection((40.6, 126.4), (34.33, 178.57), 30, 100, event_id="env-creds")
+    path.write_text(detection.model_dump_json(), "utf-8")
+    async with _observer(tls_broker) as seen:
+        code = await asyncio.to_thread(
+            main, ["detect", str(path), "--broker", f"mqtts://127.0.0.1:{tls_broker.port}"])
+        assert code == 0
+        await eventually(lambda: any(t == f"{ROOT}/detections" for t, _ in seen),
+                         what="the detection at the monitor")

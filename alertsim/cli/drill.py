@@ -10,13 +10,14 @@ from alertsim.cli.options import (
     EXIT_FAILED,
     EXIT_OK,
     BrokerOption,
+    CaFileOption,
     LogLevelOption,
     QuietLogLevelOption,
     broker_url,
     positive_number,
 )
 from alertsim.cli.options import topic_root as topic_root_text
-from alertsim.cli.settings import settings_and_logging
+from alertsim.cli.settings import broker_url_of, settings_and_logging
 from alertsim.errors import InputError
 
 __all__ = ["drill_command", "replay_command", "report_command"]
@@ -46,6 +47,7 @@ def drill_command(
         parser=topic_root_text, metavar="ROOT",
         help="topic root (default: the drill's own, alertsim/v1/drills/DRILL_ID, which "
              "no `serve` reads)")] = None,
+    ca_file: CaFileOption = None,
 ) -> int:
     """Play a scenario end to end and report deliveries.
 
@@ -53,12 +55,15 @@ def drill_command(
     """
     from alertsim.drills import runner
 
-    settings_and_logging(log_level=log_level)
+    settings = settings_and_logging(log_level=log_level, mqtt_ca_file=ca_file)
     if dry_run:
         return EXIT_OK if runner.dry_run(scenario) else EXIT_FAILED
+    # No --broker: an embedded broker of the drill's own (ALERTSIM_BROKER_URL is not read).
+    url = None if broker is None else broker_url_of(settings.model_copy(
+        update={"broker_url": broker}))
     outcome = asyncio.run(runner.run_drill(runner.DrillOptions(
-        scenario_path=scenario, speed=speed, broker_url=broker, extra_receivers=receivers,
-        db=db, reports_dir=reports, topic_root=topic_root)))
+        scenario_path=scenario, speed=speed, broker_url=url, extra_receivers=receivers,
+        db=db, reports_dir=reports, topic_root=topic_root, ca_file=settings.mqtt_ca_file)))
     return EXIT_OK if outcome.passed else EXIT_FAILED
 
 
@@ -94,13 +99,16 @@ def replay_command(
         parser=positive_number, metavar="X", help="speed-up of the original rhythm")] = 1.0,
     broker: BrokerOption = None,
     log_level: QuietLogLevelOption = None,
+    ca_file: CaFileOption = None,
 ) -> int:
     """Publish a recorded event's alerts again (fresh identifiers)."""
     from alertsim.drills.replay import replay
 
     if not db.exists():
         raise InputError(str(db), ["no such SQLite record"])
-    settings = settings_and_logging(quiet=True, broker_url=broker, log_level=log_level)
-    count = asyncio.run(replay(db, event, url=settings.broker_url, speed=speed))
+    settings = settings_and_logging(quiet=True, broker_url=broker, log_level=log_level,
+                                    mqtt_ca_file=ca_file)
+    count = asyncio.run(replay(db, event, url=broker_url_of(settings), speed=speed,
+                               ca_file=settings.mqtt_ca_file))
     print(f"replayed {count} alert(s) of {event}")
     return EXIT_OK

@@ -7,6 +7,7 @@ that own them, never spelled again here.
 """
 
 import math
+from pathlib import Path
 from typing import Annotated, Final
 
 import typer
@@ -23,6 +24,7 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "BrokerOption",
+    "CaFileOption",
     "LogLevelOption",
     "QuietLogLevelOption",
     "StatusOption",
@@ -93,6 +95,9 @@ def topic_root(text: str) -> str:
     return text
 
 
+CaFileOption = Annotated[Path | None, typer.Option(
+    "--ca-file", metavar="PATH", help="CA certificate for mqtts:// (env ALERTSIM_MQTT_CA_FILE; "
+    "user and password: in the URL or ALERTSIM_MQTT_USERNAME / _PASSWORD)")]
 TopicRootOption = Annotated[str | None, typer.Option(
     parser=topic_root, metavar="ROOT",
     help="topic root of the tree (env ALERTSIM_TOPIC_ROOT, default alertsim/v1)")]

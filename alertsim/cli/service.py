@@ -12,19 +12,15 @@ from alertsim.cli.decide import DetectionArgument, read_detection
 from alertsim.cli.options import (
     EXIT_OK,
     BrokerOption,
+    CaFileOption,
     LogLevelOption,
     StatusOption,
     TopicRootOption,
 )
-from alertsim.cli.settings import MqttProtocol, settings_and_logging
+from alertsim.cli.settings import MqttProtocol, broker_url_of, settings_and_logging
 from alertsim.domain.vocabulary import Policy
 
 __all__ = ["detect_command", "serve_command"]
-
-
-CaFileOption = Annotated[Path | None, typer.Option(
-    "--ca-file", metavar="PATH", help="CA certificate for mqtts:// (env ALERTSIM_MQTT_CA_FILE; "
-    "user and password: in the URL or ALERTSIM_MQTT_USERNAME / _PASSWORD)")]
 
 
 def _password(secret: SecretStr | None) -> str | None:
@@ -81,13 +77,15 @@ def serve_command(
 
 
 def detect_command(detection: DetectionArgument, broker: BrokerOption = None,
-                   topic_root: TopicRootOption = None) -> int:
+                   topic_root: TopicRootOption = None, ca_file: CaFileOption = None) -> int:
     """Publish a detection by hand to a running service."""
     from alertsim.adapters.mqtt.inputs import send_detection
     from alertsim.domain.topics import TopicTree
 
     parsed = read_detection(detection)
-    settings = settings_and_logging(broker_url=broker, topic_root=topic_root)
-    asyncio.run(send_detection(detection, parsed, url=settings.broker_url,
-                               tree=TopicTree(settings.topic_root)))
+    settings = settings_and_logging(broker_url=broker, topic_root=topic_root,
+                                    mqtt_ca_file=ca_file)
+    asyncio.run(send_detection(detection, parsed, url=broker_url_of(settings),
+                               tree=TopicTree(settings.topic_root),
+                               ca_file=settings.mqtt_ca_file))
     return EXIT_OK

@@ -24,6 +24,7 @@ from pydantic_settings import (
 )
 
 from alertsim.adapters.mqtt.brokers import parse_broker_url
+from alertsim.adapters.mqtt.url import with_credentials
 from alertsim.domain.topics import DEFAULT_ROOT, is_topic_root
 from alertsim.domain.vocabulary import DEFAULT_POLICY, Policy, Status, refuse_actual
 from alertsim.errors import InputError, Location, describe_validation_error
@@ -36,6 +37,7 @@ __all__ = [
     "MqttProtocol",
     "QuietSettings",
     "ServiceSettings",
+    "broker_url_of",
     "load_settings",
     "settings_and_logging",
 ]
@@ -168,3 +170,11 @@ def settings_and_logging(*, quiet: bool = False, **overrides: object) -> Service
     settings = load_settings(quiet=quiet, **overrides)
     configure_logging(settings.log_format, settings.log_level)
     return settings
+
+
+def broker_url_of(settings: ServiceSettings) -> str:
+    """The broker URL with `ALERTSIM_MQTT_USERNAME` / `_PASSWORD` folded in (credentials
+    already in the URL win): for the commands whose adapters take only a URL."""
+    password = settings.mqtt_password
+    return with_credentials(settings.broker_url, settings.mqtt_username,
+                            None if password is None else password.get_secret_value())

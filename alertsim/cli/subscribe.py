@@ -19,13 +19,14 @@ from alertsim.adapters.mqtt.url import redacted
 from alertsim.cli.options import (
     EXIT_OK,
     BrokerOption,
+    CaFileOption,
     QuietLogLevelOption,
     StatusOption,
     TopicRootOption,
     prefecture,
 )
 from alertsim.cli.render import Lang, default_client_id, render_alert, render_state
-from alertsim.cli.settings import settings_and_logging
+from alertsim.cli.settings import broker_url_of, settings_and_logging
 from alertsim.domain.messages import PrefectureState
 from alertsim.domain.topics import V1, TopicTree
 from alertsim.domain.vocabulary import Status
@@ -45,7 +46,8 @@ UNVERIFIED_WARNING = ("alertsim subscribe: WARNING: no --trust key given, so wha
 async def run_subscriber(*, url: str, codes: Sequence[str], lang: Lang, status: Status,
                          client_id: str, protocol: Protocol | Literal["auto"] = "auto",
                          tree: TopicTree = V1, out: TextIO | None = None,
-                         trust: TrustedKeys | None = None, err: TextIO | None = None) -> None:
+                         trust: TrustedKeys | None = None, err: TextIO | None = None,
+                         ca_file: Path | None = None) -> None:
     """Print the retained state of `codes`, then every new alert, until cancelled.
 
     With `trust`, only what one of its keys signed is printed; `rejected TOPIC: REASON` goes
@@ -74,11 +76,12 @@ async def run_subscriber(*, url: str, codes: Sequence[str], lang: Lang, status: 
     def show_rejected(topic: str, reason: str) -> None:
         complain(f"rejected {topic}: {reason}")
 
-    chosen: Protocol = await negotiate_protocol(url) if protocol == "auto" else protocol
+    chosen: Protocol = (await negotiate_protocol(url, ca_file=ca_file) if protocol == "auto"
+                        else protocol)
     receiver = Receiver(url=url, protocol=chosen, client_id=client_id, codes=codes,
                         status=status, national=True, persistent=True, tree=tree,
                         on_delivery=show_alert, on_state=show_state,
-                        trust=trust, on_rejected=show_rejected)
+                        trust=trust, on_rejected=show_rejected, ca_file=ca_file)
     if trust is None:
         complain(UNVERIFIED_WARNING)
     write(f"alertsim subscriber {client_id}: {status} alerts for {', '.join(receiver.codes)} "
@@ -101,12 +104,15 @@ def subscribe_command(
     trust_files: Annotated[list[Path] | None, typer.Option(
         "--trust", metavar="FILE",
         help="show only what this Ed25519 public key (PEM) signed; repeat for more")] = None,
+    ca_file: CaFileOption = None,
 ) -> int:
     """Print alerts for some prefectures as people read them."""
     from alertsim.adapters.mqtt.client import wait_for_protocol
 
     settings = settings_and_logging(quiet=True, broker_url=broker, status=status,
-                                    topic_root=topic_root, log_level=log_level)
+                                    topic_root=topic_root, log_level=log_level,
+                                    mqtt_ca_file=ca_file)
+    url = broker_url_of(settings)
     wanted = sorted(set(codes))
     trust = None
     if trust_files:
@@ -115,8 +121,8 @@ def subscribe_command(
         trust = load_trusted(trust_files)
 
     async def go() -> None:
-        protocol = await wait_for_protocol(settings.broker_url, "auto")
-        await run_subscriber(url=settings.broker_url, codes=wanted, lang=lang,
+        protocol = await wait_for_protocol(url, "auto", ca_file=settings.mqtt_ca_file)
+        await run_subscriber(url=url, codes=wanted, lang=lang, ca_file=settings.mqtt_ca_file,
                              status=settings.status, protocol=protocol,
                              tree=TopicTree(settings.topic_root),
                              client_id=client_id or default_client_id(wanted),

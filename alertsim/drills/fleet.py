@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import Self
 
@@ -52,11 +53,12 @@ class Fleet:
 
     def __init__(self, *, url: str, protocol: Protocol, status: Status,
                  codes_per_receiver: Mapping[str, Sequence[str]],
-                 tree: TopicTree = V1, trust: TrustedKeys | None = None) -> None:
+                 tree: TopicTree = V1, trust: TrustedKeys | None = None,
+                 ca_file: Path | None = None) -> None:
         self.receivers = {
             client_id: Receiver(url=url, protocol=protocol, client_id=client_id, codes=codes,
                                 status=status, national=True, persistent=False, tree=tree,
-                                trust=trust)
+                                trust=trust, ca_file=ca_file)
             for client_id, codes in codes_per_receiver.items()
         }
         self._ready = {client_id: asyncio.Event() for client_id in self.receivers}

@@ -40,17 +40,18 @@ def rewrite(alert: Alert, token: str, mapping: dict[str, str]) -> Alert:
 
 
 async def replay(db: Path, event_id: str, *, url: str, speed: float = 1.0,
-                 out: TextIO | None = None) -> int:
+                 ca_file: Path | None = None, out: TextIO | None = None) -> int:
     """Publish the event's alerts again; returns how many were published."""
     out = out or sys.stdout
     async with await Store.open(db) as store:
         rows = await store.outbox(event_id=event_id, kind="alert")
     if not rows:
         raise InputError("--event", [f"no alerts recorded for event {event_id!r} in {db}"])
-    protocol = await negotiate_protocol(url)
+    protocol = await negotiate_protocol(url, ca_file=ca_file)
     token = uuid.uuid4().hex[:6]
     mapping: dict[str, str] = {}
-    settings = MqttSettings(url=url, client_id=f"alertsim-replay-{token}", protocol=protocol)
+    settings = MqttSettings(url=url, client_id=f"alertsim-replay-{token}", protocol=protocol,
+                            ca_file=ca_file)
     first = rows[0].sim_time
     loop = asyncio.get_running_loop()
     started = loop.time()

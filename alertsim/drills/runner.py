@@ -67,6 +67,7 @@ class DrillOptions:
     sender: str = "alertsim@simulator.invalid"
     # None: the drill's own root, alertsim/v1/drills/{drill_id}, which no `serve` reads.
     topic_root: str | None = None
+    ca_file: Path | None = None  # for an mqtts:// broker with a private CA
     out: TextIO = field(default_factory=lambda: sys.stdout)
 
 
@@ -106,7 +107,7 @@ async def _play(scenario: Scenario, clock: ScaledClock, url: str, protocol: Mqtt
                 opts: DrillOptions, tree: TopicTree) -> None:
     """Publish the timeline at its scenario times, as a sensor and an operator would."""
     settings = MqttSettings(url=url, client_id=f"alertsim-timeline-{uuid.uuid4().hex[:8]}",
-                            protocol=protocol)
+                            protocol=protocol, ca_file=opts.ca_file)
     async with connect(settings) as client:
         for entry in scenario.timeline:
             moment = scenario.time_of(entry)
@@ -161,7 +162,7 @@ async def _broker(stack: contextlib.AsyncExitStack, opts: DrillOptions,
                   ) -> tuple[str, MqttProtocol]:
     """The broker to drill on: the one given, or an embedded amqtt for this drill alone."""
     if opts.broker_url is not None:
-        return opts.broker_url, await negotiate_protocol(opts.broker_url)
+        return opts.broker_url, await negotiate_protocol(opts.broker_url, ca_file=opts.ca_file)
     broker = await stack.enter_async_context(EmbeddedBroker())
     _say(opts, f"embedded broker (amqtt, MQTT 3.1.1) on {broker.url}")
     return broker.url, "3.1.1"  # amqtt speaks MQTT 3.1.1 only
@@ -192,7 +193,8 @@ async def _run_service(service: Service, clock: ScaledClock, scenario: Scenario,
     tasks = [asyncio.create_task(service.run_timers(), name="service-timers"),
              asyncio.create_task(run_link(service, url=url, protocol=protocol,
                                           client_id=f"alertsim-service-{drill_id}",
-                                          connected=connected, signer=signer),
+                                          connected=connected, signer=signer,
+                                          ca_file=opts.ca_file),
                                  name="service-link")]
     try:
         async with asyncio.timeout(15):
@@ -225,7 +227,7 @@ async def run_drill(opts: DrillOptions) -> DrillOutcome:
         _say(opts, f"  alerts signed with ed25519 key {signer.key_id}")
         fleet = Fleet(url=url, protocol=protocol, status=scenario.status,
                       codes_per_receiver=settings.receivers, tree=tree,
-                      trust=signer.trusted())
+                      trust=signer.trusted(), ca_file=opts.ca_file)
         await fleet.start()
         stack.push_async_callback(fleet.stop)
         await fleet.ready()

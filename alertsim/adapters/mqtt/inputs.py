@@ -16,12 +16,13 @@ __all__ = ["send_detection"]
 
 
 async def send_detection(path: Path, detection: Detection, *, url: str,
-                         tree: TopicTree = V1, out: TextIO | None = None) -> None:
+                         tree: TopicTree = V1, ca_file: Path | None = None,
+                         out: TextIO | None = None) -> None:
     """Publish one detection (already validated) to the detections topic, QoS 1."""
     out = out or sys.stdout
-    protocol = await negotiate_protocol(url)
+    protocol = await negotiate_protocol(url, ca_file=ca_file)
     settings = MqttSettings(url=url, client_id=f"alertsim-detect-{detection.event_id}"[:64],
-                            protocol=protocol)
+                            protocol=protocol, ca_file=ca_file)
     async with connect(settings) as client:
         await publish(client, Publication(tree.detections,
                                            detection.model_dump_json().encode(), qos=1),

@@ -25,6 +25,7 @@ import re
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TypeVar
 
 import aiomqtt
@@ -125,7 +126,8 @@ class Receiver:
                  on_state: OnState | None = None,
                  now: Callable[[], datetime] = _utc_now,
                  trust: TrustedKeys | None = None,
-                 on_rejected: OnRejected | None = None) -> None:
+                 on_rejected: OnRejected | None = None,
+                 ca_file: Path | None = None) -> None:
         problems = [f"codes: {code!r} is not a JIS X 0401 prefecture code (01..47)"
                     for code in codes if not is_prefecture_code(code)]
         if not _CLIENT_ID.match(client_id):
@@ -134,6 +136,7 @@ class Receiver:
             problems.append(f"status: exercise or test (got {status!r})")
         if problems:
             raise InputError(source="receiver", problems=problems)
+        self.ca_file = ca_file
         self.url = url
         self.protocol: Protocol = protocol
         self.client_id = client_id
@@ -158,7 +161,7 @@ class Receiver:
         """The connection: a persistent session (fixed id, no clean start) when asked."""
         return MqttSettings(url=self.url, client_id=self.client_id, protocol=self.protocol,
                             clean_start=not self.persistent,
-                            session_expiry_s=SESSION_EXPIRY_S)
+                            session_expiry_s=SESSION_EXPIRY_S, ca_file=self.ca_file)
 
     def subscriptions(self) -> list[tuple[str, int]]:
         """Topic filters with QoS 1: alerts per prefecture, national, state per prefecture."""

@@ -66,6 +66,14 @@ class BrokerUrl:
         return self.redacted()
 
 
+def with_credentials(url: str, username: str | None, password: str | None) -> str:
+    """`url` with these credentials, unless it carries its own (the URL's win)."""
+    parsed = parse_broker_url(url)
+    if parsed.username is not None or username is None:
+        return url
+    return BrokerUrl(parsed.scheme, parsed.host, parsed.port, username, password).secret()
+
+
 def parse_broker_url(text: str) -> BrokerUrl:
     """`mqtt[s]://[user[:pass]@]host[:port]`, `host:port` or `host` -> BrokerUrl;
     InputError(source="--broker") listing every problem."""
