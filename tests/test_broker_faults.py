@@ -209,7 +209,10 @@ async def retained(url: str, code: str) -> PrefectureState | None:
                 if message.topic.matches(marker):
                     return state
                 assert isinstance(message.payload, bytes)
-                state = PrefectureState.model_validate_json(message.payload)
+                # An empty payload clears the state (a live clearing, e.g. the service's
+                # restate on connect, reaches a subscriber too).
+                state = (PrefectureState.model_validate_json(message.payload)
+                         if message.payload else None)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
