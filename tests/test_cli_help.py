@@ -244,6 +244,12 @@ def _wait_for(predicate: Callable[[], bool], what: str, timeout_s: float = 20.0)
     asyncio.run(eventually(predicate, timeout=timeout_s, interval=0.05, what=what))
 
 
+def _default_sigint() -> None:
+    """In the child: SIGINT back to its default. A test run started as a background job
+    inherits SIGINT ignored, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _retain_state(broker: MosquittoBroker, *, clear: bool = False) -> None:
     """A retained state for Okinawa (`subscribe` prints it once subscribed), or none."""
     state = PrefectureState(code="47", status="Exercise", updated=DEFAULT_LAUNCH_TIME,
@@ -268,7 +274,8 @@ def _subscribe(broker: MosquittoBroker, tmp_path: Path, env_level: str,
     with out.open("w") as stdout, err.open("w") as stderr:
         proc = subprocess.Popen([SCRIPT, "subscribe", "--prefecture", "47", "--broker",
                                  broker.url, "--lang", "en", *flags],
-                                stdout=stdout, stderr=stderr, env=env)
+                                stdout=stdout, stderr=stderr, env=env,
+                                preexec_fn=_default_sigint)
         try:
             _wait_for(lambda: "[47] EXERCISE state: SHELTERING" in out.read_text("utf-8"),
                       what="the subscriber showing the retained state")

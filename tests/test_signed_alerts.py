@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import aiomqtt
+import pytest
 
 from alertsim.adapters.mqtt.brokers import EmbeddedBroker, MosquittoBroker
 from alertsim.adapters.mqtt.client import (
@@ -292,7 +293,13 @@ async def _wait_for(predicate: Callable[[], bool], what: str) -> None:
     await eventually(predicate, timeout=20, interval=0.05, what=what)
 
 
-async def _subscriber(broker: MosquittoBroker, tmp_path: Path, tree: TopicTree,
+def _default_sigint() -> None:
+    """In the child: SIGINT back to its default. A test run started as a background job
+    inherits SIGINT ignored, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+async def _subscriber(url: str, tmp_path: Path, tree: TopicTree,
                       flags: list[str], then: Callable[[], Awaitable[None]]) -> tuple[str, str]:
     """Run `alertsim subscribe` until it shows the retained state, `await then()`, and
     until `then`'s condition holds; then Ctrl-C. Returns (stdout, stderr)."""
@@ -301,9 +308,9 @@ async def _subscriber(broker: MosquittoBroker, tmp_path: Path, tree: TopicTree,
     env.pop("ALERTSIM_LOG_LEVEL", None)
     with out.open("w") as stdout, err.open("w") as stderr:
         proc = await asyncio.create_subprocess_exec(
-            SCRIPT, "subscribe", "--prefecture", "47", "--broker", broker.url, "--lang", "en",
+            SCRIPT, "subscribe", "--prefecture", "47", "--broker", url, "--lang", "en",
             "--topic-root", tree.root, "--client-id", _uid("sub"), *flags,
-            stdout=stdout, stderr=stderr, env=env)
+            stdout=stdout, stderr=stderr, env=env, preexec_fn=_default_sigint)
         try:
             await _wait_for(lambda: "[47] EXERCISE state: SHELTERING" in out.read_text("utf-8"),
                             what="the subscriber showing the retained state")
@@ -318,32 +325,50 @@ async def _subscriber(broker: MosquittoBroker, tmp_path: Path, tree: TopicTree,
     return out.read_text("utf-8"), err.read_text("utf-8")
 
 
-async def test_subscribe_trust_shows_only_signed_alerts(tmp_path: Path,
-                                                        mosquitto: MosquittoBroker) -> None:
-    """`subscribe --trust`: a signed alert on stdout; a forgery as `rejected TOPIC: REASON`
-    on stderr, its text nowhere."""
-    key = generate()
+@pytest.fixture(params=["5", "3.1.1"])
+async def any_broker(request: pytest.FixtureRequest,
+                     mosquitto: MosquittoBroker) -> AsyncIterator[tuple[str, Protocol]]:
+    """Mosquitto under MQTT 5, or the embedded amqtt (MQTT 3.1.1, the signed envelope)."""
+    if request.param == "5":
+        yield mosquitto.url, "5"
+        return
+    async with EmbeddedBroker() as embedded:
+        yield embedded.url, "3.1.1"
+
+
+async def test_subscribe_trust_shows_only_signed_alerts(
+        tmp_path: Path, any_broker: tuple[str, Protocol]) -> None:
+    """`subscribe --trust`: a signed alert on stdout; an unsigned, a stranger-signed and a
+    tampered forgery each as `rejected TOPIC: REASON` on stderr, their text nowhere."""
+    url, protocol = any_broker
+    key, stranger = generate(), generate()
     _, public = save_key_pair(key, tmp_path / "keys")
     tree = _tree()
     topic = tree.alerts("exercise", "47")
     real, forged = _alert("47", _uid("alertsim.real")), _alert("47", _uid("forged"))
-    async with _client(mosquitto.url, "5") as link:
-        publisher = ClientPublisher(link, "5", key)
+    signed_forged = sign_publication(_kind(topic, _forged(forged), "alert"), stranger,
+                                     protocol)
+    tampered = _tampered(sign_publication(
+        _kind(topic, forged.model_dump_json().encode(), "alert"), key, protocol), protocol)
+    async with _client(url, protocol) as link:
+        publisher = ClientPublisher(link, protocol, key)
         await publisher.publish(_kind(tree.state("exercise", "47"), _state("47"), "state",
                                       retain=True))
 
         async def send() -> None:
-            await publish(link, Publication(topic, _forged(forged)), protocol="5")
+            for forgery in (Publication(topic, _forged(forged)), signed_forged, tampered):
+                await publish(link, forgery, protocol=protocol)
             await publisher.publish(_kind(topic, real.model_dump_json().encode(), "alert"))
             await _wait_for(lambda: real.identifier in (tmp_path / "out.txt").read_text()
-                            and "rejected" in (tmp_path / "err.txt").read_text(),
-                            what="the real alert shown and the forgery rejected")
+                            and (tmp_path / "err.txt").read_text().count("rejected ") >= 3,
+                            what="the real alert shown and three forgeries rejected")
 
-        out, err = await _subscriber(mosquitto, tmp_path, tree,
-                                     ["--trust", str(public)], send)
+        out, err = await _subscriber(url, tmp_path, tree, ["--trust", str(public)], send)
     assert "Missile launch: take shelter" in out
-    assert f"rejected {topic}: {REASON_UNSIGNED}" in err
+    for reason in (REASON_UNSIGNED, f"unknown key {stranger.key_id}", REASON_TAMPERED):
+        assert f"rejected {topic}: {reason}" in err
     assert FORGED_TEXT not in out + err
+    assert "stay calm" not in out + err
     assert forged.identifier not in out + err
     assert UNVERIFIED_WARNING not in err
     assert "Traceback" not in err
@@ -364,7 +389,7 @@ async def test_subscribe_without_trust_warns_once(tmp_path: Path,
             await _wait_for(lambda: real.identifier in (tmp_path / "out.txt").read_text(),
                             what="the unsigned alert shown")
 
-        out, err = await _subscriber(mosquitto, tmp_path, tree, [], send)
+        out, err = await _subscriber(mosquitto.url, tmp_path, tree, [], send)
     assert err.count(UNVERIFIED_WARNING) == 1
     assert UNVERIFIED_WARNING not in out
     assert "Traceback" not in err
