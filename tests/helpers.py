@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import aiomqtt
+
+from alertsim.adapters.mqtt.receiver import Receiver
 
 
 async def receive(client: aiomqtt.Client, count: int,
@@ -17,3 +21,17 @@ async def receive(client: aiomqtt.Client, count: int,
             if len(received) == count:
                 break
     return received
+
+
+@asynccontextmanager
+async def running(receiver: Receiver, timeout_s: float = 10.0) -> AsyncIterator[Receiver]:
+    """The receiver running and subscribed (within `timeout_s`); stopped on exit."""
+    ready = asyncio.Event()
+    task = asyncio.create_task(receiver.run(ready), name=f"test:{receiver.client_id}")
+    try:
+        async with asyncio.timeout(timeout_s):
+            await ready.wait()
+        yield receiver
+    finally:
+        receiver.stop()
+        await task

@@ -346,3 +346,21 @@ def test_report_reader_gone_in_process(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(sys, "stderr", sys.stderr)  # Typer may wrap both streams: restore them
     monkeypatch.setattr(sys, "stdout", ClosedPipe())
     assert main(["report", str(db)]) == 1
+
+
+@pytest.mark.parametrize(("argv", "env", "message"), [
+    (["serve", "--ca-file", "/nope/ca.crt"], {}, "mqtt_ca_file: Path does not point to a file"),
+    (["subscribe", "--prefecture", "47", "--ca-file", "/nope/ca.crt"], {},
+     "mqtt_ca_file: Path does not point to a file"),
+    (["serve"], {"ALERTSIM_SIGNING_KEY": "/nope.key"},
+     "ALERTSIM_SIGNING_KEY: Path does not point to a file"),
+])
+def test_missing_key_or_ca_file_exits_2_before_connecting(
+        argv: list[str], env: dict[str, str], message: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A CA file or signing key that does not exist is bad input (exit 2), not a broker to
+    retry forever."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err

@@ -53,6 +53,7 @@ from alertsim.drills.runner import DrillOptions, run_drill
 from alertsim.service.clock import ScaledClock
 from alertsim.service.service import Service, ServiceConfig
 from alertsim.testing import DEFAULT_LAUNCH_TIME, eventually, make_detection
+from tests.helpers import running
 
 SCRIPT = Path(sys.executable).with_name("alertsim")
 SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "2023-11-21-chollima-1.yaml"
@@ -114,19 +115,6 @@ async def _receipts(url: str, protocol: Protocol, tree: TopicTree) -> AsyncItera
             await asyncio.gather(reader, return_exceptions=True)
 
 
-@asynccontextmanager
-async def _running(receiver: Receiver) -> AsyncIterator[Receiver]:
-    ready = asyncio.Event()
-    task = asyncio.create_task(receiver.run(ready), name=f"test:{receiver.client_id}")
-    try:
-        async with asyncio.timeout(10):
-            await ready.wait()
-        yield receiver
-    finally:
-        receiver.stop()
-        await task
-
-
 def _receiver(url: str, protocol: Protocol, tree: TopicTree, trust: TrustedKeys | None,
               code: str = "01") -> Receiver:
     return Receiver(url=url, protocol=protocol, client_id=_uid("rx"), codes=[code],
@@ -167,7 +155,7 @@ async def _service_link_signs(atlas: Atlas, tmp_path: Path, url: str,
     tree = _tree()
     trusting = _receiver(url, protocol, tree, key.trusted())
     doubting = _receiver(url, protocol, tree, stranger.trusted())
-    async with _running(trusting), _running(doubting), \
+    async with running(trusting), running(doubting), \
             _service(atlas, tmp_path, url, protocol, tree, key) as store, \
             _client(url, protocol) as sensor:
         detection = make_detection((40.6, 126.4), (34.33, 178.57), 30, 100,
@@ -231,7 +219,7 @@ async def _forgery_first(url: str, protocol: Protocol) -> None:
     signed = sign_publication(_kind(topic, real.model_dump_json().encode(), "alert"), key,
                               protocol)
     receiver = _receiver(url, protocol, tree, key.trusted())
-    async with _receipts(url, protocol, tree) as receipts, _running(receiver), \
+    async with _receipts(url, protocol, tree) as receipts, running(receiver), \
             _client(url, protocol) as attacker, _client(url, protocol) as link:
         forgeries = [Publication(topic, _forged(real)),  # same identifier, unsigned
                      sign_publication(_kind(topic, _forged(real), "alert"), stranger,
@@ -270,7 +258,7 @@ async def test_untrusting_receiver_still_unwraps_envelopes(amqtt_broker: Embedde
     tree = _tree()
     receiver = _receiver(amqtt_broker.url, "3.1.1", tree, None)
     real = _alert("01", _uid("alertsim.plain"))
-    async with _receipts(amqtt_broker.url, "3.1.1", tree) as receipts, _running(receiver), \
+    async with _receipts(amqtt_broker.url, "3.1.1", tree) as receipts, running(receiver), \
             _client(amqtt_broker.url, "3.1.1") as link:
         await ClientPublisher(link, "3.1.1", generate()).publish(
             _kind(tree.alerts("exercise", "01"), real.model_dump_json().encode(), "alert"))

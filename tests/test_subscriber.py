@@ -30,6 +30,7 @@ from alertsim.domain.vocabulary import AlertStatus, Status
 from alertsim.errors import InputError
 from alertsim.logs import captured_logs
 from alertsim.testing import eventually
+from tests.helpers import running
 
 SENT = datetime(2023, 11, 21, 13, 46, 5, tzinfo=UTC)  # 22:46:05 JST
 
@@ -65,25 +66,12 @@ async def _send_alert(client: aiomqtt.Client, alert: Alert,
                 alert.model_dump_json().encode())
 
 
-@asynccontextmanager
-async def _running(receiver: Receiver) -> AsyncIterator[Receiver]:
-    ready = asyncio.Event()
-    task = asyncio.create_task(receiver.run(ready), name=f"test:{receiver.client_id}")
-    try:
-        async with asyncio.timeout(5):
-            await ready.wait()
-        yield receiver
-    finally:
-        receiver.stop()
-        await task
-
-
 async def test_receives_own_prefecture_and_national_only(mosquitto: MosquittoBroker) -> None:
     """A receiver gets alerts for its prefecture and national, not another prefecture's."""
     receiver = Receiver(url=mosquitto.url, protocol="5", client_id=_uid("rx"), codes=["47"],
                         persistent=False)
     other, national, mine = _alert("01"), _alert(None), _alert("47")
-    async with _running(receiver), _publisher(mosquitto.url) as pub:
+    async with running(receiver), _publisher(mosquitto.url) as pub:
         for alert in (other, national, mine):
             await _send_alert(pub, alert)
         await eventually(lambda: len(receiver.deliveries) >= 2, what="two deliveries")
@@ -107,7 +95,7 @@ async def test_duplicate_is_shown_once_and_both_acknowledged(mosquitto: Mosquitt
     receipts: list[Receipt] = []
     async with _publisher(mosquitto.url) as watcher:
         await watcher.subscribe(topics.RECEIPTS_ALL, qos=1)
-        async with _running(receiver), _publisher(mosquitto.url) as pub:
+        async with running(receiver), _publisher(mosquitto.url) as pub:
             await _send_alert(pub, alert)
             await _send_alert(pub, alert)
             async with asyncio.timeout(5):
@@ -137,7 +125,7 @@ async def test_async_on_delivery_is_awaited(mosquitto: MosquittoBroker) -> None:
     receiver = Receiver(url=mosquitto.url, protocol="3.1.1", client_id=_uid("rx"),
                         codes=["39"], persistent=False, on_delivery=on_delivery)
     alert = _alert("39")
-    async with _running(receiver), _publisher(mosquitto.url) as pub:
+    async with running(receiver), _publisher(mosquitto.url) as pub:
         await _send_alert(pub, alert)
         await eventually(lambda: seen, what="the async callback ran")
     assert seen == [alert.identifier]
@@ -150,7 +138,7 @@ async def test_malformed_payload_is_skipped(mosquitto: MosquittoBroker) -> None:
     good = _alert("38")
     actual = good.model_dump_json().replace('"Exercise"', '"Actual"').encode()
     with captured_logs() as logs:
-        async with _running(receiver), _publisher(mosquitto.url) as pub:
+        async with running(receiver), _publisher(mosquitto.url) as pub:
             topic = topics.alerts("exercise", "38")
             for payload in (b"not json", b'{"identifier": "x"}', actual):
                 await _send(pub, topic, payload)
@@ -205,12 +193,12 @@ async def test_persistent_session_gets_alert_sent_while_offline(
         return Receiver(url=mosquitto.url, protocol=protocol, client_id=client_id,
                         codes=["46"], national=False)
 
-    async with _running(receiver()):
+    async with running(receiver()):
         pass  # first connection: the broker records the session and its subscriptions
     alert = _alert("46")
     async with _publisher(mosquitto.url) as pub:
         await _send_alert(pub, alert)
-    async with _running(receiver()) as again:
+    async with running(receiver()) as again:
         await eventually(lambda: again.deliveries, what="the queued alert")
     assert [d.identifier for d in again.deliveries] == [alert.identifier]
 
@@ -220,7 +208,7 @@ async def test_reconnects_after_broker_restart(tmp_path: Path) -> None:
     async with MosquittoBroker(data_dir=tmp_path / "broker") as broker:
         receiver = Receiver(url=broker.url, protocol="5", client_id=_uid("rx"), codes=["45"])
         first, second = _alert("45"), _alert("45")
-        async with _running(receiver):
+        async with running(receiver):
             async with _publisher(broker.url) as pub:
                 await _send_alert(pub, first)
             await eventually(lambda: len(receiver.deliveries) == 1, what="first alert")

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Final, Literal, get_args
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, FilePath, SecretStr, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import (
     BaseSettings,
@@ -78,12 +78,12 @@ class ServiceSettings(BaseSettings):
     stale_after_s: float = Field(default=600.0, gt=0.0, le=7 * 24 * 3600.0, allow_inf_nan=False)
     topic_root: str = DEFAULT_ROOT
     # The service's Ed25519 private key (PEM, `alertsim keygen`): alerts and states are signed.
-    signing_key: Path | None = None
+    signing_key: FilePath | None = None
     # Broker credentials and TLS CA (ALERTSIM_MQTT_USERNAME / _PASSWORD / _CA_FILE); they
     # win over credentials in the broker URL. The password never shows in a repr or log.
     mqtt_username: str | None = Field(default=None, min_length=1)
     mqtt_password: SecretStr | None = None
-    mqtt_ca_file: Path | None = None
+    mqtt_ca_file: FilePath | None = None
     log_format: LogFormat = "auto"
     log_level: LogLevel = "info"
 

@@ -28,7 +28,7 @@ from typing import TypeVar
 import structlog
 from pydantic import BaseModel, ValidationError
 
-from alertsim.domain.admission import Limits, Refused, admit_action, admit_detection
+from alertsim.domain.admission import Admission, Limits, Refused, admit_action, admit_detection
 from alertsim.domain.detection import Detection
 from alertsim.domain.lifecycle import EventState, Transition
 from alertsim.domain.messages import Receipt
@@ -172,7 +172,7 @@ class Service:
                  sequence=detection.sequence, alerts=alerts)
         return True
 
-    async def _admit(self, detection: Detection) -> Refused | str:
+    async def _admit(self, detection: Detection) -> Admission:
         known = self.engine.events.get(detection.event_id)
         closed = detection.event_id in self._closed
         recorded = None

@@ -131,12 +131,13 @@ class MqttSettings:
 
 @dataclass(frozen=True)
 class Received:
-    """One incoming message: topic, payload, and what acknowledging it needs."""
+    """One incoming message: topic, payload, MQTT 5 user properties, mid and QoS (to ack)."""
 
     topic: str
     payload: bytes
     mid: int
     qos: int
+    user_properties: tuple[tuple[str, str], ...] = ()
 
 
 class _Client(aiomqtt.Client):
@@ -343,16 +344,15 @@ async def incoming(client: aiomqtt.Client) -> AsyncGenerator[tuple[str, bytes], 
 
 
 async def received(client: aiomqtt.Client) -> AsyncGenerator[Received, None]:
-    """Every message the client receives, with its id for `acknowledge`; BrokerError when
-    the broker is lost."""
+    """Every message the client receives (see `Received`); BrokerError when it is lost."""
     try:
         async for message in client.messages:
             payload = message.payload
-            if isinstance(payload, bytes | bytearray):
-                raw = bytes(payload)
-            else:
-                raw = b"" if payload is None else str(payload).encode()
-            yield Received(str(message.topic), raw, message.mid, message.qos)
+            raw = bytes(payload) if isinstance(payload, bytes | bytearray) else (
+                b"" if payload is None else str(payload).encode())
+            found = getattr(message.properties, "UserProperty", None) or []
+            yield Received(str(message.topic), raw, message.mid, message.qos,
+                           tuple((str(k), str(v)) for k, v in found))
     except aiomqtt.MqttError as exc:
         raise BrokerError(f"lost the broker while reading messages: {exc}") from exc
 

@@ -22,7 +22,7 @@ import contextlib
 import functools
 import inspect
 import re
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +37,7 @@ from alertsim.adapters.mqtt.client import (
     Publication,
     connect,
     publish,
+    received,
     subscribe,
 )
 from alertsim.adapters.mqtt.reconnect import reconnecting
@@ -44,7 +45,7 @@ from alertsim.adapters.mqtt.signing import MalformedEnvelope, TrustedKeys, check
 from alertsim.domain.messages import Alert, PrefectureState, Receipt
 from alertsim.domain.topics import V1, TopicTree
 from alertsim.domain.vocabulary import Status, is_prefecture_code
-from alertsim.errors import BrokerError, InputError, describe_validation_error
+from alertsim.errors import InputError, describe_validation_error
 from alertsim.logs import get_logger
 
 __all__ = [
@@ -91,20 +92,6 @@ async def _call(callback: Callable[..., Awaitable[None] | None], *args: object) 
     result = callback(*args)
     if inspect.isawaitable(result):
         await result
-
-
-async def _incoming(client: aiomqtt.Client,
-                    ) -> AsyncGenerator[tuple[str, bytes, UserProperties], None]:
-    """(topic, payload, MQTT 5 user properties) of every message; BrokerError when lost."""
-    try:
-        async for message in client.messages:
-            payload = message.payload
-            raw = bytes(payload) if isinstance(payload, bytes | bytearray) else (
-                b"" if payload is None else str(payload).encode())
-            found = getattr(message.properties, "UserProperty", None) or []
-            yield str(message.topic), raw, tuple((str(k), str(v)) for k, v in found)
-    except aiomqtt.MqttError as exc:
-        raise BrokerError(f"lost the broker while reading messages: {exc}") from exc
 
 
 class Receiver:
@@ -206,11 +193,12 @@ class Receiver:
             # read loop held the next alert back (~40 ms, Nagle + delayed ACK).
             receipts: asyncio.Queue[Receipt] = asyncio.Queue()
             async with asyncio.TaskGroup() as group, \
-                    contextlib.aclosing(_incoming(client)) as messages:
+                    contextlib.aclosing(received(client)) as messages:
                 group.create_task(self._send_receipts(client, receipts),
                                   name=f"receipts:{self.client_id}")
-                async for topic, payload, properties in messages:
-                    await self._handle(topic, payload, receipts, properties)
+                async for message in messages:
+                    await self._handle(message.topic, message.payload, receipts,
+                                       message.user_properties)
 
     async def _send_receipts(self, client: aiomqtt.Client,
                              receipts: asyncio.Queue[Receipt]) -> None:
