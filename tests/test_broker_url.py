@@ -105,18 +105,21 @@ def test_bad_url_message_hides_the_password() -> None:
     assert "u:***@h/path" in str(caught.value)
 
 
-def test_env_credentials_are_settings_and_hidden(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_env_credentials_are_settings_and_hidden(monkeypatch: pytest.MonkeyPatch,
+                                                 tmp_path: Path) -> None:
     """ALERTSIM_MQTT_USERNAME / _PASSWORD / _CA_FILE load; the password stays out of repr."""
     from alertsim.cli.settings import load_settings
 
+    ca = tmp_path / "ca.crt"  # the CA file must exist: a missing one is bad input
+    ca.write_text("not parsed by the settings", "utf-8")
     monkeypatch.setenv("ALERTSIM_MQTT_USERNAME", "service-exercise")
     monkeypatch.setenv("ALERTSIM_MQTT_PASSWORD", SECRET)
-    monkeypatch.setenv("ALERTSIM_MQTT_CA_FILE", "/x/ca.crt")
+    monkeypatch.setenv("ALERTSIM_MQTT_CA_FILE", str(ca))
     settings = load_settings()
     assert settings.mqtt_username == "service-exercise"
     assert settings.mqtt_password is not None
     assert settings.mqtt_password.get_secret_value() == SECRET
-    assert settings.mqtt_ca_file == Path("/x/ca.crt")
+    assert settings.mqtt_ca_file == ca
     assert SECRET not in repr(settings)
 
 
