@@ -9,11 +9,13 @@ azimuthal equidistant projection centred on the launch (`from_crs`, no cache), p
 the densified track, buffers it in metres, projects the corridor back, and tests it
 against each of the 47 territories in turn (no spatial index, nothing prepared).
 Figures are ratios on a shared, noisy machine; absolute times are indicative only.
+The last line is one JSON object of the figures (all rounds).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import statistics
@@ -148,6 +150,12 @@ def main() -> None:
                   f"{s_med:7.3f}   p99 {f_p99:6.3f} / {s_p99:7.3f}")
     print(f"one-off atlas warm-up at service start: {warm_up_ms:.0f} ms (not in the figures)")
     print(f"same shelter sets: {agree:.1%} (the baseline's planar buffer differs at the edges)")
+    print(json.dumps({"bench": "decide", "detections": len(detections), "rounds": args.rounds,
+                      "median_ms": round(fast_med, 3), "p99_ms": round(fast_p99, 3),
+                      "baseline_median_ms": round(slow_med, 3),
+                      "baseline_p99_ms": round(slow_p99, 3),
+                      "ratio_p99": round(slow_p99 / fast_p99, 1), "target_ms": 2.0,
+                      "target_met": fast_p99 <= 2.0, "same_shelter_sets": round(agree, 4)}))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@
     service    imports no cli and no drills; no adapters either, but for its composition
                root `alertsim.service.run`
     adapters   import no cli and no drills
+    web        (the map and dashboard, an adapter) imports no cli and no drills; service
+               imports it only in its composition root `alertsim.service.run`
     cli        imported by nothing but itself (settings are read at the edge)
     everything no import cycles; modules up to 400 lines, functions up to 50
 """
@@ -103,6 +105,13 @@ def test_service_and_adapters_import_no_cli_or_drills() -> None:
     forbidden = ("alertsim.cli", "alertsim.drills")
     assert violations("alertsim.service", forbidden) == []
     assert violations("alertsim.adapters", forbidden) == []
+
+
+def test_web_is_an_adapter() -> None:
+    """The map and dashboard reach no CLI or drill code; only `service.run` wires them in."""
+    assert violations("alertsim.web", ("alertsim.cli", "alertsim.drills")) == []
+    assert violations("alertsim.service", ("alertsim.web",),
+                      exempt=("alertsim.service.run",)) == []
 
 
 def test_service_core_imports_no_adapter() -> None:

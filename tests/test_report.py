@@ -275,7 +275,7 @@ async def test_markdown_shows_verdict_and_tables(store: Store, tmp_path: Path) -
     assert "- 01: rx-01 acknowledged [shelter, cancel]" in failed
     assert "| Prefecture | Stages sent | Acknowledged | p50 ms | p99 ms | max ms | Missed | Duplicates |" in failed
     assert failed.index("## Expectations") < failed.index("## Per prefecture") < failed.index("## Timeline")
-    assert "| A2 | alertsim/v1/exercise/alerts/01 | yes |" in failed
+    assert "| 2 | A2 | exercise/alerts/01 |" in failed
 
     async with await Store.open(tmp_path / "passing.db") as passing_store:
         await hokkaido_drill(passing_store)

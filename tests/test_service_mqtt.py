@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -222,5 +223,9 @@ async def test_mqtt5_properties_on_alerts(broker: MosquittoBroker,
              for name in ("ContentType", "MessageExpiryInterval", "UserProperty")}
     assert props["ContentType"] == "application/json"
     assert props["MessageExpiryInterval"] >= 60
-    assert dict(props["UserProperty"]) == {"kind": "alert", "identifier": alert.identifier,
-                                           "msgType": "Alert", "stage": "shelter"}
+    user = dict(props["UserProperty"])
+    # `sent-at`: wall-clock ms since the epoch when the service published it (fleet latency)
+    sent_at = int(user.pop("sent-at"))
+    assert abs(sent_at / 1000 - time.time()) < 600
+    assert user == {"kind": "alert", "identifier": alert.identifier,
+                    "msgType": "Alert", "stage": "shelter"}

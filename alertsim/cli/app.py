@@ -19,7 +19,18 @@ from typing import Annotated
 import typer
 
 from alertsim import __version__
-from alertsim.cli import decide, drill, keys, security, service, subscribe
+from alertsim.cli import (
+    cap,
+    conformance,
+    decide,
+    drill,
+    fleet,
+    keys,
+    operator,
+    security,
+    service,
+    subscribe,
+)
 from alertsim.cli.options import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from alertsim.errors import AlertSimError, InputError, ScenarioError
 
@@ -40,10 +51,15 @@ app.command("drill")(drill.drill_command)
 app.command("serve")(service.serve_command)
 app.command("detect")(service.detect_command)
 app.command("subscribe")(subscribe.subscribe_command)
+app.command("fleet")(fleet.fleet_command)
 app.command("report")(drill.report_command)
 app.command("replay")(drill.replay_command)
 app.command("broker-config")(security.broker_config_command)
 app.command("keygen")(keys.keygen_command)
+app.command("cancel")(operator.cancel_command)
+app.command("close")(operator.close_command)
+app.command("conformance")(conformance.conformance_command)
+app.command("export-cap")(cap.export_cap_command)
 
 
 @dataclass

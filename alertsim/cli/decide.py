@@ -13,6 +13,9 @@ from alertsim.cli.options import EXIT_OK
 from alertsim.cli.render import decision_text
 from alertsim.data import load_atlas
 from alertsim.domain.detection import Detection
+from alertsim.domain.messages import Alert, PrefectureState, Receipt
+from alertsim.domain.notices import ErrorReport, ServiceStatus
+from alertsim.domain.timeline import OperatorAction
 from alertsim.domain.vocabulary import DEFAULT_POLICY, Policy
 from alertsim.domain.warnings import Decision, decide
 from alertsim.errors import InputError, describe_validation_error
@@ -20,8 +23,14 @@ from alertsim.errors import InputError, describe_validation_error
 __all__ = ["SCHEMAS", "decide_command", "read_detection", "schema_command", "schema_of"]
 
 DecisionFormat = Literal["json", "text"]
-SchemaName = Literal["detection", "decision"]
-SCHEMAS: dict[SchemaName, type[BaseModel]] = {"detection": Detection, "decision": Decision}
+SchemaName = Literal["detection", "decision", "alert", "state", "receipt", "error",
+                     "operator", "status"]
+# Every payload of the message contract, by the name `alertsim schema NAME` takes; the
+# committed copies are docs/schema/NAME.schema.json (tests/test_contract_schemas.py).
+SCHEMAS: dict[SchemaName, type[BaseModel]] = {
+    "detection": Detection, "decision": Decision, "alert": Alert, "state": PrefectureState,
+    "receipt": Receipt, "error": ErrorReport, "operator": OperatorAction,
+    "status": ServiceStatus}
 
 DetectionArgument = Annotated[Path, typer.Argument(
     metavar="DETECTION", help="detection v1 JSON file ('-' for stdin)")]

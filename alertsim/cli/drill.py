@@ -6,14 +6,19 @@ from typing import Annotated, Literal
 
 import typer
 
+from alertsim.cli.cap import CapOption
 from alertsim.cli.options import (
     EXIT_FAILED,
     EXIT_OK,
     BrokerOption,
     CaFileOption,
+    DashboardOption,
+    DashboardPortOption,
     LogLevelOption,
+    MetricsPortOption,
     QuietLogLevelOption,
     broker_url,
+    dashboard_port,
     positive_number,
 )
 from alertsim.cli.options import topic_root as topic_root_text
@@ -22,8 +27,26 @@ from alertsim.errors import InputError
 
 __all__ = ["drill_command", "replay_command", "report_command"]
 
-ReportFormat = Literal["markdown", "json"]
+ReportFormat = Literal["markdown", "json", "html"]
 DbArgument = Annotated[Path, typer.Argument(metavar="DB", help="SQLite record of a drill")]
+
+
+def _fault(text: str) -> str:
+    """A `--fault` value (drills/faults.py imported only when the flag is used)."""
+    from alertsim.drills.faults import fault_kind
+
+    try:
+        return fault_kind(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+FaultOption = Annotated[list[str] | None, typer.Option(
+    "--fault", parser=_fault, metavar="KIND",
+    help="inject a fault between the service and the reference receivers: duplicate, "
+         "delay, reorder, drop-connection or late-join; repeat for more")]
+FaultSeedOption = Annotated[int, typer.Option(
+    metavar="N", help="seed of the faults' random choices")]
 
 
 def drill_command(
@@ -48,10 +71,18 @@ def drill_command(
         help="topic root (default: the drill's own, alertsim/v1/drills/DRILL_ID, which "
              "no `serve` reads)")] = None,
     ca_file: CaFileOption = None,
+    cap: CapOption = False,
+    dashboard: DashboardOption = False,
+    port: DashboardPortOption = None,
+    faults: FaultOption = None,
+    fault_seed: FaultSeedOption = 0,
+    metrics_port: MetricsPortOption = None,
 ) -> int:
     """Play a scenario end to end and report deliveries.
 
-    Exit 1 when an expectation fails, 2 on a bad scenario or flag.
+    With --dashboard the drill keeps running after its timeline, for the operator to look
+    and act, until Ctrl-C; then it writes its report. Exit 1 when an expectation fails, 2
+    on a bad scenario or flag.
     """
     from alertsim.drills import runner
 
@@ -63,18 +94,30 @@ def drill_command(
         update={"broker_url": broker}))
     outcome = asyncio.run(runner.run_drill(runner.DrillOptions(
         scenario_path=scenario, speed=speed, broker_url=url, extra_receivers=receivers,
-        db=db, reports_dir=reports, topic_root=topic_root, ca_file=settings.mqtt_ca_file)))
+        db=db, reports_dir=reports, topic_root=topic_root, ca_file=settings.mqtt_ca_file,
+        cap=cap, dashboard_port=dashboard_port(dashboard, port),
+        faults=tuple(dict.fromkeys(faults or ())), fault_seed=fault_seed,
+        metrics_port=metrics_port)))
     return EXIT_OK if outcome.passed else EXIT_FAILED
 
 
-async def _rebuild(db: Path, event: str | None, output: ReportFormat, out: Path | None) -> str:
+async def _rebuild(db: Path, event: str | None, output: ReportFormat,
+                   out: Path | None) -> str:
+    """The report in `output` form; with `out`, written there too (see report_command)."""
     from alertsim.adapters.sqlite.store import Store
     from alertsim.drills.report import build_report, render_markdown, write_report
+    from alertsim.drills.report.html import build_html, write_html
 
+    stem = db.stem + (f"-{event}" if event else "")
     async with await Store.open(db) as store:
         report = await build_report(store, event_id=event)
-    if out is not None:
-        await write_report(report, out, db.stem + (f"-{event}" if event else ""))
+        if output == "html":
+            if out is None:
+                return await build_html(store, report)
+            return f"wrote {await write_html(store, report, out)}"
+        if out is not None:
+            await write_report(report, out, stem)
+            await write_html(store, report, out / f"{stem}.html")
     return report.model_dump_json(indent=2) if output == "json" else render_markdown(report)
 
 
@@ -83,11 +126,18 @@ def report_command(
     event: Annotated[str | None, typer.Option(metavar="ID", help="only this event")] = None,
     output: Annotated[ReportFormat, typer.Option("--format", help="output form")] = "markdown",
     out: Annotated[Path | None, typer.Option(
-        metavar="DIR", help="also write the .md and .json here")] = None,
+        metavar="PATH",
+        help="html: the file to write (a folder: DB.html in it) instead of printing the page; "
+             "markdown, json: a folder that also gets the .md, .json and .html")] = None,
 ) -> int:
-    """Rebuild a drill report from its SQLite record alone."""
+    """Rebuild a drill report from its SQLite record alone.
+
+    Exit 2 when the record or --event is not there.
+    """
     if not db.exists():
         raise InputError(str(db), ["no such SQLite record"])
+    if output == "html" and out is not None and out.is_dir():
+        out = out / f"{db.stem + (f'-{event}' if event else '')}.html"
     print(asyncio.run(_rebuild(db, event, output, out)))
     return EXIT_OK
 

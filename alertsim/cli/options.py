@@ -25,11 +25,14 @@ __all__ = [
     "EXIT_OK",
     "BrokerOption",
     "CaFileOption",
+    "DashboardOption",
+    "DashboardPortOption",
     "LogLevelOption",
     "QuietLogLevelOption",
     "StatusOption",
     "TopicRootOption",
     "broker_url",
+    "dashboard_port",
     "positive_number",
     "prefecture",
     "status",
@@ -105,3 +108,19 @@ LogLevelOption = Annotated[LogLevel | None, typer.Option(
     case_sensitive=False, help="log level (env ALERTSIM_LOG_LEVEL, default info)")]
 QuietLogLevelOption = Annotated[LogLevel | None, typer.Option(
     case_sensitive=False, help="log level (env ALERTSIM_LOG_LEVEL, default warning)")]
+DashboardOption = Annotated[bool, typer.Option(
+    "--dashboard", help="serve the live map dashboard on 127.0.0.1 (its URL is printed)")]
+DashboardPortOption = Annotated[int | None, typer.Option(
+    "--port", min=0, max=65535, metavar="N",
+    help="the dashboard's port (default 0: any free port); needs --dashboard")]
+
+
+def dashboard_port(dashboard: bool, port: int | None) -> int | None:
+    """The port to serve the dashboard on, or None for no dashboard."""
+    if port is not None and not dashboard:
+        raise InputError("--port", ["only with --dashboard"])
+    return (port or 0) if dashboard else None
+
+MetricsPortOption = Annotated[int | None, typer.Option(
+    "--metrics-port", min=0, max=65535, metavar="PORT",
+    help="serve Prometheus metrics at http://HOST:PORT/metrics (0: any free port, shown)")]

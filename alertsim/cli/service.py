@@ -1,30 +1,86 @@
 """`alertsim serve` (the service against a broker) and `alertsim detect` (a detection by hand)."""
 
 import asyncio
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import SecretStr
 
+from alertsim.cli.cap import CapOption
 from alertsim.cli.decide import DetectionArgument, read_detection
 from alertsim.cli.options import (
     EXIT_OK,
     BrokerOption,
     CaFileOption,
+    DashboardOption,
+    DashboardPortOption,
     LogLevelOption,
+    MetricsPortOption,
     StatusOption,
     TopicRootOption,
+    dashboard_port,
 )
-from alertsim.cli.settings import MqttProtocol, broker_url_of, settings_and_logging
+from alertsim.cli.settings import (
+    MqttProtocol,
+    ServiceSettings,
+    broker_url_of,
+    settings_and_logging,
+)
 from alertsim.domain.vocabulary import Policy
+from alertsim.errors import InputError
+
+if TYPE_CHECKING:
+    from alertsim.service.service import ServiceConfig
 
 __all__ = ["detect_command", "serve_command"]
 
 
 def _password(secret: SecretStr | None) -> str | None:
     return None if secret is None else secret.get_secret_value()
+
+
+MIN_IDENTITY_SECRET_BYTES = 32
+IdentitySecretOption = Annotated[Path | None, typer.Option(
+    "--identity-secret-file", metavar="FILE",
+    help="a secret shared by redundant services, so they publish identical identifiers "
+         "(at least 32 bytes; env ALERTSIM_IDENTITY_SECRET_FILE)")]
+
+
+def read_identity_secret(path: Path | None) -> bytes | None:
+    """The shared identity secret in `path` (surrounding whitespace dropped), or None;
+    InputError naming the file when it cannot be read or is too short. Never echoed."""
+    if path is None:
+        return None
+    try:
+        secret = path.read_bytes().strip()
+    except OSError as exc:
+        raise InputError(source=str(path), problems=[
+            f"cannot read: {exc.strerror or exc}"]) from exc
+    if len(secret) < MIN_IDENTITY_SECRET_BYTES:
+        raise InputError(source=str(path), problems=[
+            f"an identity secret needs at least {MIN_IDENTITY_SECRET_BYTES} bytes (found "
+            f"{len(secret)}); make one with `openssl rand -hex 32`"])
+    return secret
+
+
+PublishWindowOption = Annotated[int, typer.Option(
+    "--publish-window", min=1, max=1000, metavar="N",
+    help="QoS 1 publishes awaiting their PUBACK at once (1: the serial pump, a baseline)")]
+
+
+def _service_config(settings: ServiceSettings) -> "ServiceConfig":
+    from alertsim.domain.admission import Limits
+    from alertsim.domain.topics import TopicTree
+    from alertsim.service.service import ServiceConfig
+
+    return ServiceConfig(status=settings.status, policy=settings.policy,
+                         sender=settings.sender, max_payload_bytes=settings.max_payload_bytes,
+                         close_after=timedelta(seconds=settings.close_after_s),
+                         limits=Limits(stale_after=timedelta(seconds=settings.stale_after_s)),
+                         topics=TopicTree(settings.topic_root))
 
 
 def serve_command(
@@ -47,32 +103,33 @@ def serve_command(
              "keygen`; env ALERTSIM_SIGNING_KEY)")] = None,
     log_level: LogLevelOption = None,
     ca_file: CaFileOption = None,
+    identity_secret_file: IdentitySecretOption = None,
+    cap: CapOption = False,
+    dashboard: DashboardOption = False,
+    port: DashboardPortOption = None,
+    metrics_port: MetricsPortOption = None,
+    publish_window: PublishWindowOption = 64,
 ) -> int:
     """Run the service against a broker until interrupted."""
     from alertsim.adapters.mqtt.signing import load_signing_key
-    from alertsim.domain.admission import Limits
-    from alertsim.domain.topics import TopicTree
-    from alertsim.service.run import ServeOptions, serve
-    from alertsim.service.service import ServiceConfig
+    from alertsim.service.run import ServeOptions, run_serve
 
     settings = settings_and_logging(broker_url=broker, db=db, policy=policy, status=status,
                                     mqtt_protocol=protocol, topic_root=topic_root,
                                     stale_after_s=stale_after, log_level=log_level,
-                                    signing_key=signing_key,
-                                    mqtt_ca_file=ca_file)
+                                    signing_key=signing_key, mqtt_ca_file=ca_file,
+                                    identity_secret_file=identity_secret_file)
     signer = None if settings.signing_key is None else load_signing_key(settings.signing_key)
-    config = ServiceConfig(status=settings.status, policy=settings.policy,
-                           sender=settings.sender, max_payload_bytes=settings.max_payload_bytes,
-                           close_after=timedelta(seconds=settings.close_after_s),
-                           limits=Limits(stale_after=timedelta(seconds=settings.stale_after_s)),
-                           topics=TopicTree(settings.topic_root))
-    asyncio.run(serve(ServeOptions(config=config, db=settings.db,
-                                   broker_url=settings.broker_url,
-                                   mqtt_protocol=settings.mqtt_protocol,
-                                   client_id=settings.client_id, signer=signer,
-                                   username=settings.mqtt_username,
-                                   password=_password(settings.mqtt_password),
-                                   ca_file=settings.mqtt_ca_file)))
+    secret = read_identity_secret(settings.identity_secret_file)
+    config = replace(_service_config(settings), publish_window=publish_window)
+    run_serve(ServeOptions(config=config, db=settings.db, metrics_port=metrics_port,
+                           broker_url=settings.broker_url,
+                           mqtt_protocol=settings.mqtt_protocol,
+                           client_id=settings.client_id, signer=signer, cap=cap,
+                           username=settings.mqtt_username,
+                           password=_password(settings.mqtt_password),
+                           ca_file=settings.mqtt_ca_file, identity_secret=secret,
+                           dashboard_port=dashboard_port(dashboard, port)))
     return EXIT_OK
 
 

@@ -79,6 +79,9 @@ class ServiceSettings(BaseSettings):
     topic_root: str = DEFAULT_ROOT
     # The service's Ed25519 private key (PEM, `alertsim keygen`): alerts and states are signed.
     signing_key: FilePath | None = None
+    # Redundant services share the secret in this file, so they mint identical identifiers
+    # (docs/redundancy.md); its content is read by `serve` alone and never logged.
+    identity_secret_file: FilePath | None = None
     # Broker credentials and TLS CA (ALERTSIM_MQTT_USERNAME / _PASSWORD / _CA_FILE); they
     # win over credentials in the broker URL. The password never shows in a repr or log.
     mqtt_username: str | None = Field(default=None, min_length=1)

@@ -3,13 +3,23 @@
 With `--trust FILE` (repeatable) only alerts and states signed by one of those public keys
 are shown; each other one is reported on stderr as `rejected TOPIC: REASON`, never its
 text. Without it the subscriber says once, on stderr, that it cannot verify what it shows.
+
+`--format json` prints, instead, one JSON object per message as it arrived (duplicates
+included, flushed per line, for scripts and `jq`): `topic`, `received_at`, `retained`,
+`user_properties` (MQTT 5) and `payload` (the JSON, unwrapped from a 3.1.1 signature
+envelope; null when empty), or `payload_text` / `payload_base64` when it is not JSON.
+Either way the subscriber is a full receiver: de-duplication, receipts, held Updates.
+`--conformance` makes it obey `alertsim conformance`'s control topic.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal, TextIO
 
@@ -33,22 +43,78 @@ from alertsim.domain.vocabulary import Status
 
 if TYPE_CHECKING:
     from alertsim.adapters.mqtt.client import Protocol
-    from alertsim.adapters.mqtt.receiver import Delivery
+    from alertsim.adapters.mqtt.receiver import Delivery, RawMessage
     from alertsim.adapters.mqtt.signing import TrustedKeys
 
-__all__ = ["UNVERIFIED_WARNING", "run_subscriber", "subscribe_command"]
+__all__ = ["UNVERIFIED_WARNING", "json_line", "run_subscriber", "subscribe_command"]
+
+OutputFormat = Literal["human", "json"]
 
 UNVERIFIED_WARNING = ("alertsim subscribe: WARNING: no --trust key given, so what is shown "
                       "here is NOT verified; anyone who can publish to this broker can forge "
                       "it. Give the service's public key with --trust FILE.")
 
 
+def json_line(message: RawMessage) -> str:
+    """One message as one line of JSON (see the module docstring)."""
+    line: dict[str, object] = {
+        "topic": message.topic, "received_at": message.received_at.isoformat(),
+        "retained": message.retained, "user_properties": dict(message.user_properties)}
+    if not message.payload:
+        line["payload"] = None
+    else:
+        try:
+            line["payload"] = json.loads(message.payload)
+        except ValueError:  # not JSON (or not UTF-8)
+            try:
+                line["payload_text"] = message.payload.decode("utf-8")
+            except UnicodeDecodeError:
+                line["payload_base64"] = base64.b64encode(message.payload).decode("ascii")
+    return json.dumps(line, ensure_ascii=False, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class _Console:
+    """Where the subscriber writes: alerts and states for people, or JSON lines."""
+
+    out: TextIO
+    err: TextIO
+    lang: Lang
+    output: OutputFormat
+
+    def write(self, text: str) -> None:
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    def complain(self, text: str) -> None:
+        self.err.write(text + "\n")
+        self.err.flush()
+
+    def state(self, state: PrefectureState | None, code: str) -> None:
+        if self.output == "human":
+            self.write(render_state(state, code))
+
+    def alert(self, delivery: Delivery) -> None:
+        if self.output == "human":
+            self.write("\n" + render_alert(delivery.alert, self.lang) + "\n")
+
+    def raw(self, message: RawMessage) -> None:
+        self.write(json_line(message))
+
+    def rejected(self, topic: str, reason: str) -> None:
+        self.complain(f"rejected {topic}: {reason}")
+
+
 async def run_subscriber(*, url: str, codes: Sequence[str], lang: Lang, status: Status,
                          client_id: str, protocol: Protocol | Literal["auto"] = "auto",
                          tree: TopicTree = V1, out: TextIO | None = None,
                          trust: TrustedKeys | None = None, err: TextIO | None = None,
-                         ca_file: Path | None = None) -> None:
+                         ca_file: Path | None = None, output: OutputFormat = "human",
+                         control: bool = False) -> None:
     """Print the retained state of `codes`, then every new alert, until cancelled.
+
+    `output="json"`: one `json_line` per alert or state message instead. `control`: obey
+    the conformance control topic (rejoin when asked).
 
     With `trust`, only what one of its keys signed is printed; `rejected TOPIC: REASON` goes
     to `err` (default stderr) for the rest. Without it, `err` gets UNVERIFIED_WARNING once.
@@ -56,37 +122,21 @@ async def run_subscriber(*, url: str, codes: Sequence[str], lang: Lang, status: 
     from alertsim.adapters.mqtt.client import negotiate_protocol
     from alertsim.adapters.mqtt.receiver import Receiver
 
-    stream = out or sys.stdout
-
-    def write(text: str) -> None:
-        stream.write(text + "\n")
-        stream.flush()
-
-    def show_state(state: PrefectureState | None, code: str) -> None:
-        write(render_state(state, code))
-
-    def show_alert(delivery: Delivery) -> None:
-        write("\n" + render_alert(delivery.alert, lang) + "\n")
-
-    def complain(text: str) -> None:
-        errors = err or sys.stderr
-        errors.write(text + "\n")
-        errors.flush()
-
-    def show_rejected(topic: str, reason: str) -> None:
-        complain(f"rejected {topic}: {reason}")
-
+    console = _Console(out or sys.stdout, err or sys.stderr, lang, output)
     chosen: Protocol = (await negotiate_protocol(url, ca_file=ca_file) if protocol == "auto"
                         else protocol)
     receiver = Receiver(url=url, protocol=chosen, client_id=client_id, codes=codes,
                         status=status, national=True, persistent=True, tree=tree,
-                        on_delivery=show_alert, on_state=show_state,
-                        trust=trust, on_rejected=show_rejected, ca_file=ca_file)
+                        on_delivery=console.alert, on_state=console.state,
+                        trust=trust, on_rejected=console.rejected, ca_file=ca_file,
+                        control=control, on_message=console.raw if output == "json" else None)
     if trust is None:
-        complain(UNVERIFIED_WARNING)
-    write(f"alertsim subscriber {client_id}: {status} alerts for {', '.join(receiver.codes)} "
-          f"and national, under {tree.root}/ on {redacted(url)} (MQTT {chosen}); "
-          "Ctrl-C to stop")
+        console.complain(UNVERIFIED_WARNING)
+    banner = (f"alertsim subscriber {client_id}: {status} alerts for "
+              f"{', '.join(receiver.codes)} and national, under {tree.root}/ on "
+              f"{redacted(url)} (MQTT {chosen}); Ctrl-C to stop")
+    # JSON lines on stdout stay pure JSON: the banner goes to stderr then.
+    (console.write if output == "human" else console.complain)(banner)
     await receiver.run()
 
 
@@ -105,8 +155,14 @@ def subscribe_command(
         "--trust", metavar="FILE",
         help="show only what this Ed25519 public key (PEM) signed; repeat for more")] = None,
     ca_file: CaFileOption = None,
+    output: Annotated[OutputFormat, typer.Option(
+        "--format", help="human: alerts as people read them; json: one line per message")
+    ] = "human",
+    conformance: Annotated[bool, typer.Option(
+        "--conformance",
+        help="obey `alertsim conformance` on {root}/conformance/control/CLIENT_ID")] = False,
 ) -> int:
-    """Print alerts for some prefectures as people read them."""
+    """Print alerts for some prefectures as people read them (or as JSON lines)."""
     from alertsim.adapters.mqtt.client import wait_for_protocol
 
     settings = settings_and_logging(quiet=True, broker_url=broker, status=status,
@@ -126,7 +182,7 @@ def subscribe_command(
                              status=settings.status, protocol=protocol,
                              tree=TopicTree(settings.topic_root),
                              client_id=client_id or default_client_id(wanted),
-                             trust=trust)
+                             trust=trust, output=output, control=conformance)
 
     asyncio.run(go())
     return EXIT_OK

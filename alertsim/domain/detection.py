@@ -99,7 +99,7 @@ class Uncertainty(Frozen):
 
 
 class Detection(Frozen):
-    """One detection update (contract v1); see docs/detection.schema.json."""
+    """One detection update (contract v1); see docs/schema/detection.schema.json."""
 
     event_id: EventId
     sequence: int = Field(ge=1, le=MAX_SEQUENCE, strict=True)

@@ -12,12 +12,15 @@ detection sequence, or an event already closed, returns the state unchanged and 
 alerts. Identifiers are minted from the event's nonce and a counter, so they are never
 reused across runs (a new nonce each time an event is first seen) yet stable within one,
 and end in a MAC keyed by the event's unpublished secret, so they cannot be predicted.
+With a shared identity (redundant services, docs/redundancy.md) the nonce and secret derive
+from a secret the services share, and the counter gives way to the sequence that opened the
+place's warning: identifiers then depend only on (event, sequence, stage, prefecture).
 """
 
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal, NamedTuple
 
 from pydantic import AwareDatetime, Field
@@ -44,6 +47,9 @@ class PlaceState(Frozen):
     status: PlaceStatus
     stages: tuple[Stage, ...] = ()
     references: tuple[str, ...] = ()  # CAP references of everything sent to this place
+    # The detection sequence whose shelter opened this place's current warning (0: none
+    # yet); a shared identity keys identifiers by it rather than by the event's counter.
+    since_sequence: int = 0
 
 
 class EventState(Frozen):
@@ -52,6 +58,9 @@ class EventState(Frozen):
     # Never published: keys the last part of every identifier, so no one can predict the
     # next identifier from earlier public alerts (and pre-empt it with a forgery).
     secret: str = ""
+    # True: nonce and secret derive from the services' shared secret (`shared_identity`),
+    # and identifiers from (event, sequence, stage, prefecture) rather than the counter.
+    shared_identity: bool = False
     status: AlertStatus
     sender: str
     object: ObjectKind
@@ -70,19 +79,33 @@ class Transition(NamedTuple):
 
 
 def new_event(detection: Detection, *, nonce: str, status: AlertStatus,
-              sender: str, secret: str = "") -> EventState:
+              sender: str, secret: str = "", shared_identity: bool = False) -> EventState:
     return EventState(event_id=detection.event_id, nonce=nonce, secret=secret, status=status,
-                      sender=sender, object=detection.object)
+                      sender=sender, object=detection.object, shared_identity=shared_identity)
 
 
-def identifier(state: EventState, counter: int, stage: Stage, code: str | None) -> str:
+def shared_identity(detection: Detection, shared_secret: bytes) -> tuple[str, str]:
+    """(nonce, secret) of a new event for services sharing `shared_secret`: the same in
+    every one of them (from the event id and launch time), unguessable without it."""
+    key = hashlib.blake2b(shared_secret, digest_size=64).digest()  # any length -> one key
+    launch = detection.launch.time.astimezone(UTC).isoformat()
+    digest = hashlib.blake2b(f"alertsim.identity.v1|{detection.event_id}|{launch}".encode(),
+                             key=key, digest_size=36).hexdigest()
+    return digest[:8], digest[8:]
+
+
+def identifier(state: EventState, counter: int, stage: Stage, code: str | None,
+               since_sequence: int = 0) -> str:
     """`alertsim.NONCE.EVENT.COUNTER.STAGE.PLACE.MAC`: readable, never reused (a fresh
     nonce per event, a counter within it), and unguessable (MAC keyed by the event's
-    unpublished secret)."""
+    unpublished secret). With a shared identity, `since_sequence` (the sequence that
+    opened the place's warning) stands in for the counter: services whose timers and
+    inputs interleave differently still mint the same identifier for the same alert."""
     place = code or "national"
-    mac = hashlib.blake2b(f"{state.event_id}|{counter}|{stage}|{place}".encode(),
+    number = since_sequence if state.shared_identity else counter
+    mac = hashlib.blake2b(f"{state.event_id}|{number}|{stage}|{place}".encode(),
                           key=state.secret.encode()[:64], digest_size=8).hexdigest()
-    return f"alertsim.{state.nonce}.{state.event_id}.{counter:04d}.{stage}.{place}.{mac}"
+    return f"alertsim.{state.nonce}.{state.event_id}.{number:04d}.{stage}.{place}.{mac}"
 
 
 class _Draft:
@@ -105,8 +128,10 @@ class _Draft:
             msg_type, previous = "Alert", ()
         self.counter += 1
         code = place.code if place is not None else None
+        since = place.since_sequence if place is not None and stage != "shelter" else 0
+        since = since or self.sequence
         alert = build_alert(
-            identifier=identifier(self.state, self.counter, stage, code),
+            identifier=identifier(self.state, self.counter, stage, code, since),
             sender=self.state.sender, status=self.state.status, sent=self.now,
             msg_type=msg_type, stage=stage, texts=body, event_id=self.state.event_id,
             sequence=self.sequence, object_kind=self.state.object, code=code,
@@ -120,6 +145,7 @@ class _Draft:
             "stages": (*place.stages, stage),
             "references": (*previous, alert.reference()),
             "status": status or place.status,
+            "since_sequence": since,
         })
 
     def done(self, **changes: object) -> Transition:

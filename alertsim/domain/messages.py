@@ -163,8 +163,23 @@ def build_alert(*, identifier: str, sender: str, status: AlertStatus, sent: date
     )
 
 
+Outcome = Literal["shown", "ignored"]
+Via = Literal["alert", "state"]
+
+
 class Receipt(Frozen):
-    """A receiver's acknowledgement of one delivery (duplicates are acknowledged too)."""
+    """A receiver's acknowledgement of one delivery (duplicates are acknowledged too).
+
+    The receipt contract for client developers (`docs/clients.md`); every field after
+    `duplicate` is optional, so receipts of older receivers stay valid:
+
+    - `outcome`: `shown` (presented to people) or `ignored` (received and deliberately not
+      shown: a duplicate, or an alert already superseded by one that refers to it).
+    - `via`: `alert` (the alert itself arrived) or `state` (a receiver that joined late
+      learned the identifier from the retained state topic and shows that stage).
+    - `belief`: the prefecture's state for this message's event as the receiver believes
+      it after handling the message, in the form of a retained state's event entry.
+    """
 
     client_id: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
     identifier: Identifier
@@ -172,6 +187,9 @@ class Receipt(Frozen):
     prefecture: PrefectureCode | None = None
     stage: Stage | None = None
     duplicate: bool = False
+    outcome: Outcome | None = None
+    via: Via = "alert"
+    belief: PlaceEvent | None = None
 
 
 class PlaceEvent(Frozen):
@@ -181,13 +199,23 @@ class PlaceEvent(Frozen):
     sheltering: bool
 
 
+STATE_EVENTS_MAX = 10  # a state lists at most this many events, so it stays small
+
+
 class PrefectureState(Frozen):
-    """Retained on the state topic: what a receiver connecting late must know."""
+    """Retained on the state topic: what a receiver connecting late must know.
+
+    Bounded however many events are open: `events` lists at most STATE_EVENTS_MAX of the
+    prefecture's open events, sheltering ones first, then the most recently updated;
+    `open_events` counts them all (absent in states from before the bound: 0, and then
+    `events` is complete).
+    """
 
     code: PrefectureCode
     status: AlertStatus
     updated: AwareDatetime
-    events: tuple[PlaceEvent, ...]
+    events: tuple[PlaceEvent, ...] = Field(max_length=STATE_EVENTS_MAX)
+    open_events: int = Field(default=0, ge=0)
 
     @property
     def sheltering(self) -> bool:

@@ -7,9 +7,13 @@ with the ticks (window ends, automatic closes) the service would schedule. Tests
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Annotated
+
+from pydantic import Field
 
 from alertsim.domain import lifecycle
 from alertsim.domain.detection import Detection, EventId
@@ -20,12 +24,18 @@ from alertsim.domain.prefectures import Atlas
 from alertsim.domain.vocabulary import Action, AlertStatus, Policy
 from alertsim.domain.warnings import decide
 
+RequestId = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$",
+                                 description="1-64 characters of [A-Za-z0-9._-]")]
+
 
 class OperatorAction(Frozen):
     """An operator's command for one event: the payload of the operator topic."""
 
     action: Action
     event_id: EventId
+    # Optional, chosen by the sender: a refusal's excerpt on the errors topic carries the
+    # whole payload, this id included, so `alertsim cancel/close` can tell its own refusal.
+    request_id: RequestId | None = None
 
 
 TimelineInput = Detection | OperatorAction
@@ -37,9 +47,32 @@ class Sent:
     alert: Alert
 
 
+# (not sheltering, minus the POSIX time of the latest message, event id): smaller first
+StateRank = tuple[bool, float, str]
+
+
+def state_rank(state: EventState, code: str) -> StateRank | None:
+    """Where the event stands in prefecture `code`'s retained state: sheltering events
+    first, then the most recently updated, then by id; None when it is not listed there
+    (closed, or nothing sent to that place)."""
+    place = state.places.get(code)
+    if place is None or state.closed or not place.references:
+        return None
+    sent = datetime.fromisoformat(place.references[-1].rsplit(",", 1)[1])
+    return (place.status != "sheltering", -sent.timestamp(), state.event_id)
+
+
 @dataclass
 class Engine:
-    """Events by id and the pure transitions between them; the service wraps one."""
+    """Events by id and the pure transitions between them; the service wraps one.
+
+    Two indexes keep the work per input small however many events are open: a heap of
+    (deadline, event id) so the next deadline and the events due are found without
+    visiting every event, and the open events of each prefecture with their `state_rank`,
+    so a prefecture's state is built from its own top-ranked events only. Both follow
+    `events` through `_keep` / `restore` (change events through the engine); a heap entry
+    whose event changed or left `events` is checked against the event itself.
+    """
 
     atlas: Atlas
     policy: Policy
@@ -47,13 +80,31 @@ class Engine:
     sender: str
     close_after: timedelta
     events: dict[str, EventState]
+    # Redundant services share this secret: new events then take their nonce and secret
+    # from it (lifecycle.shared_identity), so every such service mints the same identifiers.
+    identity_secret: bytes | None = field(default=None, repr=False)
+    _deadlines: list[tuple[datetime, str]] = field(default_factory=list, init=False,
+                                                   repr=False)
+    _ranks: dict[str, dict[str, StateRank]] = field(default_factory=dict, init=False,
+                                                    repr=False)
+
+    def __post_init__(self) -> None:
+        for state in list(self.events.values()):
+            self.restore(state)
 
     def detection(self, detection: Detection, *, now: datetime, nonce: str,
                   secret: str = "") -> Transition:
-        state = self.events.get(detection.event_id) or lifecycle.new_event(
-            detection, nonce=nonce, secret=secret, status=self.status, sender=self.sender)
+        state = self.events.get(detection.event_id) or self._new_event(detection, nonce, secret)
         decision = decide(detection, self.atlas, policy=self.policy, now=now)
         return self._keep(lifecycle.on_detection(state, detection, decision, now=now))
+
+    def _new_event(self, detection: Detection, nonce: str, secret: str) -> EventState:
+        """A new event under `nonce` and `secret`, or under the shared identity if set."""
+        shared = self.identity_secret is not None
+        if self.identity_secret is not None:
+            nonce, secret = lifecycle.shared_identity(detection, self.identity_secret)
+        return lifecycle.new_event(detection, nonce=nonce, secret=secret, status=self.status,
+                                   sender=self.sender, shared_identity=shared)
 
     def action(self, action: OperatorAction, *, now: datetime) -> Transition | None:
         state = self.events.get(action.event_id)
@@ -64,9 +115,9 @@ class Engine:
         return self._keep(lifecycle.on_close(state))
 
     def tick(self, *, now: datetime) -> list[Transition]:
-        """Everything due by `now`: passed messages, then automatic closes."""
+        """Everything due by `now`: passed messages, then automatic closes (by event id)."""
         done = []
-        for event_id in sorted(self.events):
+        for event_id in sorted(self._due(now)):
             state = self.events[event_id]
             moved = lifecycle.on_tick(state, now=now)
             if lifecycle.due_to_close(moved.state, now=now, close_after=self.close_after):
@@ -76,12 +127,59 @@ class Engine:
         return done
 
     def next_deadline(self) -> datetime | None:
-        times = [t for s in self.events.values()
-                 if (t := lifecycle.next_deadline(s, close_after=self.close_after)) is not None]
-        return min(times, default=None)
+        """The earliest deadline of any open event (from the heap, stale entries dropped)."""
+        while self._deadlines:
+            at, event_id = self._deadlines[0]
+            if self._deadline_of(event_id) == at:
+                return at
+            heapq.heappop(self._deadlines)
+        return None
+
+    def open_at(self, code: str) -> dict[str, EventState]:
+        """The open events that have a place in prefecture `code`, by id."""
+        return {e: self.events[e] for e in self._ranks.get(code, {}) if e in self.events}
+
+    def ranked_at(self, code: str, limit: int) -> tuple[int, list[EventState]]:
+        """How many open events prefecture `code` is in, and the first `limit` of them in
+        `state_rank` order (what its retained state lists)."""
+        ranks = self._ranks.get(code, {})
+        top = heapq.nsmallest(limit, ranks.items(), key=lambda item: item[1])
+        return len(ranks), [self.events[e] for e, _ in top if e in self.events]
+
+    def restore(self, state: EventState) -> None:
+        """Put a saved event back (a service resuming its record)."""
+        self._keep(Transition(state, ()))
+
+    def _due(self, now: datetime) -> set[str]:
+        """Ids of events whose deadline is at or before `now`, taken off the heap."""
+        due = set()
+        while self._deadlines and self._deadlines[0][0] <= now:
+            at, event_id = heapq.heappop(self._deadlines)
+            if self._deadline_of(event_id) == at:
+                due.add(event_id)
+        return due
+
+    def _deadline_of(self, event_id: str) -> datetime | None:
+        state = self.events.get(event_id)
+        return None if state is None else lifecycle.next_deadline(
+            state, close_after=self.close_after)
+
+    def _schedule(self, state: EventState) -> None:
+        deadline = lifecycle.next_deadline(state, close_after=self.close_after)
+        if deadline is not None:
+            heapq.heappush(self._deadlines, (deadline, state.event_id))
 
     def _keep(self, transition: Transition) -> Transition:
-        self.events[transition.state.event_id] = transition.state
+        state = transition.state
+        self.events[state.event_id] = state
+        self._schedule(state)
+        for code in state.places:
+            ranks = self._ranks.setdefault(code, {})
+            rank = state_rank(state, code)
+            if rank is None:
+                ranks.pop(state.event_id, None)
+            else:
+                ranks[state.event_id] = rank
         return transition
 
 

@@ -6,8 +6,12 @@
     {root}/{status}/alerts/{code}        out: alerts for one prefecture (QoS 1)
     {root}/{status}/alerts/national      out: national information
     {root}/{status}/state/{code}         out, retained: the prefecture's current state
+    {root}/{status}/cap/{code}           out (serve/drill --cap): the alert as CAP 1.2 XML
+    {root}/{status}/cap/national         out (serve/drill --cap): national, as CAP 1.2 XML
     {root}/errors                        out: rejected inputs, with the reason
     {root}/service/status                out, retained: online / offline (last will)
+    {root}/conformance/control/{client}  out (`alertsim conformance`): {"action": "rejoin",
+                                         "after_s": N} asks a client under test to rejoin
 
 `{root}` is `alertsim/v1` for a service (`serve`); each drill runs under a root of its own,
 `alertsim/v1/drills/{drill_id}`, so no service on the same broker sees a drill's inputs
@@ -72,11 +76,19 @@ class TopicTree:
     def alerts(self, status: Status, code: str | None) -> str:
         return f"{self.root}/{status}/alerts/{code or 'national'}"
 
+    def cap(self, status: Status, code: str | None) -> str:
+        """Where `--cap` publishes the CAP 1.2 XML of an alert (QoS 1, not retained)."""
+        return f"{self.root}/{status}/cap/{code or 'national'}"
+
     def state(self, status: Status, code: str) -> str:
         return f"{self.root}/{status}/state/{code}"
 
     def receipts(self, client_id: str) -> str:
         return f"{self.root}/receipts/{client_id}"
+
+    def conformance_control(self, client_id: str) -> str:
+        """Where `alertsim conformance` tells the client under test to rejoin (QoS 1)."""
+        return f"{self.root}/conformance/control/{client_id}"
 
     def is_receipt(self, topic: str) -> bool:
         """True for a receipts topic of this tree."""

@@ -5,8 +5,15 @@ ones on seeded random prefectures. `Fleet` runs one `Receiver` per entry, all ow
 `asyncio.TaskGroup` inside a single runner task, with clean sessions (a fleet lives for one
 drill) and the national topic.
 
-aiomqtt costs a timer per client, which is fine for hundreds of receivers; for thousands,
-platform.md recommends a lighter client.
+aiomqtt costs a timer per client, which is fine for hundreds of receivers. A drill's extra
+receivers (`--receivers N`) on an MQTT 5 broker are therefore a process fleet
+(`alertsim.fleet`), spread over the prefectures by population: `drill_plan` names them
+`fl-{token}-{code}-{k}`, `reference_plan` keeps the others (the 47 reference receivers,
+which verify signatures and send receipts), and `FleetForDrill` starts them, waits until
+every alert in the outbox has reached every fleet receiver of its place (a deadline that
+grows with the deliveries expected), and records their deliveries as receipts, in one
+batch, so the report (built from the record alone) judges them like any receiver.
+On a 3.1.1 broker (amqtt, NATS) or spread over several brokers, all receivers stay here.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -21,16 +29,22 @@ from typing import Self
 from alertsim.adapters.mqtt.client import Protocol
 from alertsim.adapters.mqtt.receiver import Delivery, Receiver
 from alertsim.adapters.mqtt.signing import TrustedKeys
+from alertsim.adapters.sqlite.store import Store
 from alertsim.domain.topics import V1, TopicTree
 from alertsim.domain.vocabulary import PREFECTURE_CODES, Status
 from alertsim.errors import BrokerError
+from alertsim.fleet import population
+from alertsim.fleet.fleet import Fleet as ProcessFleet
 from alertsim.logs import get_logger
 
-__all__ = ["Fleet", "plan_receivers"]
+__all__ = ["Fleet", "FleetForDrill", "drill_plan", "plan_receivers", "reference_plan"]
 
 log = get_logger(__name__)
 
 READY_TIMEOUT_S = 30.0
+FLEET_PREFIX = "fl-"
+SETTLE_BASE_S = 10.0
+SETTLE_PER_DELIVERY_S = 0.001  # 20,000 receivers x 3 alerts: 70 s
 
 
 def plan_receivers(extra: int, seed: int = 0, prefix: str = "rx") -> dict[str, list[str]]:
@@ -126,3 +140,68 @@ class Fleet:
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
         await self.stop()
+
+
+def drill_plan(extra: int, token: str, *, process_fleet: bool) -> dict[str, list[str]]:
+    """The drill's receivers: `rx-{token}-01`..`-47`, then `extra` more, as a process fleet
+    spread by population (`fl-{token}-{code}-{k}`) or as seeded random `rx-{token}-x0001`."""
+    if not process_fleet:
+        return plan_receivers(extra, prefix=f"rx-{token}")
+    plan = plan_receivers(0, prefix=f"rx-{token}")
+    plan.update({client_id: [code] for client_id, code
+                 in population.plan(extra, prefix=f"{FLEET_PREFIX}{token}").items()})
+    return plan
+
+
+def reference_plan(plan: Mapping[str, Sequence[str]]) -> dict[str, Sequence[str]]:
+    """The receivers of `plan` that run in the drill's process (all but the process fleet)."""
+    return {cid: codes for cid, codes in plan.items() if not cid.startswith(FLEET_PREFIX)}
+
+
+class FleetForDrill:
+    """A drill's process fleet: `start`, then `collect` once the service has published."""
+
+    def __init__(self, plan: Mapping[str, str], *, url: str, status: Status, tree: TopicTree,
+                 ca_file: Path | None = None) -> None:
+        self.fleet = ProcessFleet(plan, url=url, status=status, tree=tree, ca_file=ca_file)
+        self.status: Status = status
+        self.tree = tree
+
+    @classmethod
+    def of(cls, plan: Mapping[str, Sequence[str]], *, url: str, status: Status,
+           tree: TopicTree, ca_file: Path | None = None) -> FleetForDrill | None:
+        """The process fleet of `plan`'s `fl-` receivers; None when it has none."""
+        mine = {cid: codes[0] for cid, codes in plan.items() if cid.startswith(FLEET_PREFIX)}
+        return cls(mine, url=url, status=status, tree=tree, ca_file=ca_file) if mine else None
+
+    async def start(self) -> dict[str, object]:
+        """Every fleet receiver subscribed (BrokerError if not in time); ready figures."""
+        return await self.fleet.start()
+
+    async def _expected(self, store: Store) -> dict[str, int]:
+        """Alert identifier -> fleet receivers that should get it (alerts of this tree)."""
+        prefix = self.tree.alerts(self.status, "01")[:-2]
+        return {row.message_id: self.fleet.expected(row.prefecture)
+                for row in await store.outbox(kind="alert") if row.topic.startswith(prefix)}
+
+    async def collect(self, store: Store) -> dict[str, object]:
+        """Wait for the expected deliveries (bounded), stop, record them as receipts; the
+        fleet's summary (with `complete`: whether all expected deliveries came in time)."""
+        expected = await self._expected(store)
+        timeout = SETTLE_BASE_S + SETTLE_PER_DELIVERY_S * sum(expected.values())
+        complete = await self.fleet.wait_for(expected, timeout)
+        if not complete:
+            log.warning("fleet.settle_timeout", timeout_s=timeout)
+        result = await self.fleet.stop()
+        now = datetime.now(UTC)
+        receipts = [(cid, ident, datetime.fromtimestamp(ms / 1000, UTC), now)
+                    for cid, _code, first, _dups, _wrong in result.records
+                    for ident, ms in first.items()]
+        receipts += [(cid, ident, now, now) for cid, _code, _first, dups, _wrong
+                     in result.records for ident, n in dups.items() for _ in range(n)]
+        await store.record_receipts(receipts)
+        return {**result.summary, "complete": complete}
+
+    async def stop(self) -> None:
+        """Stop the fleet if `collect` has not (for an exit stack)."""
+        await self.fleet.stop()

@@ -16,10 +16,11 @@ import contextlib
 import json
 import sys
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import structlog
 
@@ -39,7 +40,10 @@ from alertsim.adapters.sqlite.store import Store
 from alertsim.data import load_atlas
 from alertsim.domain.timeline import simulate
 from alertsim.domain.topics import TopicTree, drill_root
-from alertsim.drills.fleet import Fleet, plan_receivers
+from alertsim.drills.dashboard import open_dashboard, wait_for_operator
+from alertsim.drills.faults import FaultRelay, fault_kind, late_join_plan
+from alertsim.drills.fleet import Fleet, FleetForDrill, drill_plan, reference_plan
+from alertsim.drills.progress import DrillProgress
 from alertsim.drills.report import (
     DrillReport,
     DrillSettings,
@@ -47,8 +51,12 @@ from alertsim.drills.report import (
     render_markdown,
     write_report,
 )
+from alertsim.drills.report.html import write_html
+from alertsim.drills.report.render import expectation_lines
 from alertsim.drills.scenario import ActionEntry, DetectionEntry, Scenario, load_scenario
+from alertsim.drills.spread import SpreadFleet
 from alertsim.service.clock import ScaledClock, real_now
+from alertsim.service.observer import Observer
 from alertsim.service.service import Service, ServiceConfig
 
 log = structlog.get_logger("alertsim.drill")
@@ -59,6 +67,9 @@ class DrillOptions:
     scenario_path: Path
     speed: float = 60.0
     broker_url: str | None = None
+    # Receivers connect to these brokers, dealt round robin (default: the service's broker);
+    # on a cluster, other nodes than the service's, so every alert crosses the cluster.
+    receiver_urls: tuple[str, ...] = ()
     extra_receivers: int = 0
     db: Path | None = None
     reports_dir: Path = Path("reports")
@@ -68,6 +79,16 @@ class DrillOptions:
     # None: the drill's own root, alertsim/v1/drills/{drill_id}, which no `serve` reads.
     topic_root: str | None = None
     ca_file: Path | None = None  # for an mqtts:// broker with a private CA
+    # Serve the live dashboard on 127.0.0.1 at this port (0: any free one) and, after the
+    # timeline, keep running until Ctrl-C (see drills/dashboard.py); None: no dashboard.
+    dashboard_port: int | None = None
+    cap: bool = False  # the service also publishes every alert as CAP 1.2 XML
+    # Serve the drill service's Prometheus counters at 127.0.0.1:PORT/metrics (0: any free
+    # port); None: no endpoint.
+    metrics_port: int | None = None
+    # Faults injected between the service and the reference receivers (drills/faults.py).
+    faults: tuple[str, ...] = ()
+    fault_seed: int = 0
     out: TextIO = field(default_factory=lambda: sys.stdout)
 
 
@@ -82,6 +103,7 @@ class DrillOutcome:
     key_id: str | None = None
     rejected: tuple[tuple[str, str, str], ...] = ()
     verified: int = 0  # deliveries whose signature the receivers checked
+    html_path: Path | None = None  # the HTML report beside the JSON and Markdown
 
     @property
     def passed(self) -> bool:
@@ -90,6 +112,19 @@ class DrillOutcome:
 
 def _say(opts: DrillOptions, text: str) -> None:
     print(text, file=opts.out, flush=True)
+
+
+def _observer(stack: contextlib.AsyncExitStack, opts: DrillOptions) -> Observer | None:
+    """The drill service's Prometheus counters at /metrics while the drill runs, or none."""
+    if opts.metrics_port is None:
+        return None
+    from alertsim.metrics import PrometheusObserver, start_metrics_server
+
+    observer = PrometheusObserver()
+    server = start_metrics_server(observer.registry, opts.metrics_port, host="127.0.0.1")
+    stack.callback(server.close)
+    _say(opts, f"  metrics: http://127.0.0.1:{server.port}/metrics")
+    return observer
 
 
 def _entry_payload(entry: DetectionEntry | ActionEntry,
@@ -104,8 +139,10 @@ def _entry_payload(entry: DetectionEntry | ActionEntry,
 
 
 async def _play(scenario: Scenario, clock: ScaledClock, url: str, protocol: MqttProtocol,
-                opts: DrillOptions, tree: TopicTree) -> None:
-    """Publish the timeline at its scenario times, as a sensor and an operator would."""
+                opts: DrillOptions, tree: TopicTree,
+                say: Callable[[str], None] | None = None) -> None:
+    """Publish the timeline at its scenario times, as a sensor and an operator would;
+    each entry is told through `say` (default: a line on opts.out)."""
     settings = MqttSettings(url=url, client_id=f"alertsim-timeline-{uuid.uuid4().hex[:8]}",
                             protocol=protocol, ca_file=opts.ca_file)
     async with connect(settings) as client:
@@ -114,7 +151,11 @@ async def _play(scenario: Scenario, clock: ScaledClock, url: str, protocol: Mqtt
             await asyncio.sleep(max(0.0, clock.seconds_until(moment)))
             topic, payload, what = _entry_payload(entry, tree)
             await publish(client, Publication(topic, payload, qos=1), protocol=protocol)
-            _say(opts, f"[{moment:%H:%M:%S} +{entry.at:>6.0f}s] {what}")
+            line = f"[{moment:%H:%M:%S} +{entry.at:>6.0f}s] {what}"
+            if say is None:
+                _say(opts, line)
+            else:
+                say(line)
 
 
 async def _settle(service: Service, store: Store, opts: DrillOptions) -> None:
@@ -148,8 +189,9 @@ def dry_run(scenario_path: Path, out: TextIO | None = None) -> bool:
     national = bool(got.pop("national", None))
     expected = {code: list(stages) for code, stages in scenario.expect.prefectures.items()}
     ok = got == expected and national == scenario.expect.national
-    print(f"expectations: {'met' if ok else 'NOT met'} (expected {expected}, national "
-          f"{scenario.expect.national}; got {got}, national {national})", file=out)
+    print(f"expectations: {'met' if ok else 'NOT met'}", file=out)
+    for line in expectation_lines(scenario.expect, got, national):
+        print(line, file=out)
     return ok
 
 
@@ -174,12 +216,18 @@ async def _record_start(store: Store, scenario: Scenario, opts: DrillOptions, ur
     token = uuid.uuid4().hex[:8]
     drill_id = f"{opts.scenario_path.stem}-{token}"
     # Client ids are unique per drill: a broker drops a client whose id reconnects.
-    plan = plan_receivers(opts.extra_receivers, prefix=f"rx-{token}")
+    # The extra receivers are a process fleet on an MQTT 5 broker (see drills.fleet).
+    plan = drill_plan(opts.extra_receivers, token,
+                      process_fleet=protocol == "5" and not opts.receiver_urls)
+    if "late-join" in opts.faults:  # judged like the others; started by the fault relay
+        plan.update(late_join_plan((c for c, s in scenario.expect.prefectures.items() if s),
+                                   token))
     settings = DrillSettings(
         scenario=scenario, scenario_path=str(opts.scenario_path),
         receivers=plan, national_receivers=True, speed=opts.speed, broker=redacted(url),
         protocol=protocol, status=scenario.status, policy=scenario.policy,
-        topic_root=opts.topic_root or drill_root(drill_id))
+        topic_root=opts.topic_root or drill_root(drill_id), faults=opts.faults,
+        fault_seed=opts.fault_seed if opts.faults else None)
     await store.record_drill(drill_id=drill_id, scenario=str(opts.scenario_path),
                              started_at=real_now(), settings_json=settings.model_dump_json())
     return drill_id, settings
@@ -187,24 +235,117 @@ async def _record_start(store: Store, scenario: Scenario, opts: DrillOptions, ur
 
 async def _run_service(service: Service, clock: ScaledClock, scenario: Scenario, store: Store,
                        opts: DrillOptions, *, url: str, protocol: MqttProtocol,
-                       drill_id: str, signer: SigningKey | None = None) -> None:
+                       drill_id: str, signer: SigningKey | None = None,
+                       dashboard_url: str | None = None,
+                       relay: FaultRelay | None = None) -> None:
     """The service's timers and link while the timeline plays, until delivery settles."""
     connected = asyncio.Event()
     tasks = [asyncio.create_task(service.run_timers(), name="service-timers"),
              asyncio.create_task(run_link(service, url=url, protocol=protocol,
                                           client_id=f"alertsim-service-{drill_id}",
                                           connected=connected, signer=signer,
-                                          ca_file=opts.ca_file),
+                                          ca_file=opts.ca_file, cap=opts.cap),
                                  name="service-link")]
+    # A live view on a terminal, plain progress lines otherwise (drills/progress.py).
+    progress = DrillProgress(scenario, clock.now, opts.out, speed=opts.speed)
+    tasks.append(asyncio.create_task(progress.run(service, store), name="drill-progress"))
     try:
         async with asyncio.timeout(15):
             await connected.wait()
-        await _play(scenario, clock, url, protocol, opts, service.config.topics)
+        await _play(scenario, clock, url, protocol, opts, service.config.topics, progress.say)
+        if relay is not None:  # what the relay still holds back goes out once all is sent
+            await relay.flush(service.drained)
         await _settle(service, store, opts)
+        if dashboard_url is not None:
+            await wait_for_operator(dashboard_url, opts.out)
+            await _settle(service, store, opts)
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _start_process_fleet(stack: contextlib.AsyncExitStack, settings: DrillSettings,
+                               opts: DrillOptions, url: str,
+                               tree: TopicTree) -> FleetForDrill | None:
+    """The drill's process fleet (its `fl-` receivers) started and subscribed, if any."""
+    extra = FleetForDrill.of(settings.receivers, url=url, status=settings.status, tree=tree,
+                             ca_file=opts.ca_file)
+    if extra is not None:
+        stack.push_async_callback(extra.stop)
+        ready = await extra.start()
+        _say(opts, f"  fleet: {ready['receivers']} receivers in {ready['shards']} process(es) "
+                   f"subscribed in {ready['connect_s']} s")
+    return extra
+
+
+async def _collect_process_fleet(extra: FleetForDrill | None, store: Store,
+                                 opts: DrillOptions) -> None:
+    """Wait for the process fleet's deliveries and record them as receipts (if any)."""
+    if extra is None:
+        return
+    summary: dict[str, Any] = await extra.collect(store)
+    totals, latency = summary["totals"], summary["latency_ms"]
+    _say(opts, f"  fleet: {totals['deliveries']} deliveries, {totals['missed']} missed, "
+               f"{totals['duplicates']} duplicates, {totals['wrong_area']} wrong-area; "
+               f"p99 {latency['p99_ms']} ms after sent-at"
+               + ("" if summary["complete"] else " (NOT all expected deliveries in time)"))
+
+
+def _fault_relay(opts: DrillOptions, settings: DrillSettings, url: str,
+                 protocol: MqttProtocol, signer: SigningKey) -> FaultRelay | None:
+    """The fault relay of a drill with `--fault` (its receivers listen below it)."""
+    if not opts.faults:
+        return None
+    fleet_ids = reference_plan(settings.receivers)
+    return FaultRelay(kinds=frozenset(fault_kind(k) for k in opts.faults),
+                      seed=opts.fault_seed, url=url, protocol=protocol,
+                      source=TopicTree(settings.topic_root), status=settings.status,
+                      late_plan={cid: codes for cid, codes in fleet_ids.items()
+                                 if "-late-" in cid},
+                      trust=signer.trusted(), ca_file=opts.ca_file)
+
+
+def _reference_fleet(opts: DrillOptions, url: str, protocol: MqttProtocol, scenario: Scenario,
+                     plan: dict[str, Any], tree: TopicTree,
+                     signer: SigningKey) -> Fleet | SpreadFleet:
+    """The reference receivers: on the service's broker, or spread over `receiver_urls`."""
+    if opts.receiver_urls:
+        return SpreadFleet(urls=opts.receiver_urls, protocol=protocol, status=scenario.status,
+                           codes_per_receiver=plan, tree=tree, trust=signer.trusted(),
+                           ca_file=opts.ca_file)
+    return Fleet(url=url, protocol=protocol, status=scenario.status, codes_per_receiver=plan,
+                 tree=tree, trust=signer.trusted(), ca_file=opts.ca_file)
+
+
+def _fleet_plan(settings: DrillSettings, relay: FaultRelay | None) -> dict[str, Any]:
+    """The in-process reference receivers: all but the process fleet and late joiners."""
+    late = relay.late_plan if relay is not None else {}
+    return {cid: c for cid, c in reference_plan(settings.receivers).items() if cid not in late}
+
+
+async def _start_faults(stack: contextlib.AsyncExitStack, relay: FaultRelay | None,
+                        opts: DrillOptions) -> None:
+    if relay is not None:
+        await relay.start()
+        stack.push_async_callback(relay.stop)
+        _say(opts, f"  faults: {', '.join(sorted(relay.kinds))} (seed {relay.seed}); "
+                   f"receivers listen under {relay.target.root}/")
+
+
+async def _finish(store: Store, drill_id: str, opts: DrillOptions,
+                  relay: FaultRelay | None = None) -> tuple[DrillReport, Path, Path, Path]:
+    """Record the drill's end, then write its report: JSON, Markdown and HTML."""
+    finished = real_now()  # recorded before the report is built, so that it shows
+    await store.finish_drill(drill_id, finished, "null")
+    report = await build_report(store, drill_id)
+    if relay is not None:
+        await relay.stop()  # idempotent; its last records (reconnections) belong in there
+        report = report.model_copy(update={"faults": tuple(relay.applied)})
+    json_path, md_path = await write_report(report, opts.reports_dir, drill_id)
+    html_path = await write_html(store, report, opts.reports_dir / f"{drill_id}.html")
+    await store.finish_drill(drill_id, finished, report.model_dump_json())
+    return report, json_path, md_path, html_path
 
 
 async def run_drill(opts: DrillOptions) -> DrillOutcome:
@@ -225,25 +366,33 @@ async def run_drill(opts: DrillOptions) -> DrillOutcome:
         _say(opts, f"  topics under {tree.root}/ (subscribe there to watch this drill)")
         signer = generate()  # this run's key pair, in memory: the fleet trusts it alone
         _say(opts, f"  alerts signed with ed25519 key {signer.key_id}")
-        fleet = Fleet(url=url, protocol=protocol, status=scenario.status,
-                      codes_per_receiver=settings.receivers, tree=tree,
-                      trust=signer.trusted(), ca_file=opts.ca_file)
+        relay = _fault_relay(opts, settings, url, protocol, signer)
+        rx_tree = tree if relay is None else relay.target
+        fleet = _reference_fleet(opts, url, protocol, scenario, _fleet_plan(settings, relay),
+                                 rx_tree, signer)
+        if relay is not None:
+            relay.prepare(getattr(fleet, "receivers", {}), scenario.expect.prefectures)
         await fleet.start()
         stack.push_async_callback(fleet.stop)
         await fleet.ready()
+        await _start_faults(stack, relay, opts)
+        extra = await _start_process_fleet(stack, settings, opts, url, tree)
         clock = ScaledClock(start=scenario.start, speed=opts.speed)
         service = Service(atlas=atlas, store=store, clock=clock, config=ServiceConfig(
-            status=scenario.status, policy=scenario.policy, sender=opts.sender, topics=tree))
+            status=scenario.status, policy=scenario.policy, sender=opts.sender, topics=tree),
+            observer=_observer(stack, opts))
+        dashboard_url = await open_dashboard(stack, service, store, port=opts.dashboard_port,
+                                             title=scenario.title, out=opts.out)
         await _run_service(service, clock, scenario, store, opts, url=url, protocol=protocol,
-                           drill_id=drill_id, signer=signer)
+                           drill_id=drill_id, signer=signer, dashboard_url=dashboard_url,
+                           relay=relay)
+        await _collect_process_fleet(extra, store, opts)
         rejected = tuple((cid, topic, reason) for cid, found in fleet.rejected().items()
                          for topic, reason in found)
         verified = sum(len(found) for found in fleet.deliveries().values())
-        report = await build_report(store, drill_id)
-        json_path, md_path = await write_report(report, opts.reports_dir, drill_id)
-        await store.finish_drill(drill_id, real_now(), report.model_dump_json())
+        report, json_path, md_path, html_path = await _finish(store, drill_id, opts, relay)
     _say(opts, "")
     _say(opts, render_markdown(report, compact=True))
-    _say(opts, f"report: {md_path} and {json_path}; record: {db_path}")
+    _say(opts, f"report: {md_path}, {html_path} and {json_path}; record: {db_path}")
     return DrillOutcome(report, json_path, md_path, db_path, key_id=signer.key_id,
-                        rejected=rejected, verified=verified)
+                        rejected=rejected, verified=verified, html_path=html_path)

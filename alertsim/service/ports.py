@@ -46,7 +46,12 @@ class Publication:
 
 class Publisher(Protocol):
     async def publish(self, message: Publication) -> None:
-        """Publish and return once the broker has acknowledged (QoS 1); BrokerError if not."""
+        """Publish and return once the broker has acknowledged (QoS 1); BrokerError if not.
+
+        Publishes overlap (the pump keeps a window of them in flight), so an implementation
+        must hand the message to its connection before it first suspends: publishes
+        started in order then leave in that order, and keep their order per topic.
+        """
         ...
 
 
@@ -81,6 +86,9 @@ class Record(Protocol):
     async def record_receipt(self, *, client_id: str, message_id: str, received_at: datetime,
                              recorded_at: datetime) -> None: ...
 
+    async def record_receipts(
+        self, receipts: Sequence[tuple[str, str, datetime, datetime]]) -> None: ...
+
     async def commit(self, change: Change) -> None: ...
 
     async def open_events(self) -> list[EventRow]: ...
@@ -89,6 +97,11 @@ class Record(Protocol):
 
     async def enqueue(self, messages: Sequence[OutboxMessage]) -> None: ...
 
-    async def unpublished(self) -> list[OutboxRow]: ...
+    async def unpublished(self, *, after: int = 0) -> list[OutboxRow]: ...
+
+    async def unpublished_count(self) -> int: ...
 
     async def mark_published(self, message_id: str, published_at: datetime) -> None: ...
+
+    async def mark_all_published(self, message_ids: Sequence[str],
+                                 published_at: datetime) -> int: ...

@@ -6,7 +6,9 @@
         -> record the input                  durable before the broker is acknowledged
         -> decide, transition (pure core, one input at a time under a lock)
         -> one transaction: event state, decision, outbox rows, input marked processed
-    pump: outbox -> publisher -> marked published on PUBACK (re-sent after a restart)
+    pump: outbox -> publisher, a window of publishes in flight -> marked published in
+          batches on PUBACK (re-sent after a restart; `pump.OutboxPump`)
+    receipts: parsed and recorded in batches (one transaction each)
     timers: sleep until the next window end / automatic close, then tick
     start-up: open events resume; recorded inputs not yet acted on are acted on now
 
@@ -18,11 +20,12 @@ Tests drive `Service` directly with an in-memory publisher and a real SQLite fil
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 import structlog
@@ -31,7 +34,7 @@ from pydantic import BaseModel, ValidationError
 from alertsim.domain.admission import Admission, Limits, Refused, admit_action, admit_detection
 from alertsim.domain.detection import Detection
 from alertsim.domain.lifecycle import EventState, Transition
-from alertsim.domain.messages import Receipt
+from alertsim.domain.messages import STATE_EVENTS_MAX, Receipt
 from alertsim.domain.prefectures import Atlas
 from alertsim.domain.timeline import Engine, OperatorAction
 from alertsim.domain.topics import TopicTree
@@ -45,13 +48,16 @@ from alertsim.domain.vocabulary import (
 )
 from alertsim.errors import describe_validation_error
 from alertsim.service.clock import real_now
-from alertsim.service.outgoing import alert_message, error_message, publication, state_message
+from alertsim.service.observer import NullObserver, Observer, input_kind
+from alertsim.service.outgoing import alert_message, error_message, state_message
 from alertsim.service.ports import Clock, Publisher, Record
+from alertsim.service.pump import PUBLISH_WINDOW, OutboxPump
 from alertsim.service.records import (
     Change,
     DecisionRecord,
     EventRow,
     OutboxMessage,
+    OutboxRow,
     ProcessedInput,
 )
 
@@ -71,6 +77,7 @@ class ServiceConfig:
     close_after: timedelta = timedelta(minutes=10)
     limits: Limits = field(default_factory=Limits)
     topics: TopicTree = field(default_factory=TopicTree)
+    publish_window: int = PUBLISH_WINDOW  # QoS 1 publishes in flight; 1 = the serial pump
 
     @property
     def alert_status(self) -> AlertStatus:
@@ -84,10 +91,13 @@ class ServiceConfig:
 
 class Service:
     def __init__(self, *, atlas: Atlas, store: Record, config: ServiceConfig,
-                 clock: Clock) -> None:
+                 clock: Clock, observer: Observer | None = None) -> None:
         self.store = store
         self.config = config
         self.clock = clock
+        self.observer: Observer = observer or NullObserver()
+        self._depth = 0  # outbox rows not yet acknowledged (a gauge; exact after start-up)
+        self._deferred: set[str] | None = None  # prefectures whose state waits for `batch`
         self.engine = config.engine(atlas)
         self._closed: set[str] = set()  # closed before this run (this run's stay in engine)
         self._lock = asyncio.Lock()
@@ -129,8 +139,7 @@ class Service:
         """
         rows = await self.store.open_events()
         for row in rows:
-            state = EventState.model_validate_json(row.state_json)
-            self.engine.events[state.event_id] = state
+            self.engine.restore(EventState.model_validate_json(row.state_json))
         self._closed = await self.store.closed_event_ids()
         async with self._lock:
             for pending in await self.store.pending_inputs():
@@ -158,12 +167,15 @@ class Service:
         async with self._lock:
             verdict = await self._admit(detection)
             if isinstance(verdict, Refused):
+                self.observer.detection("refused")
                 await self.reject(raw, verdict.reason, source)
                 return False
             if verdict == "duplicate":
+                self.observer.detection("duplicate")
                 log.info("detection.duplicate", event_id=detection.event_id,
                          sequence=detection.sequence)
                 return True
+            self.observer.detection("accepted")
             row_id = await self.store.record_detection(
                 raw=raw, parsed_json=detection.model_dump_json(), event_id=detection.event_id,
                 sequence=detection.sequence, source=source, received_at=real_now())
@@ -195,6 +207,8 @@ class Service:
                 decision_json=transition.state.decision.model_dump_json(),
                 decided_at=real_now()),)
         await self._apply([transition], decisions=decisions, processed=("detection", row_id))
+        if decisions:
+            self.observer.decision()
         return len(transition.alerts)
 
     async def accept_operator(self, raw: bytes, *, source: str | None = None) -> bool:
@@ -216,19 +230,46 @@ class Service:
         log.info("operator.applied", action=command.action, event_id=command.event_id)
         return True
 
+    @contextlib.asynccontextmanager
+    async def batch(self) -> AsyncIterator[None]:
+        """Inputs handled inside write the states they touch once, at the end (a burst
+        touches a place again and again; only its last state matters). Alerts go out as
+        each input is acted on; states lost to a stop inside are restated on connect."""
+        if self._deferred is not None:
+            yield
+            return
+        self._deferred = set()
+        try:
+            yield
+            async with self._lock:  # held by every writer of `_deferred` (`_apply`)
+                rows = [self._state(code) for code in sorted(self._deferred)]
+                await self.store.enqueue(rows)
+                self._deferred = None  # only now: `drained` is False until they are queued
+        finally:
+            self._deferred = None
+        if rows:
+            self._written(len(rows))
+            self._notify(rows)
+
     async def _act_on_action(self, command: OperatorAction, row_id: int) -> None:
         transition = self.engine.action(command, now=self.clock.now())
         await self._apply([] if transition is None else [transition],
                           processed=("operator", row_id))
 
     async def accept_receipt(self, raw: bytes, *, source: str) -> bool:
-        receipt = await self._parse(Receipt, raw, source)
-        if receipt is None:
-            return False
-        await self.store.record_receipt(client_id=receipt.client_id,
-                                        message_id=receipt.identifier,
-                                        received_at=receipt.received_at, recorded_at=real_now())
-        return True
+        return await self.accept_receipts([(raw, source)]) == 1
+
+    async def accept_receipts(self, messages: Sequence[tuple[bytes, str]]) -> int:
+        """Parse (payload, topic) receipts and record the valid ones in one transaction;
+        the others are rejected one by one. Returns how many were recorded."""
+        receipts = [r for raw, source in messages
+                    if (r := await self._parse(Receipt, raw, source)) is not None]
+        if receipts:
+            now = real_now()
+            await self.store.record_receipts([(r.client_id, r.identifier, r.received_at, now)
+                                              for r in receipts])
+            self.observer.receipts(len(receipts))
+        return len(receipts)
 
     async def _parse(self, model: type[InputModel], raw: bytes, source: str) -> InputModel | None:
         """The payload as `model`, or None once it has been rejected (size, JSON, schema)."""
@@ -249,8 +290,9 @@ class Service:
                                          received_at=now)
         row = error_message(raw, reason, source, self.config.topics, now)
         await self.store.enqueue([row])
-        self.outbox_changed.set()
+        self._written(1)
         self._notify([row])
+        self.observer.rejected(input_kind(self.config.topics, source))
         log.warning("input.rejected", source=source, reason=reason, size=len(raw))
 
     # -- time ------------------------------------------------------------------------
@@ -294,17 +336,40 @@ class Service:
             touched |= {a.prefecture for a in transition.alerts if a.prefecture is not None}
             if state.closed:  # closing changes every place's state without an alert
                 touched |= set(state.places)
-        rows += [self._state(code) for code in sorted(touched)]
+        if self._deferred is not None:
+            self._deferred |= touched
+        else:
+            rows += [self._state(code) for code in sorted(touched)]
         await self.store.commit(Change(events=tuple(events), decisions=decisions,
                                        outbox=tuple(rows), processed=processed, processed_at=now))
         if rows:
-            self.outbox_changed.set()
+            self._written(len(rows))
             self._notify(rows)
+            self.observer.alerts([r.stage or "" for r in rows if r.kind == "alert"])
         self._timeline_changed.set()
 
     def _state(self, code: str) -> OutboxMessage:
-        return state_message(code, self.engine.events, self.config.topics, self.config.status,
-                             sim_now=self.clock.now(), now=real_now())
+        """The prefecture's retained state, from its own top-ranked open events only."""
+        count, top = self.engine.ranked_at(code, STATE_EVENTS_MAX)
+        return state_message(code, {s.event_id: s for s in top}, self.config.topics,
+                             self.config.status, sim_now=self.clock.now(), now=real_now(),
+                             open_events=count)
+
+    def _written(self, count: int) -> None:
+        self._depth += count
+        self.observer.outbox_depth(self._depth)
+        self.outbox_changed.set()
+
+    def _marked(self, rows: list[OutboxRow], at: datetime) -> None:
+        """A batch of rows acknowledged and marked: metrics and the alert log."""
+        self._depth = max(0, self._depth - len(rows))
+        self.observer.outbox_depth(self._depth)
+        for row in rows:
+            self.observer.published(row.kind, (at - row.created_at).total_seconds())
+            if row.kind == "alert":
+                log.info("alert.published", event_id=row.event_id,
+                         prefecture=row.prefecture or "national", stage=row.stage,
+                         topic=row.topic, identifier=row.message_id)
 
     async def restate(self) -> None:
         """Queue every prefecture's retained state again (empty where no event is open).
@@ -315,20 +380,19 @@ class Service:
         """
         async with self._lock:
             await self.store.enqueue([self._state(code) for code in PREFECTURE_CODES])
-        self.outbox_changed.set()
+        self._written(len(PREFECTURE_CODES))
 
-    async def pump(self, publisher: Publisher) -> None:
-        """Publish every unpublished outbox row in order, forever; BrokerError ends it."""
-        while True:
-            self.outbox_changed.clear()
-            for row in await self.store.unpublished():
-                await publisher.publish(publication(row, self.clock))
-                await self.store.mark_published(row.message_id, real_now())
-                if row.kind == "alert":
-                    log.info("alert.published", event_id=row.event_id,
-                             prefecture=row.prefecture or "national", stage=row.stage,
-                             topic=row.topic, identifier=row.message_id)
-            await self.outbox_changed.wait()
+    async def pump(self, publisher: Publisher, *, window: int | None = None) -> None:
+        """Publish every unpublished outbox row in order, forever; BrokerError ends it.
+
+        Up to `window` (default: the config's `publish_window`) publishes await their
+        PUBACK at once; acknowledged rows are marked in batches (`pump.OutboxPump`)."""
+        self._depth = await self.store.unpublished_count()
+        self.observer.outbox_depth(self._depth)
+        pump = OutboxPump(self.store, self.clock, self.outbox_changed, self._marked,
+                          window=window or self.config.publish_window)
+        await pump.run(publisher)
 
     async def drained(self) -> bool:
-        return not await self.store.unpublished()
+        """Nothing left to publish: no unpublished row, no batch holding states back."""
+        return self._deferred is None and not await self.store.unpublished()

@@ -9,14 +9,16 @@ Mosquitto as the owner of `dir` (as root, add `user root`, or Mosquitto switches
 
 Roles (`ROLES`; `{root}` is the service's root, `alertsim/v1` by default):
 
-- `service-exercise` / `service-test`: publish the alerts and state of their own status
-  only, `{root}/service/status` and `{root}/errors`; read detections, operator actions and
-  receipts.
+- `service-exercise` / `service-test`: publish the alerts, CAP XML (`--cap`) and state of
+  their own status only, `{root}/service/status` and `{root}/errors`; read detections,
+  operator actions and receipts.
 - `sensor`: publish detections only. `operator`: publish operator actions only.
-- `receiver-exercise` / `receiver-test`: read their status's alerts and state, and
+- `receiver-exercise` / `receiver-test`: read their status's alerts, CAP XML and state, and
   `{root}/service/status`; publish receipts only on `{root}/receipts/<own client id>`
   (the one `pattern` line: it lets any authenticated client write its own client id's
-  receipt topic, and nobody another's).
+  receipt topic, and nobody another's); any client reads its own
+  `{root}/conformance/control/<client id>`, which `service-test` (as `alertsim conformance`
+  runs) may write.
 - `drill`: everything under `{root}/drills/#` (a drill with `--broker` runs its service,
   receivers and timeline on one URL, under its own root there).
 - `monitor`: read-only, the whole `{root}/#` tree (dashboards, debugging, tests).
@@ -56,19 +58,20 @@ _LOOPBACK_NAMES: Final = frozenset({"127.0.0.1", "localhost", "::1"})
 
 def _service(status: str) -> tuple[str, ...]:
     return (f"write {{root}}/{status}/alerts/#", f"write {{root}}/{status}/state/#",
-            "write {root}/service/status", "write {root}/errors",
+            f"write {{root}}/{status}/cap/#", "write {root}/service/status", "write {root}/errors",
             "read {root}/detections", "read {root}/operator", "read {root}/receipts/+")
 
 
 def _receiver(status: str) -> tuple[str, ...]:
     return (f"read {{root}}/{status}/alerts/#", f"read {{root}}/{status}/state/#",
-            "read {root}/service/status")
+            f"read {{root}}/{status}/cap/#", "read {root}/service/status")
 
 
 # user -> its `topic` ACL lines; `{root}` is replaced by the topic root.
 ROLES: Final[dict[str, tuple[str, ...]]] = {
     "service-exercise": _service("exercise"),
-    "service-test": _service("test"),
+    # `alertsim conformance` plays the service on the test tree and asks clients to rejoin.
+    "service-test": (*_service("test"), "write {root}/conformance/control/+"),
     "sensor": ("write {root}/detections",),
     "operator": ("write {root}/operator",),
     "receiver-exercise": _receiver("exercise"),
@@ -87,7 +90,9 @@ def acl_text(root: str = DEFAULT_ROOT) -> str:
         lines += [f"topic {rule.format(root=root)}" for rule in rules]
         lines.append("")
     lines += ["# Receipts: every client may write only the receipt topic of its own client id.",
-              f"pattern write {root}/receipts/%c", ""]
+              f"pattern write {root}/receipts/%c",
+              "# `alertsim conformance`: a client reads only its own control topic.",
+              f"pattern read {root}/conformance/control/%c", ""]
     return "\n".join(lines)
 
 

@@ -138,6 +138,7 @@ class Received:
     mid: int
     qos: int
     user_properties: tuple[tuple[str, str], ...] = ()
+    retain: bool = False  # a retained message sent on subscribe (the receiver was away)
 
 
 class _Client(aiomqtt.Client):
@@ -352,7 +353,7 @@ async def received(client: aiomqtt.Client) -> AsyncGenerator[Received, None]:
                 b"" if payload is None else str(payload).encode())
             found = getattr(message.properties, "UserProperty", None) or []
             yield Received(str(message.topic), raw, message.mid, message.qos,
-                           tuple((str(k), str(v)) for k, v in found))
+                           tuple((str(k), str(v)) for k, v in found), bool(message.retain))
     except aiomqtt.MqttError as exc:
         raise BrokerError(f"lost the broker while reading messages: {exc}") from exc
 

@@ -28,6 +28,7 @@ from alertsim.adapters.mqtt.client import (
     Client,
     MqttSettings,
     Protocol,
+    Received,
     acknowledge,
     connect,
     publish,
@@ -37,17 +38,21 @@ from alertsim.adapters.mqtt.client import (
 from alertsim.adapters.mqtt.reconnect import reconnecting
 from alertsim.adapters.mqtt.signing import SigningKey, needs_signature, sign_publication
 from alertsim.adapters.mqtt.url import parse_broker_url
+from alertsim.domain.cap import CapRenderer
+from alertsim.domain.notices import ServiceStatus
 from alertsim.domain.topics import TopicTree
-from alertsim.service.ports import Publication
+from alertsim.service.outgoing import CapPublisher
+from alertsim.service.ports import Publication, Publisher
 from alertsim.service.service import Service
 
-__all__ = ["STATUS_OFFLINE", "STATUS_ONLINE", "ClientPublisher", "run_link"]
+__all__ = ["STATUS_OFFLINE", "STATUS_ONLINE", "ClientPublisher", "allow_window", "run_link"]
 
 log = structlog.get_logger("alertsim.link")
 
-STATUS_ONLINE = b'{"status":"online"}'
-STATUS_OFFLINE = b'{"status":"offline"}'
+STATUS_ONLINE = ServiceStatus(status="online").model_dump_json().encode()
+STATUS_OFFLINE = ServiceStatus(status="offline").model_dump_json().encode()
 MIN_SESSION_EXPIRY_S = 60
+INPUT_BATCH = 500  # inputs handled before their acknowledgements go out
 
 
 @dataclass
@@ -71,11 +76,12 @@ class ClientPublisher:
 async def run_link(service: Service, *, url: str, protocol: Protocol, client_id: str,
                    connected: asyncio.Event | None = None, username: str | None = None,
                    password: str | None = None, ca_file: Path | None = None,
-                   signer: SigningKey | None = None) -> None:
+                   signer: SigningKey | None = None, cap: bool = False) -> None:
     """Connect, subscribe to inputs, pump the outbox; reconnect with jittered backoff.
 
     `username` / `password` (default: those in `url`) and `ca_file` (TLS) are passed to
-    both connections. With `signer`, alerts and states are signed (`ClientPublisher`).
+    both connections. With `signer`, alerts and states are signed (`ClientPublisher`). With
+    `cap`, every alert is followed by its CAP 1.2 XML on the cap topic (`CapPublisher`).
 
     `connected` is set while a session is up (subscribed, "online" published) and cleared
     when it ends. Runs until cancelled; cancellation leaves no connection open.
@@ -92,7 +98,7 @@ async def run_link(service: Service, *, url: str, protocol: Protocol, client_id:
 
     async def session(up: Callable[[], None]) -> None:
         try:
-            await _session(service, inputs, outputs, up, connected, signer=signer)
+            await _session(service, inputs, outputs, up, connected, signer=signer, cap=cap)
         finally:
             if connected is not None:
                 connected.clear()
@@ -103,10 +109,11 @@ async def run_link(service: Service, *, url: str, protocol: Protocol, client_id:
 
 async def _session(service: Service, inputs: MqttSettings, outputs: MqttSettings,
                    up: Callable[[], None], connected: asyncio.Event | None, *,
-                   signer: SigningKey | None = None) -> None:
+                   signer: SigningKey | None = None, cap: bool = False) -> None:
     """One broker session: until the broker goes away (BrokerError) or cancellation."""
     tree = service.config.topics
     async with connect(outputs) as out_client, connect(inputs) as in_client:
+        allow_window(out_client, service.config.publish_window)
         publisher = ClientPublisher(out_client, outputs.protocol, signer)
         for topic in (tree.detections, tree.operator, tree.receipts_all):
             await subscribe(in_client, topic)
@@ -121,18 +128,72 @@ async def _session(service: Service, inputs: MqttSettings, outputs: MqttSettings
         if connected is not None:
             connected.set()
         async with asyncio.TaskGroup() as group:
-            group.create_task(service.pump(publisher), name="outbox-pump")
-            group.create_task(_listen(service, in_client), name="input-listener")
+            group.create_task(service.pump(_outgoing(publisher, service, cap=cap)),
+                              name="outbox-pump")
+            inputs_queue: asyncio.Queue[Received] = asyncio.Queue()
+            group.create_task(_read(in_client, inputs_queue), name="input-reader")
+            group.create_task(_listen(service, in_client, inputs_queue), name="input-listener")
 
 
-async def _listen(service: Service, client: Client) -> None:
-    """Hand each input to the service, then acknowledge it: it is recorded by then."""
-    tree: TopicTree = service.config.topics
+def allow_window(client: Client, window: int) -> None:
+    """Let `window` QoS 1 publishes be in flight on the client (`Service.pump`).
+
+    paho sends at most 20 by default and queues the rest (in order); aiomqtt warns above
+    10 pending publishes. Neither has a setting on our connect path, so they are set here,
+    before the first publish: paho's setter refuses a connected client only because of
+    messages already queued, and there are none yet.
+    """
+    client._client._max_inflight_messages = max(20, window)
+    client.pending_calls_threshold = max(10, 2 * window)
+
+
+def _outgoing(publisher: Publisher, service: Service, *, cap: bool) -> Publisher:
+    """What the outbox pump publishes through: with `cap`, alerts get a CAP XML twin."""
+    if not cap:
+        return publisher
+    config = service.config
+    return CapPublisher(publisher, CapRenderer(service.engine.atlas), config.topics,
+                        config.status)
+
+
+async def _read(client: Client, queue: asyncio.Queue[Received]) -> None:
+    """Queue every incoming message (BrokerError when the broker goes away)."""
     async for message in received(client):
+        queue.put_nowait(message)
+
+
+async def _listen(service: Service, client: Client, queue: asyncio.Queue[Received]) -> None:
+    """Hand inputs to the service, then acknowledge them: they are recorded by then.
+
+    Takes what has arrived, up to INPUT_BATCH messages at a time: detections and operator
+    actions one by one, each run of receipts parsed and recorded in one transaction, the
+    retained states they touch written once (`Service.batch`); then the batch's
+    acknowledgements, in arrival order (MQTT 4.6).
+    """
+    while True:
+        batch = [await queue.get()]
+        while len(batch) < INPUT_BATCH and not queue.empty():
+            batch.append(queue.get_nowait())
+        async with service.batch():  # retained states once per batch, not per input
+            await _handle(service, batch)
+        for message in batch:
+            acknowledge(client, message)
+
+
+async def _handle(service: Service, batch: list[Received]) -> None:
+    """Detections and operator actions one by one, each run of receipts at once."""
+    tree: TopicTree = service.config.topics
+    receipts: list[tuple[bytes, str]] = []
+    for message in batch:
+        if tree.is_receipt(message.topic):
+            receipts.append((message.payload, message.topic))
+            continue
+        if receipts:
+            await service.accept_receipts(receipts)
+            receipts = []
         if message.topic == tree.detections:
             await service.accept_detection(message.payload, source=message.topic)
         elif message.topic == tree.operator:
             await service.accept_operator(message.payload, source=message.topic)
-        elif tree.is_receipt(message.topic):
-            await service.accept_receipt(message.payload, source=message.topic)
-        acknowledge(client, message)
+    if receipts:
+        await service.accept_receipts(receipts)

@@ -6,8 +6,17 @@ acknowledges every delivery with a `Receipt` on its receipts topic, and reconnec
 jittered backoff when the broker goes away. `alertsim subscribe` (`alertsim.cli.subscribe`)
 prints what it receives for a person to read.
 
-De-duplication matters because the service's outbox re-publishes after a restart:
-a repeated identifier is recorded (and acknowledged) but not shown twice.
+What it shows and acknowledges is decided by `alertsim.domain.reception.Reception`:
+de-duplication by identifier (the outbox re-publishes after a restart: a repeated
+identifier is acknowledged as `ignored` but not shown twice), Updates and Cancels held
+until the Alert they refer to arrives, and a late join read from the retained state. Each
+receipt says `shown` or `ignored` and what the receiver now believes (`Receipt`).
+
+With `control=True` it also obeys `{root}/conformance/control/{client_id}` (used by
+`alertsim conformance`): `{"action": "rejoin", "after_s": N}` makes it leave at once and
+come back N seconds later with a clean session, as a device switched off would, so that it
+must rely on the retained state. `drop_connection()` (fault injection) leaves the
+connection and reconnects with the usual backoff, keeping the session.
 
 Signatures (`alertsim.adapters.mqtt.signing`): the 3.1.1 envelope is always unwrapped. With
 `trust`, an alert or state that is unsigned, tampered, malformed or signed by an unknown
@@ -21,7 +30,9 @@ import asyncio
 import contextlib
 import functools
 import inspect
+import json
 import re
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,17 +53,20 @@ from alertsim.adapters.mqtt.client import (
 )
 from alertsim.adapters.mqtt.reconnect import reconnecting
 from alertsim.adapters.mqtt.signing import MalformedEnvelope, TrustedKeys, check, unwrap
-from alertsim.domain.messages import Alert, PrefectureState, Receipt
+from alertsim.domain.messages import Alert, Outcome, PrefectureState, Receipt, Via
+from alertsim.domain.reception import HOLD_S, Handled, Reception
 from alertsim.domain.topics import V1, TopicTree
 from alertsim.domain.vocabulary import Status, is_prefecture_code
-from alertsim.errors import InputError, describe_validation_error
+from alertsim.errors import BrokerError, InputError, describe_validation_error
 from alertsim.logs import get_logger
 
 __all__ = [
     "Delivery",
     "OnDelivery",
+    "OnMessage",
     "OnRejected",
     "OnState",
+    "RawMessage",
     "Receiver",
 ]
 
@@ -61,6 +75,7 @@ log = get_logger(__name__)
 OnDelivery = Callable[["Delivery"], Awaitable[None] | None]
 OnState = Callable[[PrefectureState | None, str], Awaitable[None] | None]
 OnRejected = Callable[[str, str], Awaitable[None] | None]  # (topic, reason)
+OnMessage = Callable[["RawMessage"], Awaitable[None] | None]
 UserProperties = tuple[tuple[str, str], ...]
 
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")  # the Receipt model's client_id rule
@@ -82,6 +97,19 @@ class Delivery:
     received_at: datetime
     duplicate: bool
     alert: Alert
+    outcome: Outcome = "shown"
+    via: Via = "alert"
+
+
+@dataclass(frozen=True)
+class RawMessage:
+    """An alert or state message as it arrived (after any signature check and unwrapping)."""
+
+    topic: str
+    payload: bytes
+    user_properties: UserProperties
+    retained: bool
+    received_at: datetime
 
 
 def _utc_now() -> datetime:
@@ -99,9 +127,11 @@ class Receiver:
 
     `run()` loops until `stop()` or cancellation, and returns promptly after either in
     every state (connecting, subscribed, reading, sending a receipt, backing off, broker
-    down). `deliveries` keeps every delivery,
-    duplicates included; `on_delivery` sees only new ones; `on_state` sees each retained
-    state (None when the state topic was cleared) with its prefecture code.
+    down). `deliveries` keeps every alert handled (duplicates and ignored ones included, a
+    held Update once released); `on_delivery` sees only those shown; `on_state` sees each
+    state (None when the state topic was cleared) with its prefecture code; `on_message`
+    sees every alert and state message as it arrived. Receipts wait
+    in `pending_receipts` across reconnections until the broker has them.
     `now` is the clock `received_at` is read from (aware UTC). With `trust`, only messages
     signed by one of its keys are handled; `rejected` keeps (topic, reason) of the others.
     """
@@ -114,7 +144,8 @@ class Receiver:
                  now: Callable[[], datetime] = _utc_now,
                  trust: TrustedKeys | None = None,
                  on_rejected: OnRejected | None = None,
-                 ca_file: Path | None = None) -> None:
+                 ca_file: Path | None = None, control: bool = False,
+                 hold_s: float = HOLD_S, on_message: OnMessage | None = None) -> None:
         problems = [f"codes: {code!r} is not a JIS X 0401 prefecture code (01..47)"
                     for code in codes if not is_prefecture_code(code)]
         if not _CLIENT_ID.match(client_id):
@@ -131,45 +162,58 @@ class Receiver:
         self.status: Status = status
         self.national = national
         self.persistent = persistent
+        self.control = control
         self.on_delivery = on_delivery
         self.on_state = on_state
+        self.on_message = on_message
         self.deliveries: list[Delivery] = []
         self.states: dict[str, PrefectureState | None] = {}
         self.trust = trust
         self.on_rejected = on_rejected
         self.rejected: list[tuple[str, str]] = []
+        self.reception = Reception(hold_s)
+        self.pending_receipts: deque[Receipt] = deque()
+        self.sessions = 0  # connections made (reconnections and rejoins included)
+        self._receipt_added = asyncio.Event()
         self._now = now
-        self._seen: set[str] = set()
         self._stopping = asyncio.Event()
+        self._dropping = asyncio.Event()
+        self._rejoin_after: float | None = None
+        self._clean_next = False
         self.tree = tree
         self._state_prefix = tree.state(status, "")
 
     def settings(self) -> MqttSettings:
         """The connection: a persistent session (fixed id, no clean start) when asked."""
         return MqttSettings(url=self.url, client_id=self.client_id, protocol=self.protocol,
-                            clean_start=not self.persistent,
+                            clean_start=not self.persistent or self._clean_next,
                             session_expiry_s=SESSION_EXPIRY_S, ca_file=self.ca_file)
 
     def subscriptions(self) -> list[tuple[str, int]]:
-        """Topic filters with QoS 1: alerts per prefecture, national, state per prefecture."""
+        """Topic filters with QoS 1: alerts per prefecture, national, state per prefecture,
+        and with `control` the conformance control topic."""
         filters = [self.tree.alerts(self.status, code) for code in self.codes]
         if self.national:
             filters.append(self.tree.alerts(self.status, None))
         filters += [self.tree.state(self.status, code) for code in self.codes]
+        if self.control:
+            filters.append(self.tree.conformance_control(self.client_id))
         return [(topic, 1) for topic in filters]
 
     def stop(self) -> None:
         """Ask `run()` to disconnect and return."""
         self._stopping.set()
 
+    def drop_connection(self) -> None:
+        """Leave the current connection and reconnect with backoff (fault injection)."""
+        self._dropping.set()
+
     async def run(self, ready: asyncio.Event | None = None) -> None:
         """Connect, subscribe, set `ready` after the SUBACK, handle messages until stopped."""
         try:
             async with asyncio.TaskGroup() as group:
-                sessions = group.create_task(
-                    reconnecting(functools.partial(self._session, ready), what="receiver",
-                                 client_id=self.client_id),
-                    name=f"receiver:{self.client_id}")
+                sessions = group.create_task(self._sessions(ready),
+                                             name=f"receiver:{self.client_id}")
                 await self._stopping.wait()
                 sessions.cancel()
         except BaseExceptionGroup as group_error:
@@ -180,46 +224,99 @@ class Receiver:
         finally:
             self._stopping.clear()  # a stop() before run() began is honoured; run() again works
 
+    async def _sessions(self, ready: asyncio.Event | None) -> None:
+        """Sessions with backoff; a session returns only when asked to rejoin later."""
+        while True:
+            await reconnecting(functools.partial(self._session, ready), what="receiver",
+                               client_id=self.client_id)
+            after, self._rejoin_after = self._rejoin_after or 0.0, None
+            log.info("receiver.rejoining", client_id=self.client_id, after_s=after)
+            self._clean_next = True  # come back as a device that was off: no session
+            await asyncio.sleep(after)
+
     async def _session(self, ready: asyncio.Event | None, up: Callable[[], None]) -> None:
         """One connection: subscribe, then read until the broker goes away (BrokerError)."""
         async with connect(self.settings()) as client:
             await subscribe(client, self.subscriptions())
+            self._clean_next = False
+            self.sessions += 1
             log.debug("receiver.subscribed", client_id=self.client_id, codes=list(self.codes),
                       status=self.status, persistent=self.persistent)
             up()
             if ready is not None:
                 ready.set()
-            # Receipts go out from their own task: waiting for each receipt's PUBACK in the
-            # read loop held the next alert back (~40 ms, Nagle + delayed ACK).
-            receipts: asyncio.Queue[Receipt] = asyncio.Queue()
             async with asyncio.TaskGroup() as group, \
                     contextlib.aclosing(received(client)) as messages:
-                group.create_task(self._send_receipts(client, receipts),
-                                  name=f"receipts:{self.client_id}")
-                async for message in messages:
-                    await self._handle(message.topic, message.payload, receipts,
-                                       message.user_properties)
+                # Receipts go out from their own task: waiting for each receipt's PUBACK in
+                # the read loop held the next alert back (~40 ms, Nagle + delayed ACK).
+                helpers = [group.create_task(self._send_receipts(client),
+                                             name=f"receipts:{self.client_id}"),
+                           group.create_task(self._release_overdue()),
+                           group.create_task(self._watch_drop())]
+                try:
+                    async for message in messages:
+                        if await self._handle(message.topic, message.payload,
+                                              message.user_properties, message.retain):
+                            break  # asked to rejoin: the session ends, _sessions waits
+                finally:
+                    for helper in helpers:
+                        helper.cancel()
 
-    async def _send_receipts(self, client: aiomqtt.Client,
-                             receipts: asyncio.Queue[Receipt]) -> None:
+    async def _send_receipts(self, client: aiomqtt.Client) -> None:
         while True:
-            receipt = await receipts.get()
+            while not self.pending_receipts:
+                self._receipt_added.clear()
+                await self._receipt_added.wait()
+            receipt = self.pending_receipts[0]
             await publish(client, Publication(topic=self.tree.receipts(self.client_id),
                                               payload=receipt.model_dump_json().encode(),
                                               qos=1, content_type="application/json"),
                           protocol=self.protocol)
+            self.pending_receipts.popleft()  # only once the broker has it
 
-    async def _handle(self, topic: str, payload: bytes, receipts: asyncio.Queue[Receipt],
-                      properties: UserProperties = ()) -> None:
+    async def _release_overdue(self) -> None:
+        """Show held Updates whose Alert has not come within the hold limit."""
+        while True:
+            await asyncio.sleep(min(1.0, self.reception.hold.total_seconds()))
+            await self._emit(self.reception.overdue(self._now()))
+
+    async def _watch_drop(self) -> None:
+        self._dropping.clear()
+        await self._dropping.wait()
+        self._dropping.clear()
+        raise BrokerError(f"receiver {self.client_id}: connection dropped (fault injection)")
+
+    async def _handle(self, topic: str, payload: bytes, properties: UserProperties = (),
+                      retained: bool = False) -> bool:
+        """Handle one message; True when it asks this receiver to leave and rejoin."""
         received_at = self._now()
+        if self.control and topic == self.tree.conformance_control(self.client_id):
+            return self._control(payload)
         verified = await self._verified(topic, payload, properties)
         if verified is None:
-            return
+            return False
         payload = verified
+        if self.on_message is not None:
+            await _call(self.on_message, RawMessage(topic, payload, properties, retained,
+                                                    received_at))
         if topic.startswith(self._state_prefix):
-            await self._handle_state(topic, payload)
+            await self._handle_state(topic, payload, retained, received_at)
         else:
-            await self._handle_alert(topic, payload, received_at, receipts)
+            await self._handle_alert(topic, payload, received_at)
+        return False
+
+    def _control(self, payload: bytes) -> bool:
+        """`{"action": "rejoin", "after_s": N}` (0 <= N <= 300): leave, come back in N s."""
+        try:
+            body = json.loads(payload)
+            after = float(body["after_s"])
+            if body.get("action") != "rejoin" or not 0 <= after <= 300:
+                raise ValueError("action must be rejoin, after_s 0..300")
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("receiver.bad_control", client_id=self.client_id, error=str(exc))
+            return False
+        self._rejoin_after = after
+        return True
 
     async def _verified(self, topic: str, payload: bytes,
                         properties: UserProperties) -> bytes | None:
@@ -249,7 +346,8 @@ class Receiver:
                         problems=describe_validation_error(exc))
             return None
 
-    async def _handle_state(self, topic: str, payload: bytes) -> None:
+    async def _handle_state(self, topic: str, payload: bytes, retained: bool,
+                            received_at: datetime) -> None:
         code = topic.removeprefix(self._state_prefix)
         state: PrefectureState | None = None
         if payload:
@@ -259,22 +357,35 @@ class Receiver:
         self.states[code] = state
         if self.on_state is not None:
             await _call(self.on_state, state, code)
+        await self._emit(self.reception.on_state(code, state, retained=retained,
+                                                 received_at=received_at))
 
-    async def _handle_alert(self, topic: str, payload: bytes, received_at: datetime,
-                            receipts: asyncio.Queue[Receipt]) -> None:
+    async def _handle_alert(self, topic: str, payload: bytes, received_at: datetime) -> None:
         alert = self._parsed(Alert, payload, topic)
         if alert is None:
             return
-        duplicate = alert.identifier in self._seen
-        self._seen.add(alert.identifier)
-        delivery = Delivery(identifier=alert.identifier, prefecture=alert.prefecture,
-                            stage=alert.stage, msg_type=alert.msgType,
-                            received_at=received_at, duplicate=duplicate, alert=alert)
-        self.deliveries.append(delivery)
-        log.debug("alert.received", client_id=self.client_id, identifier=alert.identifier,
-                 prefecture=alert.prefecture, stage=alert.stage, duplicate=duplicate)
-        if not duplicate and self.on_delivery is not None:
-            await _call(self.on_delivery, delivery)
-        receipts.put_nowait(Receipt(client_id=self.client_id, identifier=alert.identifier,
-                                    received_at=received_at, prefecture=alert.prefecture,
-                                    stage=alert.stage, duplicate=duplicate))
+        handled = self.reception.on_alert(alert, received_at)
+        if not handled:
+            log.debug("alert.held", client_id=self.client_id, identifier=alert.identifier,
+                      references=list(alert.referenced_identifiers()))
+        await self._emit(handled)
+
+    async def _emit(self, handled: Sequence[Handled]) -> None:
+        """Record, show (when shown) and acknowledge each handled message, in order."""
+        for h in handled:
+            if h.alert is not None:
+                delivery = Delivery(identifier=h.identifier, prefecture=h.prefecture,
+                                    stage=h.stage, msg_type=h.alert.msgType,
+                                    received_at=h.received_at, duplicate=h.duplicate,
+                                    alert=h.alert, outcome=h.outcome, via=h.via)
+                self.deliveries.append(delivery)
+                log.debug("alert.received", client_id=self.client_id, identifier=h.identifier,
+                          prefecture=h.prefecture, stage=h.stage, duplicate=h.duplicate,
+                          outcome=h.outcome)
+                if h.shown and self.on_delivery is not None:
+                    await _call(self.on_delivery, delivery)
+            self.pending_receipts.append(Receipt(
+                client_id=self.client_id, identifier=h.identifier, received_at=h.received_at,
+                prefecture=h.prefecture, stage=h.stage, duplicate=h.duplicate,
+                outcome=h.outcome, via=h.via, belief=h.belief))
+            self._receipt_added.set()

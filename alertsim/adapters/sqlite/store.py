@@ -21,12 +21,13 @@ leave this module as `StoreError`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import aiosqlite
 
@@ -38,12 +39,12 @@ from alertsim.adapters.sqlite.rows import (
     RejectedRow,
     event_row,
     mapped,
-    opt_text,
     opt_time,
     outbox_row,
     text,
     time,
 )
+from alertsim.adapters.sqlite.writes import insert_receipts, mark_all, transact, write_change
 from alertsim.errors import StoreError
 from alertsim.service.records import (
     Change,
@@ -54,19 +55,9 @@ from alertsim.service.records import (
     PendingInput,
 )
 
-# ON CONFLICT names the one constraint to tolerate; INSERT OR IGNORE would also swallow
-# CHECK failures such as an unknown kind.
-_ENQUEUE = ("INSERT INTO outbox (message_id, event_id, kind, prefecture, stage, msg_type, topic,"
-            " payload, qos, retain, sim_time, expires_at, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING")
-
-
-def _outbox_params(m: OutboxMessage) -> tuple[object, ...]:
-    return (m.message_id, m.event_id, m.kind, m.prefecture, m.stage, m.msg_type, m.topic,
-            m.payload, m.qos, int(m.retain), opt_text(m.sim_time), opt_text(m.expires_at),
-            text(m.created_at))
-
 __all__ = ["Store"]
+
+T = TypeVar("T")
 
 
 def _probe(where: str) -> None:
@@ -226,10 +217,16 @@ class Store:
         if messages:
             await self.commit(Change(outbox=tuple(messages)))
 
-    async def unpublished(self) -> list[OutboxRow]:
-        """Messages the broker has not acknowledged yet, in seq order."""
-        rows = await self._select("SELECT * FROM outbox WHERE published_at IS NULL ORDER BY seq")
+    async def unpublished(self, *, after: int = 0) -> list[OutboxRow]:
+        """Messages the broker has not acknowledged yet, in seq order (those after `after`)."""
+        rows = await self._select("SELECT * FROM outbox WHERE published_at IS NULL AND seq > ?"
+                                  " ORDER BY seq", (after,))
         return [outbox_row(r) for r in rows]
+
+    async def unpublished_count(self) -> int:
+        """How many messages the broker has not acknowledged yet."""
+        rows = await self._select("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        return int(next(iter(rows))[0])
 
     async def mark_published(self, message_id: str, published_at: datetime) -> None:
         """Note the broker's acknowledgement; the first time is kept on a re-publish."""
@@ -239,6 +236,13 @@ class Store:
             (text(published_at), message_id))
         if count == 0:
             raise StoreError(f"store: no outbox message {message_id!r} to mark published")
+
+    async def mark_all_published(self, message_ids: Sequence[str],
+                                 published_at: datetime) -> int:
+        """Note the acknowledgement of many messages in one transaction (first time kept);
+        returns how many were unpublished until now. An unknown id is a StoreError."""
+        return await self._transaction("marking messages published", functools.partial(
+            mark_all, message_ids=message_ids, published_at=text(published_at)))
 
     async def outbox(self, event_id: str | None = None,
                      kind: str | None = None) -> list[OutboxRow]:
@@ -254,16 +258,20 @@ class Store:
     async def commit(self, change: Change) -> None:
         """Write one input's consequences at once: event states, decisions, outbox rows,
         and the input marked processed. All of it, or (on any error) none of it."""
+        await self._transaction("committing a change", functools.partial(write_change,
+                                                                         change=change))
+
+    async def _transaction(self, action: str, work: Callable[[sqlite3.Connection], T]) -> T:
+        """`work` as one transaction, run whole on aiosqlite's thread (`writes.transact`).
+
+        aiosqlite has no public call for this; `Connection._execute` (queue a function on
+        its thread, as its own execute does) has been there since its first releases."""
         async with self._lock:
             db = self._conn
-            with mapped("committing a change"):
-                await db.execute("BEGIN IMMEDIATE")
-                try:
-                    await _write_change(db, change)
-                except BaseException:
-                    await db.execute("ROLLBACK")
-                    raise
-                await db.execute("COMMIT")
+            with mapped(action):
+                result: T = await db._execute(  # type: ignore[no-untyped-call]
+                    transact, db._conn, work)
+                return result
 
     async def closed_event_ids(self) -> set[str]:
         """Ids of events that have ended (a new launch must not reuse them)."""
@@ -298,6 +306,15 @@ class Store:
             "INSERT INTO receipts (client_id, message_id, received_at, recorded_at)"
             " VALUES (?, ?, ?, ?)",
             (client_id, message_id, text(received_at), text(recorded_at)))
+
+    async def record_receipts(
+            self, receipts: Sequence[tuple[str, str, datetime, datetime]]) -> None:
+        """Record many (client_id, message_id, received_at, recorded_at) receipts at once."""
+        if not receipts:
+            return
+        params = [(c, m, text(got), text(rec)) for c, m, got, rec in receipts]
+        await self._transaction("recording receipts",
+                                functools.partial(insert_receipts, params=params))
 
     async def receipts(self, message_id: str | None = None) -> list[ReceiptRow]:
         """Receipts in the order recorded, optionally for one message."""
@@ -340,23 +357,3 @@ def _detection(r: sqlite3.Row) -> DetectionRow:
                         source=r["source"], received_at=time(r["received_at"]),
                         raw=bytes(r["raw"]), parsed_json=r["parsed_json"],
                         processed_at=opt_time(r["processed_at"]))
-
-
-async def _write_change(db: aiosqlite.Connection, change: Change) -> None:
-    """The statements of `Store.commit`, inside its transaction."""
-    await db.executemany(
-        "INSERT INTO events (event_id, state_json, closed, updated_at) VALUES (?, ?, ?, ?)"
-        " ON CONFLICT (event_id) DO UPDATE SET state_json = excluded.state_json,"
-        " closed = excluded.closed, updated_at = excluded.updated_at",
-        [(e.event_id, e.state_json, int(e.closed), text(e.updated_at)) for e in change.events])
-    await db.executemany(
-        "INSERT INTO decisions (event_id, sequence, decided_at, decision_json)"
-        " VALUES (?, ?, ?, ?)",
-        [(d.event_id, d.sequence, text(d.decided_at), d.decision_json)
-         for d in change.decisions])
-    await db.executemany(_ENQUEUE, [_outbox_params(m) for m in change.outbox])
-    if change.processed is not None:
-        kind, row_id = change.processed
-        table = "detections" if kind == "detection" else "operator_actions"
-        await db.execute(f"UPDATE {table} SET processed_at = ? WHERE id = ?",
-                         (text(change.processed_at), row_id))

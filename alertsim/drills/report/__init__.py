@@ -2,8 +2,12 @@
 scenario's expectations held, rebuilt from a drill's SQLite record alone.
 
     model     the report models (JSON) and DrillSettings (what a drill records)
+    recorded  a drill row with its settings, parsed: RecordedDrill
     assemble  store reads, receipt matching, summaries, judging: build_report
-    render    Markdown and the report files: render_markdown, write_report
+    render    Markdown and the report files: render_markdown, write_report (no line over
+              160 characters, times in JST)
+    html      the self-contained HTML page: maps, charts, expectations (build_html,
+              write_html); charts draws its SVG charts
 
 Definitions used throughout:
 
@@ -25,7 +29,7 @@ Definitions used throughout:
   cover the whole drill, even when the report is restricted to one event.
 """
 
-from alertsim.drills.report.assemble import RecordedDrill, assemble, build_report, latency_of
+from alertsim.drills.report.assemble import assemble, build_report, latency_of
 from alertsim.drills.report.model import (
     NATIONAL,
     Check,
@@ -38,6 +42,7 @@ from alertsim.drills.report.model import (
     ScenarioInfo,
     TimelineRow,
 )
+from alertsim.drills.report.recorded import RecordedDrill
 from alertsim.drills.report.render import render_markdown, write_report
 
 __all__ = [

@@ -15,31 +15,30 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import timedelta
+from collections.abc import Container, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 import numpy as np
-from pydantic import ValidationError
 
 from alertsim.adapters.sqlite.rows import DrillRow, ReceiptRow
 from alertsim.adapters.sqlite.store import Store
+from alertsim.domain.model import JST
 from alertsim.domain.vocabulary import PREFECTURE_CODES
 from alertsim.drills.report.model import (
     NATIONAL,
     Check,
     DrillReport,
-    DrillSettings,
     ExpectationResults,
     Latency,
     PlaceSummary,
     ReceiverSummary,
-    ScenarioInfo,
     TimelineRow,
     stages_text,
 )
+from alertsim.drills.report.recorded import RecordedDrill
 from alertsim.drills.scenario import Expectations
-from alertsim.errors import InputError, describe_validation_error
+from alertsim.errors import InputError
 from alertsim.service.records import OutboxRow
 
 __all__ = ["RecordedDrill", "assemble", "build_report", "latency_of"]
@@ -59,6 +58,11 @@ def latency_of(values_ms: Iterable[float]) -> Latency:
 
 def _ms(delta: timedelta) -> float:
     return delta / timedelta(milliseconds=1)
+
+
+def _jst(moment: datetime | None) -> datetime | None:
+    """The same instant in JST: every time of the report is in one zone."""
+    return None if moment is None else moment.astimezone(JST)
 
 
 def _place(row: OutboxRow) -> str:
@@ -94,6 +98,12 @@ class _Receipts:
 
     deliveries: tuple[_Delivery, ...]
     duplicates: Counter[tuple[str, str]]  # (client_id, message_id) -> extra receipts
+    # Indexes over the two above, so a report stays linear in deliveries at 20,000
+    # receivers: (client_id, place) -> deliveries, place -> deliveries, and
+    # client_id -> {message_id: extra receipts}.
+    by_client: dict[tuple[str, str], list[_Delivery]] = field(default_factory=dict)
+    by_place: dict[str, list[_Delivery]] = field(default_factory=dict)
+    extra: dict[str, Counter[str]] = field(default_factory=dict)
 
     @classmethod
     def match(cls, rows: Sequence[OutboxRow], receipts: Sequence[ReceiptRow]) -> _Receipts:
@@ -113,37 +123,50 @@ class _Receipts:
             seen.add(key)
             deliveries.append(_Delivery(receipt.client_id, row,
                                         _ms(receipt.received_at - row.created_at)))
-        return cls(tuple(deliveries), duplicates)
+        by_client: defaultdict[tuple[str, str], list[_Delivery]] = defaultdict(list)
+        by_place: defaultdict[str, list[_Delivery]] = defaultdict(list)
+        for d in deliveries:
+            by_client[(d.client_id, _place(d.row))].append(d)
+            by_place[_place(d.row)].append(d)
+        extra: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        for (client_id, message_id), n in duplicates.items():
+            extra[client_id][message_id] += n
+        return cls(tuple(deliveries), duplicates, dict(by_client), dict(by_place), dict(extra))
 
     def acknowledged(self, client_id: str, place: str) -> list[_Delivery]:
         """The client's deliveries of the place's alerts, in receipt order."""
-        return [d for d in self.deliveries
-                if d.client_id == client_id and _place(d.row) == place]
+        return list(self.by_client.get((client_id, place), ()))
+
+    def of_place(self, place: str) -> list[_Delivery]:
+        """Every client's deliveries of the place's alerts, in receipt order."""
+        return list(self.by_place.get(place, ()))
 
 
 # --- summaries -----------------------------------------------------------------------
 
 def _receiver_summary(client: str, place: str, sent: Sequence[OutboxRow],
-                      matched: _Receipts, subscribed: bool) -> ReceiverSummary:
+                      matched: _Receipts, subscribed: bool, outside: bool) -> ReceiverSummary:
     got = matched.acknowledged(client, place)
     got_ids = {d.row.message_id for d in got}
     ids = {r.message_id for r in sent}
     # Only a subscribed receiver can miss an alert: the others were never meant to get it.
     missed = tuple(r.message_id for r in sent if subscribed and r.message_id not in got_ids)
     return ReceiverSummary(
-        client_id=client, subscribed=subscribed,
+        client_id=client, subscribed=subscribed, outside_fleet=outside,
         stages=tuple(d.row.stage or "?" for d in got), missed=missed,
-        duplicates=sum(n for (c, m), n in matched.duplicates.items()
-                       if c == client and m in ids),
+        duplicates=sum(n for m, n in matched.extra.get(client, Counter()).items() if m in ids),
         latency=latency_of(d.latency_ms for d in got))
 
 
 def _summarise(place: str, rows: Sequence[OutboxRow], matched: _Receipts,
-               subscribers: Sequence[str]) -> PlaceSummary:
-    """One place's alerts and what its subscribers (and anyone else) acknowledged."""
+               subscribers: Sequence[str], fleet: Container[str]) -> PlaceSummary:
+    """One place's alerts and what its subscribers (and anyone else: a fleet receiver not
+    given the place, or a client outside the `fleet`) acknowledged."""
     sent = [r for r in rows if _place(r) == place]
-    acknowledging = [d.client_id for d in matched.deliveries if _place(d.row) == place]
-    receivers = [_receiver_summary(client, place, sent, matched, client in subscribers)
+    acknowledging = [d.client_id for d in matched.of_place(place)]
+    listening = set(subscribers)
+    receivers = [_receiver_summary(client, place, sent, matched, client in listening,
+                                   client not in fleet)
                  for client in dict.fromkeys([*subscribers, *acknowledging])]
     return PlaceSummary(
         place=place, sent=bool(sent), stages_sent=tuple(r.stage or "?" for r in sent),
@@ -151,7 +174,7 @@ def _summarise(place: str, rows: Sequence[OutboxRow], matched: _Receipts,
         deliveries=sum(r.latency.count for r in receivers),
         missed=sum(len(r.missed) for r in receivers),
         duplicates=sum(r.duplicates for r in receivers),
-        latency=latency_of(d.latency_ms for d in matched.deliveries if _place(d.row) == place))
+        latency=latency_of(d.latency_ms for d in matched.of_place(place)))
 
 
 def _places(rows: Sequence[OutboxRow], matched: _Receipts,
@@ -163,18 +186,19 @@ def _places(rows: Sequence[OutboxRow], matched: _Receipts,
 
     codes = {r.prefecture for r in rows if r.prefecture is not None}
     codes |= {p for places in subscriptions.values() for p in places if p in PREFECTURE_CODES}
-    per_prefecture = tuple(_summarise(code, rows, matched, subscribers(code))
+    per_prefecture = tuple(_summarise(code, rows, matched, subscribers(code), subscriptions)
                            for code in sorted(codes))
-    return per_prefecture, _summarise(NATIONAL, rows, matched, subscribers(NATIONAL))
+    return per_prefecture, _summarise(NATIONAL, rows, matched, subscribers(NATIONAL),
+                                      subscriptions)
 
 
 def _timeline(rows: Sequence[OutboxRow]) -> tuple[TimelineRow, ...]:
     """The report's timeline rows of these alerts, in outbox order."""
     return tuple(
-        TimelineRow(seq=r.seq, sim_time=r.sim_time, created_at=r.created_at,
+        TimelineRow(seq=r.seq, sim_time=_jst(r.sim_time), created_at=r.created_at.astimezone(JST),
                     event_id=r.event_id, prefecture=r.prefecture, stage=r.stage,
                     msg_type=r.msg_type, identifier=r.message_id, topic=r.topic,
-                    published=r.published_at is not None, published_at=r.published_at)
+                    published=r.published_at is not None, published_at=_jst(r.published_at))
         for r in rows)
 
 
@@ -255,48 +279,6 @@ def _judge(expect: Expectations, rows: Sequence[OutboxRow], matched: _Receipts,
 
 # --- the drill and its settings ------------------------------------------------------
 
-def _rooted(line: str) -> str:
-    """A validation problem line with its field path rooted at `settings`."""
-    if line.startswith("(document)"):
-        return "settings" + line.removeprefix("(document)")
-    return line if line.startswith("... ") else f"settings.{line}"
-
-
-@dataclass(frozen=True)
-class RecordedDrill:
-    """A drill row with its settings, parsed."""
-
-    row: DrillRow
-    settings: DrillSettings
-
-    @classmethod
-    def read(cls, row: DrillRow, source: str) -> RecordedDrill:
-        """Parse the row's settings; InputError naming `source` and the drill when they
-        are not a DrillSettings (a record written by another version of alertsim)."""
-        try:
-            settings = DrillSettings.model_validate_json(row.settings_json)
-        except ValidationError as exc:
-            problems = [f"drill {row.drill_id!r}: its recorded settings are not valid "
-                        "drill settings (recorded by another version of alertsim?)"]
-            problems += [_rooted(line) for line in describe_validation_error(exc)]
-            raise InputError(source, problems) from exc
-        return cls(row, settings)
-
-    def subscriptions(self) -> dict[str, tuple[str, ...]]:
-        """Client id -> places it listens to, with "national" added when the drill's
-        receivers listened to the national topic too."""
-        # The receivers' places are prefecture codes (validated), so never "national" yet.
-        extra = (NATIONAL,) if self.settings.national_receivers else ()
-        return {client: (*places, *extra) for client, places in self.settings.receivers.items()}
-
-    def scenario_info(self) -> ScenarioInfo:
-        """The report's view of the recorded scenario."""
-        scenario = self.settings.scenario
-        return ScenarioInfo(title=scenario.title, kind=scenario.kind, date=scenario.date,
-                            sources=scenario.sources, notes=scenario.notes,
-                            path=self.settings.scenario_path or self.row.scenario)
-
-
 def _window(drill: DrillRow, drills: Sequence[DrillRow],
             rows: Sequence[OutboxRow]) -> list[OutboxRow]:
     """The alert rows created from this drill's start up to the next drill's start."""
@@ -347,12 +329,14 @@ def _recorded(drill: RecordedDrill, rows: Sequence[OutboxRow],
     return DrillReport(
         drill_id=drill.row.drill_id, scenario=drill.scenario_info(), policy=settings.policy,
         status=settings.status, speed=settings.speed, broker=settings.broker,
-        started_at=drill.row.started_at, finished_at=drill.row.finished_at,
-        event_id=event_id, receivers=subscriptions, receivers_source="drill settings",
+        started_at=_jst(drill.row.started_at), finished_at=_jst(drill.row.finished_at),
+        event_id=event_id, topic_root=settings.topic_root, receivers=subscriptions,
+        receivers_source="drill settings",
         timeline=_timeline(shown), per_prefecture=per_prefecture, national=national,
         latency=latency_of(d.latency_ms for d in shown_matched.deliveries),
         unmatched_receipts=unmatched, expectations=expectations,
-        passed=not expectations.failures, failures=expectations.failures)
+        passed=not expectations.failures, failures=expectations.failures,
+        faults=drill.faults())
 
 
 def assemble(drill: RecordedDrill | None, drills: Sequence[DrillRow],
@@ -367,6 +351,15 @@ def assemble(drill: RecordedDrill | None, drills: Sequence[DrillRow],
         return _unrecorded(alerts, receipts, unmatched, event_id)
     rows = _window(drill.row, drills, alerts)
     return _recorded(drill, rows, receipts, unmatched, event_id)
+
+
+async def _check_event(store: Store, event_id: str, alerts: Sequence[OutboxRow]) -> None:
+    """InputError unless the record knows the event (an alert or an event row names it)."""
+    known = {r.event_id for r in alerts if r.event_id} | {e.event_id for e in await store.events()}
+    if event_id not in known:
+        listed = ", ".join(sorted(known)) or "none"
+        raise InputError(store.path, [f"event: no event {event_id!r} in this record "
+                                      f"(recorded: {listed})"])
 
 
 async def build_report(store: Store, drill_id: str | None = None,
@@ -384,5 +377,7 @@ async def build_report(store: Store, drill_id: str | None = None,
                                           f"(recorded: {known})"])
     drill = RecordedDrill.read(row, store.path) if row is not None else None
     alerts = await store.outbox(kind="alert")
+    if event_id is not None:
+        await _check_event(store, event_id, alerts)
     receipts = await store.receipts()
     return assemble(drill, drills, alerts, receipts, event_id=event_id)

@@ -24,6 +24,7 @@ __all__ = [
     "DrillReport",
     "DrillSettings",
     "ExpectationResults",
+    "FaultApplied",
     "Latency",
     "PlaceSummary",
     "ReceiverSummary",
@@ -60,6 +61,17 @@ class DrillSettings(_Model):
     policy: Policy
     # The drill's own topic root; records from before drills were isolated used the default.
     topic_root: str = DEFAULT_ROOT
+    # `drill --fault` (drills/faults.py): the faults asked for and the seed choosing them.
+    faults: tuple[str, ...] = ()
+    fault_seed: int | None = None
+
+
+class FaultApplied(_Model):
+    """One fault a drill injected (drills/faults.py): its kind, what it hit, and how."""
+
+    kind: str
+    target: str  # an alert identifier, a receiver's client id, or a state topic
+    detail: str
 
 
 class Latency(_Model):
@@ -92,6 +104,8 @@ class ReceiverSummary(_Model):
 
     client_id: str
     subscribed: bool  # False: it acknowledged alerts of a place it was not given
+    # True: not one of the drill's own receivers (e.g. `alertsim subscribe` on its topic root)
+    outside_fleet: bool = False
     stages: tuple[str, ...]  # acknowledged, first receipt per alert, in receipt order
     missed: tuple[str, ...]  # identifiers of alerts it never acknowledged
     duplicates: int
@@ -153,6 +167,7 @@ class DrillReport(_Model):
     started_at: AwareDatetime | None
     finished_at: AwareDatetime | None
     event_id: str | None  # the report is restricted to this event
+    topic_root: str | None = None  # the drill's topic root (None: not recorded)
     receivers: dict[str, tuple[str, ...]]  # client id -> places it is subscribed to
     receivers_source: Literal["drill settings", "inferred from receipts"]
     timeline: tuple[TimelineRow, ...]
@@ -163,3 +178,4 @@ class DrillReport(_Model):
     expectations: ExpectationResults
     passed: bool | None
     failures: tuple[str, ...]
+    faults: tuple[FaultApplied, ...] = ()  # injected by `drill --fault`, in order

@@ -1,15 +1,48 @@
 """The drill report as Markdown (`render_markdown`) and as files (`write_report`: the
-report's JSON beside its Markdown)."""
+report's JSON beside its Markdown).
+
+Readable as plain text too: no line is longer than `MAX_LINE` characters (a table whose rows
+would be wider is written as a list instead, and long values are wrapped), every time is in
+JST without microseconds, and the timeline is numbered 1, 2, 3.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+import textwrap
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 
-from alertsim.drills.report.model import NATIONAL, DrillReport, PlaceSummary, stages_text
+from alertsim.domain.model import JST
+from alertsim.drills.report.model import (
+    NATIONAL,
+    DrillReport,
+    PlaceSummary,
+    ReceiverSummary,
+    stages_text,
+)
+from alertsim.drills.scenario import Expectations
 
-__all__ = ["render_markdown", "write_report"]
+__all__ = ["MAX_LINE", "expectation_lines", "jst", "render_markdown", "topic_below_root",
+           "write_report"]
+
+MAX_LINE = 160
+
+
+def jst(moment: datetime | None, *, ms: bool = False) -> str | None:
+    """An instant in JST (+09:00), to the second (or millisecond), never microseconds."""
+    if moment is None:
+        return None
+    return moment.astimezone(JST).isoformat(timespec="milliseconds" if ms else "seconds")
+
+
+def topic_below_root(topic: str, root: str | None) -> str:
+    """The topic relative to the drill's topic root (named once in the facts)."""
+    if root and topic.startswith(root + "/"):
+        return topic[len(root) + 1:]
+    return topic
 
 
 def _cell(value: object) -> str:
@@ -22,24 +55,56 @@ def _num(value: float | None) -> str:
     return "—" if value is None else f"{value:g}"
 
 
-def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+def _wrapped(text: str, first: str, rest: str) -> list[str]:
+    """`text` after `first`, wrapped at MAX_LINE; continuation lines start with `rest`."""
+    return textwrap.wrap(text, width=MAX_LINE, initial_indent=first, subsequent_indent=rest,
+                         break_on_hyphens=False) or [first.rstrip()]
+
+
+def _as_list(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """A table too wide for MAX_LINE, as one bullet per row with one line per column."""
+    lines: list[str] = []
+    for row in rows:
+        lines += _wrapped(f"{header[0]} {row[0]}", "- ", "  ")
+        for name, value in zip(header[1:], row[1:], strict=True):
+            lines += _wrapped(f"{name}: {value}", "  - ", "    ")
     return lines
 
 
+def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
+    cells = [[_cell(v) for v in row] for row in rows]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in cells]
+    if max(map(len, lines)) > MAX_LINE:
+        return _as_list(header, cells)
+    return lines
+
+
+def _who(receivers: Sequence[ReceiverSummary]) -> str:
+    """Client ids, or how many when there are more than three."""
+    if len(receivers) > 3:
+        return f"{len(receivers)} receivers"
+    return ", ".join(r.client_id for r in receivers)
+
+
+def _flag(receiver: ReceiverSummary) -> str:
+    if receiver.outside_fleet:
+        return " (outside the drill's fleet)"
+    return "" if receiver.subscribed else " (not subscribed)"
+
+
 def _receivers_cell(place: PlaceSummary) -> str:
-    """Who acknowledged what; many receivers that all agree read as one phrase."""
-    cells = {(r.subscribed, r.stages) for r in place.receivers}
-    if len(place.receivers) > 3 and len(cells) == 1:
-        subscribed, stages = cells.pop()
-        flag = "" if subscribed else " (not subscribed)"
-        return f"all {len(place.receivers)} receivers{flag}: {stages_text(stages)}"
-    parts = []
+    """Who acknowledged what: receivers that agree are one phrase ("all 4 receivers: ...")."""
+    if not place.receivers:
+        return "no receiver"
+    groups: dict[tuple[str, tuple[str, ...]], list[ReceiverSummary]] = {}
     for r in place.receivers:
-        flag = "" if r.subscribed else " (not subscribed)"
-        parts.append(f"{r.client_id}{flag}: {stages_text(r.stages)}")
-    return "; ".join(parts) or "no receiver"
+        groups.setdefault((_flag(r), r.stages), []).append(r)
+    if len(groups) == 1 and len(place.receivers) > 3:
+        (flag, stages), = groups
+        return f"all {len(place.receivers)} receivers{flag}: {stages_text(stages)}"
+    return "; ".join(f"{_who(rs)}{flag}: {stages_text(stages)}"
+                     for (flag, stages), rs in groups.items())
 
 
 def _quiet(place: PlaceSummary) -> bool:
@@ -49,16 +114,17 @@ def _quiet(place: PlaceSummary) -> bool:
 
 
 def _headline(report: DrillReport) -> list[str]:
-    """The title and the one-line verdict with the totals."""
+    """The title and the verdict with the totals."""
     title = report.scenario.title if report.scenario else (report.drill_id or "alertsim record")
     verdict = {True: "PASSED", False: "FAILED", None: "NOT JUDGED"}[report.passed]
     missed = sum(p.missed for p in (*report.per_prefecture, report.national))
     duplicates = sum(p.duplicates for p in (*report.per_prefecture, report.national))
-    return [f"# Drill report: {title}", "",
-            f"**{verdict}** — {len(report.timeline)} alert(s) sent, "
-            f"{report.latency.count} delivery(ies) acknowledged, {missed} missed, "
-            f"{duplicates} duplicate(s); latency p50 {_num(report.latency.p50_ms)} ms, "
-            f"p99 {_num(report.latency.p99_ms)} ms, max {_num(report.latency.max_ms)} ms", ""]
+    summary = (f"**{verdict}** — {len(report.timeline)} alert(s) sent, "
+               f"{report.latency.count} delivery(ies) acknowledged, {missed} missed, "
+               f"{duplicates} duplicate(s); latency p50 {_num(report.latency.p50_ms)} ms, "
+               f"p99 {_num(report.latency.p99_ms)} ms, max {_num(report.latency.max_ms)} ms")
+    return [*_wrapped(f"# Drill report: {title}", "", "  "), "",
+            *_wrapped(summary, "", ""), ""]
 
 
 def _facts(report: DrillReport) -> list[str]:
@@ -68,11 +134,19 @@ def _facts(report: DrillReport) -> list[str]:
              ("Kind", scenario and scenario.kind), ("Date", scenario and scenario.date),
              ("Policy", report.policy), ("Status", report.status),
              ("Speed", report.speed and f"{report.speed:g}x"), ("Broker", report.broker),
-             ("Started", report.started_at), ("Finished", report.finished_at),
+             ("Topic root", report.topic_root),
+             ("Started", jst(report.started_at)), ("Finished", jst(report.finished_at)),
+             ("Times", "JST (+09:00)"),
              ("Event", report.event_id), ("Receivers from", report.receivers_source)]
-    lines = [f"- {name}: {value}" for name, value in facts if value]
+    lines = [line for name, value in facts if value
+             for line in _wrapped(f"{name}: {value}", "- ", "  ")]
     if scenario and scenario.sources:
-        lines.append(f"- Sources: {'; '.join(scenario.sources)}")
+        lines += _wrapped(f"Sources: {'; '.join(scenario.sources)}", "- ", "  ")
+    outside = sorted({r.client_id for p in (*report.per_prefecture, report.national)
+                      for r in p.receivers if r.outside_fleet})
+    if outside:
+        lines += _wrapped(f"Subscribers outside the drill's fleet: {', '.join(outside)}",
+                          "- ", "  ")
     if report.unmatched_receipts:
         lines.append(f"- Receipts naming no alert in the outbox: {report.unmatched_receipts}")
     return lines
@@ -86,8 +160,21 @@ def _expectations(report: DrillReport) -> list[str]:
                     ([c.subject, c.expected, c.actual, c.basis, "pass" if c.passed else "FAIL"]
                      for c in report.expectations.checks))
     if report.failures:
-        lines += ["", "Failures:", ""] + [f"- {line}" for line in report.failures]
+        lines += ["", "Failures:", ""]
+        lines += [line for failure in report.failures
+                  for line in _wrapped(failure, "- ", "  ")]
     return lines
+
+
+def _folded_line(report: DrillReport, shown: Sequence[PlaceSummary]) -> list[str]:
+    """One line for the quiet rows left out: prefectures counted, the national topic named."""
+    prefectures = len(report.per_prefecture) - sum(p.place != NATIONAL for p in shown)
+    national = report.national not in shown
+    if not prefectures and not national:
+        return []
+    parts = [f"{prefectures} other prefecture(s)"] if prefectures else []
+    parts += ["the national topic"] if national else []
+    return ["", f"{' and '.join(parts)}: nothing sent, nothing acknowledged."]
 
 
 def _per_prefecture(report: DrillReport, compact: bool) -> list[str]:
@@ -100,20 +187,23 @@ def _per_prefecture(report: DrillReport, compact: bool) -> list[str]:
         ([p.place, stages_text(p.stages_sent), _receivers_cell(p), _num(p.latency.p50_ms),
           _num(p.latency.p99_ms), _num(p.latency.max_ms), p.missed, p.duplicates]
          for p in shown))
-    folded = len(places) - len(shown)
-    if folded:
-        lines += ["", f"{folded} other place(s): nothing sent, nothing acknowledged."]
-    return lines
+    return lines + _folded_line(report, shown)
 
 
 def _timeline(report: DrillReport) -> list[str]:
-    return ["", "## Timeline", "", *_table(
+    """Two tables, numbered alike: what was sent when, then each alert's identifier and topic."""
+    rows = list(enumerate(report.timeline, start=1))
+    when = _table(
         ["#", "Sim time", "Created (real)", "Event", "Prefecture", "Stage", "msgType",
-         "Identifier", "Topic", "Published"],
-        ([e.seq, e.sim_time and e.sim_time.isoformat(timespec="seconds"),
-          e.created_at.isoformat(timespec="milliseconds"), e.event_id,
-          e.prefecture or NATIONAL, e.stage, e.msg_type, e.identifier, e.topic,
-          "yes" if e.published else "no"] for e in report.timeline))]
+         "Published"],
+        ([n, jst(e.sim_time), jst(e.created_at, ms=True), e.event_id, e.prefecture or NATIONAL,
+          e.stage, e.msg_type, "yes" if e.published else "no"] for n, e in rows))
+    names = _table(["#", "Identifier", "Topic"],
+                   ([n, e.identifier, topic_below_root(e.topic, report.topic_root)]
+                    for n, e in rows))
+    below = f" (below {report.topic_root}/)" if report.topic_root else ""
+    return ["", "## Timeline", "", *when, "", f"### Identifiers and topics{below}", "",
+            *names]
 
 
 def render_markdown(report: DrillReport, *, compact: bool = False) -> str:
@@ -123,8 +213,20 @@ def render_markdown(report: DrillReport, *, compact: bool = False) -> str:
     (the console summary); the written report keeps every row.
     """
     lines = [*_headline(report), *_facts(report), *_expectations(report),
-             *_per_prefecture(report, compact), *_timeline(report)]
+             *_per_prefecture(report, compact), *_timeline(report), *_faults(report)]
     return "\n".join(lines) + "\n"
+
+
+def _faults(report: DrillReport) -> list[str]:
+    """The faults `drill --fault` injected, in order (nothing without faults)."""
+    if not report.faults:
+        return []
+    counts = ", ".join(f"{kind} {n}" for kind, n in sorted(
+        Counter(f.kind for f in report.faults).items()))
+    return ["", "## Faults", "", f"{len(report.faults)} applied: {counts}", "",
+            *_table(["#", "Fault", "Target", "What"],
+                    ((n, f.kind, f.target, f.detail)
+                     for n, f in enumerate(report.faults, 1)))]
 
 
 def _write(path: Path, text: str) -> None:
@@ -139,3 +241,33 @@ async def write_report(report: DrillReport, directory: Path, stem: str) -> tuple
     await asyncio.to_thread(_write, json_path, report.model_dump_json(indent=2) + "\n")
     await asyncio.to_thread(_write, md_path, render_markdown(report))
     return json_path, md_path
+
+
+def _stage_words(stages: Sequence[str]) -> str:
+    return stages_text(stages) if stages else "nothing"
+
+
+def expectation_lines(expect: Expectations, got: Mapping[str, Sequence[str]],
+                      national: bool) -> list[str]:
+    """The expectations against what was sent, in words, one line per prefecture checked,
+    then the silent prefectures and the national message (for `drill --dry-run`)."""
+    lines = []
+    for code in sorted({*expect.prefectures, *got}):
+        wanted, sent = list(expect.prefectures.get(code, ())), list(got.get(code, ()))
+        if code not in expect.prefectures and code in expect.silent_codes():
+            continue  # reported with the silent ones below
+        verdict = "as expected" if sent == wanted else f"expected {_stage_words(wanted)}"
+        lines.append(f"  {code}: sent {_stage_words(sent)} ({verdict})")
+    silent = sorted(expect.silent_codes())
+    noisy = [f"{code} was sent {_stage_words(got[code])}" for code in silent if got.get(code)]
+    label = ", ".join(silent) or "no prefecture"
+    if expect.silent == "others":
+        label = (f"the {len(silent)} other prefecture(s)" if expect.prefectures
+                 else f"all {len(silent)} prefectures")
+    lines.append(f"  silent, {label}: " + ("; ".join(noisy) + " (expected nothing)"
+                                           if noisy else "nothing sent (as expected)"))
+    said = "a national message was sent" if national else "no national message was sent"
+    wanted_national = "as expected" if national == expect.national else (
+        f"expected {'one' if expect.national else 'none'}")
+    lines.append(f"  national: {said} ({wanted_national})")
+    return lines

@@ -1,0 +1,214 @@
+"""`Fleet`: N receivers in K shard processes, started, asked and stopped together.
+
+    fleet = Fleet(plan, url=..., status="exercise", tree=TopicTree(root), shards=2)
+    ready = await fleet.start()      # every receiver subscribed, or BrokerError
+    await fleet.wait_for({identifier: expected_count}, timeout_s=...)
+    result = await fleet.stop()      # result.summary (JSON-ready), result.records
+
+`plan` maps client id -> prefecture code (`alertsim.fleet.population.plan`). Receivers are
+dealt round-robin to the shards, so each shard holds every kind of prefecture. The ready
+deadline grows with N (`ready_deadline`); connections open `window` at a time per shard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from alertsim.domain.topics import V1, TopicTree
+from alertsim.domain.vocabulary import Status
+from alertsim.errors import BrokerError
+from alertsim.fleet.shard import ShardConfig
+from alertsim.fleet.tally import NATIONAL, summarise
+from alertsim.logs import get_logger
+
+__all__ = ["Fleet", "FleetResult", "ReceiverRecords", "default_shards", "ready_deadline"]
+
+log = get_logger(__name__)
+
+READY_BASE_S = 10.0
+READY_PER_RECEIVER_S = 0.002  # 10,000 receivers: 30 s; 20,000: 50 s
+RECEIVERS_PER_SHARD = 2500  # below this one process is quicker than two
+_LINE_LIMIT = 2**28  # a shard's report is one JSON line (tens of MB at 20,000 receivers)
+
+# (client id, prefecture, {identifier: first receive ms}, {identifier: extra copies},
+#  [wrong-area identifiers]), one per receiver
+ReceiverRecords = list[tuple[str, str, dict[str, float], dict[str, int], list[str]]]
+
+
+def ready_deadline(receivers: int) -> float:
+    """Seconds the whole fleet gets to subscribe: a base plus a little per receiver."""
+    return READY_BASE_S + receivers * READY_PER_RECEIVER_S
+
+
+def default_shards(receivers: int) -> int:
+    """One shard per RECEIVERS_PER_SHARD receivers, at most one per core."""
+    return max(1, min(os.cpu_count() or 1, math.ceil(receivers / RECEIVERS_PER_SHARD)))
+
+
+@dataclass
+class FleetResult:
+    """What a stopped fleet reports: the summary (JSON-ready) and every receiver's record."""
+
+    summary: dict[str, Any]
+    records: ReceiverRecords = field(repr=False)
+
+
+@dataclass
+class _Process:
+    process: asyncio.subprocess.Process
+    config: ShardConfig
+
+    async def send(self, line: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(line.encode() + b"\n")
+        await self.process.stdin.drain()
+
+    async def read(self) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        line = await self.process.stdout.readline()
+        if not line:
+            raise BrokerError(f"a fleet shard exited (code {await self.process.wait()})")
+        message: dict[str, Any] = json.loads(line)
+        return message
+
+
+class Fleet:
+    """N lightweight MQTT 5 receivers in `shards` processes (default: `default_shards`)."""
+
+    def __init__(self, plan: Mapping[str, str], *, url: str, status: Status,
+                 tree: TopicTree = V1, shards: int | None = None, national: bool = True,
+                 ca_file: Path | None = None, window: int = 64) -> None:
+        self.plan = dict(plan)
+        self.url = url
+        self.status: Status = status
+        self.tree = tree
+        self.national = national
+        self.shards = max(1, min(shards or default_shards(len(plan)), max(1, len(plan))))
+        self.ca_file = ca_file
+        self.window = window
+        self.listeners = Counter(self.plan.values())
+        self.ready: dict[str, Any] = {}
+        self._processes: list[_Process] = []
+        self._started = 0.0
+        self._asking = asyncio.Lock()  # one question at a time per shard pipe
+        self.duplicates = 0  # all shards, as of the last `progress()`
+        self.wrong_area = 0
+
+    def expected(self, place: str | None) -> int:
+        """How many receivers listen to a place's alerts (None or "national": all)."""
+        if place in (None, NATIONAL):
+            return len(self.plan) if self.national else 0
+        return self.listeners[place]
+
+    def _configs(self, timeout_s: float) -> list[ShardConfig]:
+        receivers = list(self.plan.items())
+        return [ShardConfig(url=self.url, receivers=receivers[k::self.shards],
+                            alert_prefix=self.tree.alerts(self.status, "01")[:-2],
+                            state_prefix=self.tree.state(self.status, ""),
+                            national=self.national, window=self.window,
+                            ready_timeout_s=timeout_s,
+                            ca_file=None if self.ca_file is None else str(self.ca_file))
+                for k in range(self.shards)]
+
+    async def start(self, timeout_s: float | None = None) -> dict[str, Any]:
+        """Start the shards and wait until every receiver is subscribed (BrokerError if
+        not within `timeout_s`, default `ready_deadline(N)`); the fleet's ready figures."""
+        if self._processes:
+            raise RuntimeError("the fleet is already started")
+        limit = ready_deadline(len(self.plan)) if timeout_s is None else timeout_s
+        self._started = time.monotonic()
+        for config in self._configs(limit):
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "alertsim.fleet.shard", stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE, limit=_LINE_LIMIT)
+            self._processes.append(_Process(process, config))
+            await self._processes[-1].send(json.dumps(asdict(config)))
+        lines = await asyncio.gather(*(p.read() for p in self._processes))
+        self.ready = {"receivers": len(self.plan), "shards": self.shards,
+                      "subscribed": sum(line["subscribed"] for line in lines),
+                      "connect_s": round(time.monotonic() - self._started, 3),
+                      "rss_mb": round(sum(line["rss_mb"] for line in lines), 1)}
+        errors = [line["error"] for line in lines if line.get("error")]
+        if errors or self.ready["subscribed"] < len(self.plan):
+            await self.stop()
+            raise BrokerError(f"fleet: {self.ready['subscribed']} of {len(self.plan)} "
+                              f"receivers subscribed within {limit:.0f} s"
+                              + (f" ({errors[0]})" if errors else ""))
+        log.info("fleet.ready", **self.ready)
+        return self.ready
+
+    async def progress(self) -> Counter[str]:
+        """First deliveries so far per alert identifier, all shards together."""
+        delivered: Counter[str] = Counter()
+        duplicates = wrong_area = 0
+        async with self._asking:
+            for process in self._processes:
+                await process.send("progress")
+                answer = await process.read()
+                delivered.update(answer["delivered"])
+                duplicates += answer["duplicates"]
+                wrong_area += answer["wrong_area"]
+        self.duplicates, self.wrong_area = duplicates, wrong_area
+        return delivered
+
+    async def wait_for(self, expected: Mapping[str, int], timeout_s: float,
+                       interval_s: float = 0.05) -> bool:
+        """Wait until each identifier has reached its expected number of receivers;
+        False when `timeout_s` passes first."""
+        found = await self.wait_until(
+            lambda delivered: all(delivered[ident] >= n for ident, n in expected.items()),
+            timeout_s, interval_s)
+        return found is not None
+
+    async def wait_until(self, done: Callable[[Counter[str]], bool], timeout_s: float,
+                         interval_s: float = 0.05) -> Counter[str] | None:
+        """Poll `progress()` until `done(delivered)`; the deliveries then, None on timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while True:
+            delivered = await self.progress()
+            if done(delivered):
+                return delivered
+            if loop.time() >= deadline:
+                return None
+            await asyncio.sleep(interval_s)
+
+    async def stop(self) -> FleetResult:
+        """Disconnect every receiver and end the shards; what they got."""
+        async with self._asking:
+            processes, self._processes = self._processes, []
+        reports: list[dict[str, Any]] = []
+        for process in processes:
+            try:
+                await process.send("stop")
+                while (line := await process.read())["type"] != "report":
+                    pass
+                reports.append(line)
+            except (BrokerError, ConnectionError):
+                pass  # a shard that died reports nothing; its receivers count as missing
+            finally:
+                if process.process.stdin is not None:
+                    process.process.stdin.close()
+                await process.process.wait()
+        return self._result(reports)
+
+    def _result(self, reports: Sequence[dict[str, Any]]) -> FleetResult:
+        summary = {"receivers": len(self.plan), "shards": self.shards,
+                   "status": self.status, "topic_root": self.tree.root,
+                   "connect_s": self.ready.get("connect_s"),
+                   "rss_mb": round(sum(r.get("rss_mb", 0.0) for r in reports), 1),
+                   "duration_s": round(time.monotonic() - self._started, 3),
+                   **summarise(reports)}
+        records: ReceiverRecords = [tuple(r) for report in reports
+                                    for r in report["receivers"]]
+        return FleetResult(summary, records)

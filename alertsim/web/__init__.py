@@ -1,0 +1,1 @@
+"""The web adapter: the shared prefecture map (SVG) and the live drill dashboard."""

@@ -1,0 +1,208 @@
+"""What the live dashboard shows, kept up to date from the service's outbox rows.
+
+Display state of a prefecture (the map's `data-state`, `/api/state`'s "prefectures") is
+read from exactly what the service retains on `state/{code}` (`PrefectureState`): one
+entry per open event that has sent the prefecture something. Each entry maps to a state:
+
+    sheltering (stages shelter, imminent)   shelter
+    last stage fell_land or fell_sea        fell
+    last stage passed                       passed
+    last stage cancel                       cancelled
+    no open event (empty retained payload)  none     (a closed event clears its places)
+
+When several open events touch one prefecture, the most urgent wins:
+shelter > fell > passed > cancelled > none. So a salvo's second launch still sheltering
+Hokkaido keeps it red while the first has passed.
+
+Receipt latency runs from the alert's commit in the service (its outbox row's
+`created_at`, the moment it was decided) to the receiver's `received_at`.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from alertsim.domain.messages import Alert, PlaceEvent, PrefectureState
+from alertsim.domain.model import JST
+from alertsim.domain.vocabulary import PREFECTURE_CODES
+from alertsim.service.records import OutboxMessage
+from alertsim.web.map import MapState, TrackOverlay
+
+__all__ = ["LiveModel", "display_state", "event_state", "parse_state"]
+
+RANK: dict[MapState, int] = {"none": 0, "cancelled": 1, "passed": 2, "fell": 3, "shelter": 4}
+LOG_ROWS = 500
+Update = dict[str, Any]
+
+
+def event_state(event: PlaceEvent) -> MapState:
+    """The display state of one open event at one prefecture."""
+    if event.sheltering or event.stage in ("shelter", "imminent"):
+        return "shelter"
+    if event.stage in ("fell_land", "fell_sea"):
+        return "fell"
+    if event.stage == "passed":
+        return "passed"
+    return "cancelled"
+
+
+def display_state(state: PrefectureState | None) -> MapState:
+    """One prefecture's state over all its open events: the most urgent wins."""
+    if state is None:
+        return "none"
+    return max((event_state(e) for e in state.events), key=RANK.__getitem__, default="none")
+
+
+def parse_state(payload: bytes) -> PrefectureState | None:
+    """A retained state payload; empty (cleared) is None."""
+    return PrefectureState.model_validate_json(payload) if payload else None
+
+
+def _jst(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(JST).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@dataclass
+class _Receipts:
+    count: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+
+    def as_json(self) -> Update:
+        lat = self.latencies_ms
+        return {"count": self.count,
+                "latency_ms_median": round(statistics.median(lat)) if lat else None,
+                "latency_ms_max": round(max(lat)) if lat else None}
+
+
+def log_row(alert: Alert, created_at: datetime) -> Update:
+    """One message-log line: time (JST), place, stage, headlines and identifier."""
+    ja, en = alert.info[0], alert.info[-1]
+    return {"identifier": alert.identifier, "time": _jst(alert.sent), "created_at":
+            created_at.isoformat(), "prefecture": alert.prefecture or "national",
+            "place": en.area[0].areaDesc if en.area else "", "stage": alert.stage,
+            "msg_type": alert.msgType, "headline_ja": ja.headline,
+            "headline_en": en.headline, "event_id": alert.alertsim.event_id}
+
+
+def track_json(track: TrackOverlay) -> Update:
+    return {"event_id": track.event_id, "launch_time": track.launch_time.isoformat(),
+            "impact_time": track.impact_time.isoformat(), "launch": list(track.launch),
+            "impact": list(track.impact)}
+
+
+class LiveModel:
+    """The dashboard's picture of one service; every change returns the updates to push."""
+
+    def __init__(self, *, status: str, title: str = "", speed: float = 1.0,
+                 operator_topic: str = "") -> None:
+        self.status = status
+        self.title = title
+        self.speed = speed
+        self.operator_topic = operator_topic
+        self.states: dict[str, PrefectureState | None] = dict.fromkeys(PREFECTURE_CODES)
+        self.log: deque[Update] = deque(maxlen=LOG_ROWS)
+        self.errors: deque[Update] = deque(maxlen=50)
+        self.tracks: dict[str, TrackOverlay] = {}
+        self.closed: set[str] = set()
+        self._alerts: dict[str, tuple[str, datetime]] = {}  # identifier -> place, created
+        self._receipts: dict[str, _Receipts] = {}
+        self._receipt_ids: set[int] = set()
+
+    # -- reading the service's outbox --------------------------------------------------
+
+    def apply(self, row: OutboxMessage) -> list[Update]:
+        """Take one outbox row (alert, state, error); the updates it makes, if any."""
+        if row.kind == "state" and row.prefecture in self.states:
+            try:
+                self.states[row.prefecture] = parse_state(row.payload)
+            except ValidationError:
+                return []
+            return [self.prefecture_update(row.prefecture)]
+        if row.kind == "alert":
+            alert = Alert.model_validate_json(row.payload)
+            if alert.identifier in self._alerts:  # seen while seeding from the record
+                return []
+            self._alerts[alert.identifier] = (alert.prefecture or "national", row.created_at)
+            entry = log_row(alert, row.created_at)
+            self.log.append(entry)
+            return [{"type": "log", "row": entry}]
+        if row.kind == "error":
+            body = json.loads(row.payload)
+            entry = {"time": _jst(row.created_at), "reason": body.get("reason", ""),
+                     "source": body.get("source", "")}
+            self.errors.append(entry)
+            return [{"type": "error", "row": entry}]
+        return []
+
+    def add_receipts(self, receipts: Iterable[tuple[int, str, datetime]]) -> list[Update]:
+        """Receipts (row id, alert identifier, received_at) not seen before."""
+        touched: set[str] = set()
+        for row_id, identifier, received_at in receipts:
+            if row_id in self._receipt_ids or identifier not in self._alerts:
+                continue
+            self._receipt_ids.add(row_id)
+            place, created = self._alerts[identifier]
+            tally = self._receipts.setdefault(place, _Receipts())
+            tally.count += 1
+            tally.latencies_ms.append((received_at - created).total_seconds() * 1000.0)
+            touched.add(place)
+        if not touched:
+            return []
+        return [{"type": "receipts", "receipts": self.receipts_json()}]
+
+    def set_track(self, track: TrackOverlay) -> bool:
+        """Record an event's latest predicted track; True when it changed."""
+        if self.tracks.get(track.event_id) == track:
+            return False
+        self.tracks[track.event_id] = track
+        return True
+
+    # -- views -------------------------------------------------------------------------
+
+    def prefectures(self) -> dict[str, MapState]:
+        return {code: display_state(state) for code, state in self.states.items()}
+
+    def prefecture_update(self, code: str) -> Update:
+        state = self.states[code]
+        return {"type": "state", "code": code, "state": display_state(state),
+                "events": [] if state is None else
+                [{"event_id": e.event_id, "stage": e.stage, "state": event_state(e)}
+                 for e in state.events]}
+
+    def receipts_json(self) -> dict[str, Update]:
+        return {place: tally.as_json() for place, tally in sorted(self._receipts.items())}
+
+    def events(self) -> list[Update]:
+        """Every event seen: its tracks' times and its open places' states."""
+        places: dict[str, dict[str, MapState]] = {}
+        for code, state in self.states.items():
+            for e in () if state is None else state.events:
+                places.setdefault(e.event_id, {})[code] = event_state(e)
+        out = []
+        for event_id in sorted(set(places) | set(self.tracks)):
+            track = self.tracks.get(event_id)
+            out.append({"event_id": event_id, "closed": event_id in self.closed,
+                        "prefectures": places.get(event_id, {}),
+                        **(track_json(track) if track else {})})
+        return out
+
+    def snapshot(self, sim_now: datetime | None = None) -> Update:
+        """The whole picture: `/api/state` and the first message of every live stream."""
+        return {"status": self.status, "title": self.title,
+                "prefectures": self.prefectures(), "events": self.events(),
+                "log": list(self.log), "errors": list(self.errors),
+                "receipts": self.receipts_json(), "clock": self.clock(sim_now),
+                "operator_topic": self.operator_topic}
+
+    def clock(self, sim_now: datetime | None) -> Update:
+        return {"sim_now": None if sim_now is None else sim_now.isoformat(),
+                "sim_now_jst": _jst(sim_now), "speed": self.speed}
+
