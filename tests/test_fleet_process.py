@@ -169,6 +169,27 @@ async def test_drill_fleet_gets_every_alert(mosquitto: MosquittoBroker, tmp_path
     assert any(r.client_id in fleet_ids for r in hokkaido.receivers)
 
 
+@pytest.mark.mosquitto
+async def test_drill_fleet_spread_over_a_bridged_broker(mosquitto: MosquittoBroker,
+                                                        tmp_path: Path) -> None:
+    """`fleet_urls`: half the fleet's shards on a second Mosquitto bridged from the drill's
+    (for more receivers than one broker process has file handles); nothing is missed."""
+    with MosquittoBroker(persistence=False,
+                         bridge_from=f"127.0.0.1:{mosquitto.port}") as second:
+        out = io.StringIO()
+        outcome = await run_drill(DrillOptions(
+            scenario_path=ROOT / "scenarios/2017-08-29-hwasong-12.yaml", speed=600.0,
+            broker_url=mosquitto.url, extra_receivers=40, fleet_urls=(second.url,),
+            reports_dir=tmp_path, out=out, settle_timeout_s=10.0, quiet_s=0.5))
+        second_log = second.log_path.read_text("utf-8", "replace")
+    assert outcome.passed, outcome.report.failures
+    assert "NOT all expected" not in out.getvalue()
+    assert all(place.missed == 0 for place in outcome.report.per_prefecture)
+    assert " as fl-" in second_log  # fleet receivers really connected to the second broker
+    first_log = mosquitto.log_path.read_text("utf-8", "replace")
+    assert " as fl-" in first_log
+
+
 def _fetch(url: str) -> str:
     with urllib.request.urlopen(url, timeout=10) as response:
         text: str = response.read().decode()

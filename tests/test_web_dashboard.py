@@ -235,6 +235,9 @@ async def test_2017_hokkaido_and_aomori_shelter_and_no_other(
             chromium_page() as page:
         await page.page.goto(drill.url)
         await wait_for_states(page, drill.url, {"01": "shelter", "02": "shelter"})
+        # The track is read from the record about once a second: on the map before the shot.
+        await page.page.locator("polyline.track").first.wait_for(state="attached",
+                                                                  timeout=30_000)
         await page.page.screenshot(path=shots / "hokkaido-aomori-shelter.png")
         api = await api_state(page, drill.url)
         assert api["status"] == "Exercise"

@@ -162,17 +162,20 @@ class FleetForDrill:
     """A drill's process fleet: `start`, then `collect` once the service has published."""
 
     def __init__(self, plan: Mapping[str, str], *, url: str, status: Status, tree: TopicTree,
-                 ca_file: Path | None = None) -> None:
-        self.fleet = ProcessFleet(plan, url=url, status=status, tree=tree, ca_file=ca_file)
+                 ca_file: Path | None = None, spread_urls: Sequence[str] = ()) -> None:
+        self.fleet = ProcessFleet(plan, url=url, status=status, tree=tree, ca_file=ca_file,
+                                  spread_urls=spread_urls)
         self.status: Status = status
         self.tree = tree
 
     @classmethod
     def of(cls, plan: Mapping[str, Sequence[str]], *, url: str, status: Status,
-           tree: TopicTree, ca_file: Path | None = None) -> FleetForDrill | None:
+           tree: TopicTree, ca_file: Path | None = None,
+           spread_urls: Sequence[str] = ()) -> FleetForDrill | None:
         """The process fleet of `plan`'s `fl-` receivers; None when it has none."""
         mine = {cid: codes[0] for cid, codes in plan.items() if cid.startswith(FLEET_PREFIX)}
-        return cls(mine, url=url, status=status, tree=tree, ca_file=ca_file) if mine else None
+        return cls(mine, url=url, status=status, tree=tree, ca_file=ca_file,
+                   spread_urls=spread_urls) if mine else None
 
     async def start(self) -> dict[str, object]:
         """Every fleet receiver subscribed (BrokerError if not in time); ready figures."""

@@ -70,6 +70,9 @@ class DrillOptions:
     # Receivers connect to these brokers, dealt round robin (default: the service's broker);
     # on a cluster, other nodes than the service's, so every alert crosses the cluster.
     receiver_urls: tuple[str, ...] = ()
+    # More brokers (bridged from the drill's) over which the process fleet spreads its
+    # shards: one broker process holds at most as many connections as it has file handles.
+    fleet_urls: tuple[str, ...] = ()
     extra_receivers: int = 0
     db: Path | None = None
     reports_dir: Path = Path("reports")
@@ -270,7 +273,7 @@ async def _start_process_fleet(stack: contextlib.AsyncExitStack, settings: Drill
                                tree: TopicTree) -> FleetForDrill | None:
     """The drill's process fleet (its `fl-` receivers) started and subscribed, if any."""
     extra = FleetForDrill.of(settings.receivers, url=url, status=settings.status, tree=tree,
-                             ca_file=opts.ca_file)
+                             ca_file=opts.ca_file, spread_urls=opts.fleet_urls)
     if extra is not None:
         stack.push_async_callback(extra.stop)
         ready = await extra.start()

@@ -87,13 +87,18 @@ class Fleet:
 
     def __init__(self, plan: Mapping[str, str], *, url: str, status: Status,
                  tree: TopicTree = V1, shards: int | None = None, national: bool = True,
-                 ca_file: Path | None = None, window: int = 64) -> None:
+                 ca_file: Path | None = None, window: int = 64,
+                 spread_urls: Sequence[str] = ()) -> None:
         self.plan = dict(plan)
         self.url = url
+        # Shard k connects to urls[k % len(urls)]: more brokers (bridged to the first) for
+        # more receivers than one broker process has file handles.
+        self.urls = (url, *spread_urls)
         self.status: Status = status
         self.tree = tree
         self.national = national
-        self.shards = max(1, min(shards or default_shards(len(plan)), max(1, len(plan))))
+        wanted = max(shards or default_shards(len(plan)), len(self.urls))
+        self.shards = max(1, min(wanted, max(1, len(plan))))
         self.ca_file = ca_file
         self.window = window
         self.listeners = Counter(self.plan.values())
@@ -112,7 +117,7 @@ class Fleet:
 
     def _configs(self, timeout_s: float) -> list[ShardConfig]:
         receivers = list(self.plan.items())
-        return [ShardConfig(url=self.url, receivers=receivers[k::self.shards],
+        return [ShardConfig(url=self.urls[k % len(self.urls)], receivers=receivers[k::self.shards],
                             alert_prefix=self.tree.alerts(self.status, "01")[:-2],
                             state_prefix=self.tree.state(self.status, ""),
                             national=self.national, window=self.window,

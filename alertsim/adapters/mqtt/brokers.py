@@ -100,9 +100,13 @@ class MosquittoBroker:
     """
 
     def __init__(self, *, port: int | None = None, data_dir: Path | None = None,
-                 search_path: str | None = None, persistence: bool = True) -> None:
+                 search_path: str | None = None, persistence: bool = True,
+                 bridge_from: str | None = None) -> None:
         self.port = port if port is not None else free_port()
         self.persistence = persistence
+        # "HOST:PORT" of a broker whose alertsim/# messages this one copies in (a bridge),
+        # to spread receivers over two brokers when one process runs out of file handles.
+        self.bridge_from = bridge_from
         self._search_path = search_path
         self._owns_dir = data_dir is None
         self.data_dir = Path(tempfile.mkdtemp(prefix="alertsim-mosquitto-")) \
@@ -142,6 +146,9 @@ class MosquittoBroker:
             "log_type notice",
             "log_type information",
         ]
+        if self.bridge_from is not None:
+            lines += [f"connection alertsim-bridge-{self.port}", f"address {self.bridge_from}",
+                      "topic alertsim/# in 1", "cleansession true"]
         if os.geteuid() == 0:
             # As root, Mosquitto switches to user `mosquitto` and then silently runs without
             # persistence or log it cannot write; staying root keeps the directory usable.
