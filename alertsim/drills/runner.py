@@ -70,9 +70,7 @@ class DrillOptions:
     # Receivers connect to these brokers, dealt round robin (default: the service's broker);
     # on a cluster, other nodes than the service's, so every alert crosses the cluster.
     receiver_urls: tuple[str, ...] = ()
-    # More brokers (bridged from the drill's) over which the process fleet spreads its
-    # shards: one broker process holds at most as many connections as it has file handles.
-    fleet_urls: tuple[str, ...] = ()
+    fleet_urls: tuple[str, ...] = ()  # more brokers, bridged, for the process fleet's shards
     extra_receivers: int = 0
     db: Path | None = None
     reports_dir: Path = Path("reports")
