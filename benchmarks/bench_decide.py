@@ -17,10 +17,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import statistics
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import numpy as np
 import shapely
@@ -31,24 +30,15 @@ from alertsim.domain.detection import Detection
 from alertsim.domain.prefectures import Atlas
 from alertsim.domain.trajectory import trajectory_of
 from alertsim.domain.warnings import decide
-from alertsim.testing import make_detection
+from alertsim.testing.bursts import burst
 
 GEOD = Geod(ellps="WGS84")
 NOW = datetime(2023, 11, 21, 13, 50, tzinfo=UTC)
 
 
 def random_detections(count: int, seed: int) -> list[Detection]:
-    rng = random.Random(seed)
-    out = []
-    while len(out) < count:
-        launch = (rng.uniform(33, 42), rng.uniform(123, 130))
-        impact = (rng.uniform(22, 46), rng.uniform(122, 160))
-        if abs(launch[0] - impact[0]) + abs(launch[1] - impact[1]) < 1:
-            continue
-        out.append(make_detection(launch, impact, rng.uniform(0, 150), rng.uniform(0, 300),
-                                  event_id=f"bench-{len(out)}",
-                                  flight=timedelta(minutes=rng.uniform(5, 30))))
-    return out
+    """The burst tests' draw (alertsim.testing.bursts), ids `bench-0`, `bench-1`, ..."""
+    return burst(count, seed=seed, prefix="bench")
 
 
 def naive_decide(detection: Detection, atlas: Atlas) -> tuple[str, ...]:
