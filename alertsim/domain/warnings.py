@@ -42,6 +42,10 @@ BoolArray = NDArray[np.bool_]
 
 Reason = Literal["overflight", "impact_area", "adjacent"]
 ImpactClass = Literal["land", "territorial_sea", "eez", "outside"]
+# Which of J-Alert's published cases the prediction falls in (jalert.md, "The published
+# flow"): it may fall on land or in the territorial sea; it flies over Japanese territory
+# and falls beyond; or it falls short, at sea, before reaching any territory.
+Course = Literal["falls_in_japan", "flies_over", "falls_short"]
 
 
 class Window(Frozen):
@@ -57,6 +61,9 @@ class WarnedPrefecture(Frozen):
     reason: Reason
     window: Window
     via: tuple[PrefectureCode, ...] = ()
+    # Its territory meets the corridor before the predicted impact point: the track flies
+    # over it (or falls on it), rather than only the overshoot of the impact area.
+    overflown: bool = False
 
 
 class Sea(Frozen):
@@ -89,6 +96,7 @@ class Decision(Frozen):
     shelter: tuple[PrefectureCode, ...]
     prefectures: tuple[WarnedPrefecture, ...]
     impact: Impact
+    course: Course = "falls_short"
 
     def warned(self, code: str) -> WarnedPrefecture | None:
         return next((p for p in self.prefectures if p.code == code), None)
@@ -103,6 +111,9 @@ class _Hit:
     start_s: float
     end_s: float
     via: tuple[str, ...] = ()
+    # The corridor meets the territory before the predicted impact point (it is flown
+    # over or fallen on), not only in the overshoot of the impact area beyond it.
+    before_impact: bool = False
 
 
 class _JstSeconds:
@@ -187,8 +198,10 @@ def direct_hits(trajectory: Trajectory, corridor: Corridor, atlas: Atlas,
         # it; the piece reaching the impact itself is always inside (along_track_km 0).
         reach = float(corridor.end_distances_km[last])
         near_impact = reach > impact_zone_from_km or reach >= trajectory.range_km
+        before_impact = float(corridor.samples.distances_km[first]) < trajectory.range_km
         hits.append(_Hit(atlas.prefectures[owner], "impact_area" if near_impact else "overflight",
-                         float(corridor.starts_s[first]), float(corridor.ends_s[last])))
+                         float(corridor.starts_s[first]), float(corridor.ends_s[last]),
+                         before_impact=before_impact))
     return hits
 
 
@@ -233,6 +246,13 @@ def classify_impact(trajectory: Trajectory, atlas: Atlas) -> Impact:
     return Impact(classification=classification, **where, sea=sea)
 
 
+def course_of(impact: Impact, hits: list[_Hit]) -> Course:
+    """The published case a prediction falls in (see `Course`)."""
+    if impact.classification in ("land", "territorial_sea"):
+        return "falls_in_japan"
+    return "flies_over" if any(h.before_impact for h in hits) else "falls_short"
+
+
 def _sea(area: SeaArea) -> Sea:
     return Sea(key=area.key, name_ja=area.name_ja, name_en=area.name_en)
 
@@ -246,6 +266,7 @@ def decide(detection: Detection, atlas: Atlas, *, policy: Policy = DEFAULT_POLIC
     hits = direct_hits(trajectory, corridor, atlas, detection.uncertainty.along_track_km)
     warned = sorted(POLICY_RULES[policy](hits, atlas), key=lambda h: h.pref.code)
     seconds = _JstSeconds(trajectory.launch_time)
+    impact = classify_impact(trajectory, atlas)
     # One validation of the whole decision: cheaper than building each part as a model.
     return Decision.model_validate({
         "event_id": detection.event_id,
@@ -260,7 +281,9 @@ def decide(detection: Detection, atlas: Atlas, *, policy: Policy = DEFAULT_POLIC
         "shelter": [h.pref.code for h in warned],
         "prefectures": [{"code": h.pref.code, "iso": h.pref.iso, "name_ja": h.pref.name_ja,
                          "name_en": h.pref.name_en, "reason": h.reason, "via": h.via,
+                         "overflown": h.before_impact,
                          "window": {"start": seconds.at(h.start_s), "end": seconds.at(h.end_s)}}
                         for h in warned],
-        "impact": classify_impact(trajectory, atlas),
+        "impact": impact,
+        "course": course_of(impact, hits),
     })
