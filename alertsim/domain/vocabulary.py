@@ -9,7 +9,8 @@ again. Pure: no I/O.
     MsgType          CAP msgType: Alert Update Cancel
     Status           topic tree and settings: exercise test (never actual)
     AlertStatus      CAP status: Exercise Test (never Actual)
-    Policy           prefecture prefecture+adjacent
+    Policy           block-2017 prefecture prefecture+adjacent (the rule of each era)
+    PolicyChoice     a Policy, or auto (the rule in force on the launch's date)
     Action           operator actions: cancel close
     PrefectureCode   JIS X 0401 two-digit code 01..47
     Reference        CAP reference triplet "sender,identifier,sent"
@@ -35,9 +36,11 @@ STATUSES: Final[tuple[Status, ...]] = get_args(Status)
 AlertStatus = Literal["Exercise", "Test"]
 _CAP_STATUS: Final[dict[Status, AlertStatus]] = {"exercise": "Exercise", "test": "Test"}
 
-Policy = Literal["prefecture", "prefecture+adjacent"]
+Policy = Literal["block-2017", "prefecture", "prefecture+adjacent"]
 POLICIES: Final[tuple[Policy, ...]] = get_args(Policy)
 DEFAULT_POLICY: Final[Policy] = "prefecture"
+PolicyChoice = Literal["auto", "block-2017", "prefecture", "prefecture+adjacent"]
+POLICY_CHOICES: Final[tuple[PolicyChoice, ...]] = get_args(PolicyChoice)
 
 Action = Literal["cancel", "close"]
 ACTIONS: Final[tuple[Action, ...]] = get_args(Action)
