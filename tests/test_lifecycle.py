@@ -76,21 +76,23 @@ def test_duplicate_and_stale_sequences_change_nothing(atlas: Atlas, sequence: in
     assert moved.state == state
 
 
-def test_passed_after_window_then_fell_sea_with_references(atlas: Atlas) -> None:
-    """After the window a tick sends passed (Update); the final impact at sea sends fell_sea."""
+def test_passed_when_due_is_an_update_and_nothing_follows_it(atlas: Atlas) -> None:
+    """Unconfirmed, a tick at passed_due sends passed (Update, referencing the shelter) to
+    every place at once; the outcome at sea afterwards sends no fall message."""
     state, first = start(atlas, 30)
-    window_end = state.places["01"].window_end
-    assert lifecycle.on_tick(state, now=window_end - timedelta(seconds=1)).alerts == ()
-    ticked = lifecycle.on_tick(state, now=window_end)
-    assert [(a.prefecture, a.stage, a.msgType) for a in ticked.alerts] == [("01", "passed", "Update")]
+    due = state.passed_due
+    assert due == max(p.window_end for p in state.places.values()) + lifecycle.DEFAULT_CONFIRM_AFTER
+    assert lifecycle.on_tick(state, now=due - timedelta(seconds=1)).alerts == ()
+    ticked = lifecycle.on_tick(state, now=due)
+    assert [(a.prefecture, a.stage, a.msgType) for a in ticked.alerts] == [
+        ("01", "passed", "Update"), ("02", "passed", "Update")]
     assert ticked.alerts[0].referenced_identifiers() == (first[0].identifier,)
-    later = state.places["02"].window_end + timedelta(minutes=10)
-    final = make_detection(*TSUGARU, 30, 100, sequence=2, outcome="impact")
+    later = due + timedelta(minutes=1)
+    final = make_detection(*TSUGARU, 30, 100, sequence=2, outcome="impact",
+                           observed_after=later - DEFAULT_LAUNCH_TIME)
     end = lifecycle.on_detection(ticked.state, final, decide(final, atlas, now=later), now=later)
-    assert [(a.prefecture, a.stage) for a in end.alerts] == [
-        ("02", "passed"), ("01", "fell_sea"), ("02", "fell_sea")]
-    assert lifecycle.on_detection(end.state, final, decide(final, atlas, now=later),
-                                  now=later).alerts == ()
+    assert end.alerts == ()
+    assert end.withheld == ()
 
 
 def test_operator_cancel_and_close(atlas: Atlas) -> None:
@@ -100,7 +102,7 @@ def test_operator_cancel_and_close(atlas: Atlas) -> None:
     cancelled = lifecycle.on_cancel(state, now=now)
     assert [a.stage for a in cancelled.alerts] == ["cancel", "cancel"]
     assert lifecycle.on_cancel(cancelled.state, now=now).alerts == ()
-    closed = lifecycle.on_close(cancelled.state).state
+    closed = lifecycle.on_close(cancelled.state, now=now).state
     assert closed.closed
     d = make_detection(*TSUGARU, 120, 100, sequence=9)
     assert lifecycle.on_detection(closed, d, decide(d, atlas, now=now), now=now).alerts == ()

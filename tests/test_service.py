@@ -193,7 +193,7 @@ async def test_resumed_event_timers_still_fire(atlas: Atlas, tmp_path: Path) -> 
     async with await Store.open(path) as first_store:
         assert await make_service(atlas, first_store).accept_detection(detection_bytes())
     async with await Store.open(path) as second_store:
-        later = ScaledClock(start=DEFAULT_LAUNCH_TIME + timedelta(minutes=20), speed=1.0)
+        later = ScaledClock(start=DEFAULT_LAUNCH_TIME + timedelta(minutes=40), speed=1.0)
         second = Service(atlas=atlas, store=second_store, config=ServiceConfig(), clock=later)
         assert await second.resume() == 1
         assert await second.tick() == 2

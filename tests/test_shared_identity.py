@@ -8,18 +8,19 @@ from pathlib import Path
 import pytest
 
 from alertsim.cli import main
-from alertsim.domain.lifecycle import shared_identity
+from alertsim.domain.lifecycle import DEFAULT_CONFIRM_AFTER, shared_identity
 from alertsim.domain.messages import Alert
 from alertsim.domain.prefectures import Atlas
 from alertsim.domain.timeline import Engine, OperatorAction
 from alertsim.testing import DEFAULT_LAUNCH_TIME, make_detection
 
-# Warns 03 (window ends 22:52:58 JST) and 05 (22:51:59): the later code's window ends first.
+# Warns 03 (window ends 22:52:58 JST) and 05 (22:51:59).
 TRACK = ((40.6, 126.4), (38.0, 150.0))
 SECRET = b"a shared secret of at least 32 bytes, for tests"
 FIRST = DEFAULT_LAUNCH_TIME + timedelta(minutes=2)
-BETWEEN_WINDOWS = DEFAULT_LAUNCH_TIME + timedelta(minutes=9, seconds=30)
 AFTER_WINDOWS = DEFAULT_LAUNCH_TIME + timedelta(minutes=10, seconds=30)
+# Unconfirmed, "passed" is due confirm_after past the last window (22:52:58).
+PASSED_DUE = DEFAULT_LAUNCH_TIME + timedelta(minutes=9, seconds=58) + DEFAULT_CONFIRM_AFTER
 
 
 def engine(atlas: Atlas, secret: bytes | None = SECRET) -> Engine:
@@ -34,35 +35,33 @@ def ids(alerts: list[Alert]) -> list[tuple[str | None, str, str]]:
 
 
 def play(e: Engine, *, tick_at: datetime | None, nonce: str = "n") -> list[Alert]:
-    """Sequence 1, an optional tick, then the final sequence 2 (fell at sea); `nonce` (and
-    a secret made from it) is what the service would pass for a new event."""
+    """Sequence 1, an optional tick, then the final sequence 2 (flew over, fell far out at
+    sea); `nonce` (and a secret made from it) is what the service would pass for a new
+    event."""
     sent: list[Alert] = []
     first = make_detection(*TRACK, 30, 100, event_id="ev")
     sent += e.detection(first, now=FIRST, nonce=nonce, secret=f"secret-{nonce}").alerts
     if tick_at is not None:
         sent += [a for t in e.tick(now=tick_at) for a in t.alerts]
     final = make_detection(*TRACK, 30, 100, event_id="ev", sequence=2, outcome="impact")
-    sent += e.detection(final, now=AFTER_WINDOWS, nonce="unused", secret="unused").alerts
+    later = max(AFTER_WINDOWS, (tick_at or AFTER_WINDOWS) + timedelta(minutes=1))
+    sent += e.detection(final, now=later, nonce="unused", secret="unused").alerts
     return sent
 
 
 def test_two_engines_with_the_secret_mint_the_same_identifiers(atlas: Atlas) -> None:
-    """One service ticks "passed" for 05 before the final detection, the other learns both
-    passes from it: with the shared secret every identifier matches; per-run counters do not."""
-    ticked = play(engine(atlas), tick_at=BETWEEN_WINDOWS, nonce="random1")
+    """One service sends "passed" when it falls due unconfirmed, the other on the final
+    detection (and a different random nonce): with the shared secret every identifier
+    matches; without it, none does."""
+    ticked = play(engine(atlas), tick_at=PASSED_DUE, nonce="random1")
     untimed = play(engine(atlas), tick_at=None, nonce="random2")
     assert [(p, s) for p, s, _ in ids(ticked)] == [
-        ("03", "fell_sea"), ("03", "passed"), ("03", "shelter"),
-        ("05", "fell_sea"), ("05", "passed"), ("05", "shelter")]
+        ("03", "passed"), ("03", "shelter"), ("05", "passed"), ("05", "shelter")]
     assert ids(ticked) == ids(untimed)
-    assert len({i for _, _, i in ids(ticked)}) == 6
-    # Per-run identifiers, even under one nonce and secret, number alerts in the order
-    # each engine sent them: "passed" for 05 differs.
-    legacy_ticked = ids(play(engine(atlas, None), tick_at=BETWEEN_WINDOWS))
-    legacy_untimed = ids(play(engine(atlas, None), tick_at=None))
-    differ = [one[:2] for one, two in zip(legacy_ticked, legacy_untimed, strict=True)
-              if one != two]
-    assert ("05", "passed") in differ
+    assert len({i for _, _, i in ids(ticked)}) == 4
+    legacy_ticked = ids(play(engine(atlas, None), tick_at=PASSED_DUE, nonce="random1"))
+    legacy_untimed = ids(play(engine(atlas, None), tick_at=None, nonce="random2"))
+    assert all(one != two for one, two in zip(legacy_ticked, legacy_untimed, strict=True))
 
 
 def test_different_secrets_give_different_identifiers(atlas: Atlas) -> None:
@@ -81,7 +80,7 @@ def test_shared_identifiers_cannot_be_guessed_without_the_secret(atlas: Atlas) -
     shelter = e.detection(make_detection(*TRACK, 30, 100, event_id="ev"), now=FIRST,
                           nonce="x", secret="y").alerts
     public = shelter[-1].identifier.split(".")
-    passed = [a for t in e.tick(now=AFTER_WINDOWS) for a in t.alerts if a.prefecture == "05"]
+    passed = [a for t in e.tick(now=PASSED_DUE) for a in t.alerts if a.prefecture == "05"]
     assert passed[0].identifier.rsplit(".", 1)[0] == ".".join([*public[:4], "passed", "05"])
     forger = engine(atlas, b"a guess at the secret, 32 bytes or more")
     forged = forger.detection(make_detection(*TRACK, 30, 100, event_id="ev"), now=FIRST,
@@ -90,19 +89,24 @@ def test_shared_identifiers_cannot_be_guessed_without_the_secret(atlas: Atlas) -
     assert passed[0].identifier.rsplit(".", 1)[1] != public[-1]
 
 
-def test_a_place_warned_again_gets_new_identifiers(atlas: Atlas) -> None:
-    """Shelter, cancel (no longer warned), shelter again, operator cancel: no identifier
-    repeats, since each warning of a place is keyed by the sequence that opened it."""
+def test_a_place_cancelled_is_not_warned_again(atlas: Atlas) -> None:
+    """Shelter, cancel (no longer warned), then warned again by a later sequence: nothing
+    more goes to that place (the flow's one closing message), the rest is withheld with its
+    reason, and no identifier repeats."""
     e = engine(atlas)
     sent: list[Alert] = []
+    withheld = []
     for sequence, impact in ((1, TRACK[1]), (2, (43.0, 145.0)), (3, TRACK[1])):
         detection = make_detection(TRACK[0], impact, 30, 100, event_id="ev", sequence=sequence)
-        sent += e.detection(detection, now=FIRST, nonce="n", secret="s").alerts
+        moved = e.detection(detection, now=FIRST, nonce="n", secret="s")
+        sent += moved.alerts
+        withheld += moved.withheld
     transition = e.action(OperatorAction(action="cancel", event_id="ev"), now=FIRST)
     assert transition is not None
     sent += transition.alerts
     stages = [(a.prefecture, a.stage) for a in sent if a.prefecture == "05"]
-    assert stages == [("05", "shelter"), ("05", "cancel"), ("05", "shelter"), ("05", "cancel")]
+    assert stages == [("05", "shelter"), ("05", "cancel")]
+    assert {w.prefecture for w in withheld} >= {"05"}
     assert len({a.identifier for a in sent}) == len(sent)
 
 

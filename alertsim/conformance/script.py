@@ -45,7 +45,7 @@ class Script:
             case "fell_land":
                 return texts.fell_land(when, self.name_ja, self.name_en)
             case "passed":
-                return texts.passed(when, self.name_ja, self.name_en, *_SEA)
+                return texts.passed(when, when, [self.name_ja], [self.name_en], *_SEA)
             case "fell_sea":
                 return texts.fell_sea(when, *_SEA, True)
             case "cancel":

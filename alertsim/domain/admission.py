@@ -22,7 +22,7 @@ from typing import Literal
 
 from alertsim.domain.detection import Detection
 from alertsim.domain.lifecycle import EventState
-from alertsim.domain.timeline import OperatorAction
+from alertsim.domain.operator import OperatorAction
 
 __all__ = ["Admission", "Limits", "Refused", "admit_action", "admit_detection"]
 

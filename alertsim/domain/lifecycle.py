@@ -1,10 +1,24 @@
-"""The alert lifecycle of one event, per prefecture: a pure state machine.
+"""The alert lifecycle of one event, per prefecture: J-Alert's published flow, purely.
 
-    (none) --warned--> sheltering --window over--> passed --fell at sea--> (fell_sea)
-                          |  \\--predicted to fall here--> imminent (still sheltering)
-                          |--no longer warned / operator cancel / breakup--> cancelled
-                          \\--fell here--> fell
-    cancelled --warned again--> sheltering (a new Alert)
+Every prefecture warned of an event gets the launch message (shelter), then exactly one
+closing message, chosen from what happened (docs/jalert.md, "The published flow"):
+
+    shelter --flew over Japan, passage confirmed------------------> passed
+            --fell short, outside the territorial sea (outcome)---> fell_sea
+            --predicted on land / territorial sea--> imminent --outcome--> fell_land | fell_sea
+            --no longer expected to reach it / operator cancel---> cancel
+
+`passed` goes to every prefecture still sheltering once the missile is past the last
+window on its track *and* the passage is confirmed: by a later detection observed after
+that window, by an outcome, or, with neither, `FlowRules.confirm_after` after the window.
+Under the 2023 rule the passed message also lifts the call to shelter (one message).
+A prediction alone never sends a fall message: only an outcome does.
+
+Nothing after the fact: no shelter for a prefecture whose window is over, none at all
+for a first detection after the predicted fall, nothing for a prefecture after its
+closing message, no evacuate-now after the predicted fall. What is withheld comes back
+in `Transition.withheld` with its reason; the service records it and publishes it on the
+errors topic. Closing an event still sheltering somewhere cancels it there first.
 
 Every transition takes the current state, the input and "now", and returns the new state
 and the alerts to publish, in order. Nothing is sent twice: a duplicate or stale
@@ -20,6 +34,7 @@ place's warning: identifiers then depend only on (event, sequence, stage, prefec
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal, NamedTuple
 
@@ -33,7 +48,24 @@ from alertsim.domain.vocabulary import AlertStatus, MsgType, Stage
 from alertsim.domain.warnings import Decision, Reason, WarnedPrefecture
 
 PlaceStatus = Literal["sheltering", "passed", "fell", "cancelled"]
-OPEN: frozenset[PlaceStatus] = frozenset({"sheltering", "passed"})
+OPEN: frozenset[PlaceStatus] = frozenset({"sheltering"})
+CLOSING: dict[Stage, PlaceStatus] = {"passed": "passed", "fell_land": "fell",
+                                     "fell_sea": "fell", "cancel": "cancelled"}
+# With no detection to confirm a passage, the passed message waits this long after the
+# last window. J-Alert's delays from the passage to the closing message (docs/jalert.md):
+# 2016-02-07 ~1 min, 2017-08-29 7 min, 2022-10-04 13 min, 2023-11-21 20 min, and for the
+# 2023-05-31 lifting about 24 min past the predicted passage. The default is longer than
+# all of them, so a replay's own confirming detection (at the record's time) comes first.
+DEFAULT_CONFIRM_AFTER = timedelta(minutes=30)
+
+
+@dataclass(frozen=True)
+class FlowRules:
+    """The parts of the flow that an era or a drill sets."""
+
+    confirm_after: timedelta = DEFAULT_CONFIRM_AFTER
+    passed_lifts_call: bool = False  # the 2023 rule: "passed" also lifts the shelter call
+    national: bool = False  # alertsim's own national message when nobody is warned (opt-in)
 
 
 class PlaceState(Frozen):
@@ -44,6 +76,7 @@ class PlaceState(Frozen):
     name_en: str
     reason: Reason
     window_end: AwareDatetime
+    window_start: AwareDatetime | None = None
     status: PlaceStatus
     stages: tuple[Stage, ...] = ()
     references: tuple[str, ...] = ()  # CAP references of everything sent to this place
@@ -68,14 +101,25 @@ class EventState(Frozen):
     places: dict[str, PlaceState] = Field(default_factory=dict)
     national: tuple[str, ...] = ()  # references of national messages
     counter: int = 0
-    final_at: AwareDatetime | None = None
+    final_at: AwareDatetime | None = None  # when an outcome arrived (automatic close timer)
+    passed_due: AwareDatetime | None = None  # when "passed" goes out unless confirmed sooner
+    ended: Stage | None = None  # the event's closing message, once sent
     closed: bool = False
     decision: Decision | None = None
+
+
+class Withheld(NamedTuple):
+    """A message the flow did not send, and why (recorded, and told on the errors topic)."""
+
+    event_id: str
+    prefecture: str | None
+    reason: str
 
 
 class Transition(NamedTuple):
     state: EventState
     alerts: tuple[Alert, ...]
+    withheld: tuple[Withheld, ...] = ()
 
 
 def new_event(detection: Detection, *, nonce: str, status: AlertStatus,
@@ -108,8 +152,12 @@ def identifier(state: EventState, counter: int, stage: Stage, code: str | None,
     return f"alertsim.{state.nonce}.{state.event_id}.{number:04d}.{stage}.{place}.{mac}"
 
 
+def _hm(moment: datetime) -> str:
+    return texts.hm_en(moment)
+
+
 class _Draft:
-    """Collects alerts and state changes during one transition."""
+    """Collects alerts, withheld messages and state changes during one transition."""
 
     def __init__(self, state: EventState, now: datetime, sequence: int) -> None:
         self.state = state
@@ -119,9 +167,15 @@ class _Draft:
         self.now = now
         self.sequence = sequence
         self.alerts: list[Alert] = []
+        self.withheld: list[Withheld] = []
 
-    def emit(self, stage: Stage, place: PlaceState | None, body: texts.Bilingual,
-             status: PlaceStatus | None = None) -> None:
+    def withhold(self, code: str | None, reason: str) -> None:
+        self.withheld.append(Withheld(self.state.event_id, code, reason))
+
+    def sheltering(self) -> list[PlaceState]:
+        return [p for _, p in sorted(self.places.items()) if p.status == "sheltering"]
+
+    def emit(self, stage: Stage, place: PlaceState | None, body: texts.Bilingual) -> None:
         previous = place.references if place is not None else self.national
         msg_type: MsgType = "Cancel" if stage == "cancel" else ("Update" if previous else "Alert")
         if stage == "shelter":
@@ -144,20 +198,28 @@ class _Draft:
         self.places[place.code] = place.model_copy(update={
             "stages": (*place.stages, stage),
             "references": (*previous, alert.reference()),
-            "status": status or place.status,
+            "status": CLOSING.get(stage, place.status),
             "since_sequence": since,
         })
+
+    def close_all(self, stage: Stage, body: texts.Bilingual) -> Stage | None:
+        """The event's closing message to every place still sheltering; the stage sent."""
+        open_places = self.sheltering()
+        for place in open_places:
+            self.emit(stage, place, body)
+        return stage if open_places else None
 
     def done(self, **changes: object) -> Transition:
         state = self.state.model_copy(update={
             "places": self.places, "national": self.national, "counter": self.counter,
             **changes})
-        return Transition(state, tuple(self.alerts))
+        return Transition(state, tuple(self.alerts), tuple(self.withheld))
 
 
 def _place(w: WarnedPrefecture) -> PlaceState:
     return PlaceState(code=w.code, name_ja=w.name_ja, name_en=w.name_en, reason=w.reason,
-                      window_end=w.window.end, status="sheltering")
+                      window_start=w.window.start, window_end=w.window.end,
+                      status="sheltering")
 
 
 def _toward(decision: Decision) -> tuple[str, str]:
@@ -169,126 +231,220 @@ def _toward(decision: Decision) -> tuple[str, str]:
     return "日本の周辺", "the waters around Japan"
 
 
-def _passed(draft: _Draft, place: PlaceState, decision: Decision) -> None:
-    toward_ja, toward_en = _toward(decision)
-    draft.emit("passed", place, texts.passed(place.window_end, place.name_ja, place.name_en,
-                                             toward_ja, toward_en), status="passed")
+def _passed_text(places: list[PlaceState], decision: Decision | None,
+                 lifts: bool) -> texts.Bilingual:
+    """One text for every recipient: over which prefectures, toward where, between when."""
+    over = [p for p in (decision.prefectures if decision else ()) if p.overflown]
+    names_ja = [p.name_ja for p in over] or [p.name_ja for p in places]
+    names_en = [p.name_en for p in over] or [p.name_en for p in places]
+    starts = [p.window.start for p in over] or [p.window_start or p.window_end for p in places]
+    ends = [p.window.end for p in over] or [p.window_end for p in places]
+    toward_ja, toward_en = _toward(decision) if decision else ("太平洋", "the Pacific Ocean")
+    return texts.passed(min(starts), max(ends), names_ja, names_en, toward_ja, toward_en,
+                        lifts_call=lifts)
+
+
+def _last_window(draft: _Draft) -> datetime | None:
+    return max((p.window_end for p in draft.sheltering()), default=None)
+
+
+def _had_imminent(draft: _Draft) -> bool:
+    return any("imminent" in p.stages for p in draft.places.values())
 
 
 def on_detection(state: EventState, detection: Detection, decision: Decision, *,
-                 now: datetime) -> Transition:
-    """Re-decide one detection update: new Alerts, Cancels, imminent, national, final."""
+                 now: datetime, rules: FlowRules | None = None) -> Transition:
+    """Act on one detection update: new shelters, narrowing cancels, evacuate-now, the
+    confirmation of a passage, and on an outcome the event's closing message."""
+    rules = rules or FlowRules()
     if state.closed or detection.sequence <= state.last_sequence:
         return Transition(state, ())
     draft = _Draft(state, now, detection.sequence)
+    seq = f"sequence {detection.sequence}"
+    if not state.places and not state.national and now >= decision.impact.time:
+        if decision.prefectures:
+            draft.withhold(None, f"{seq} arrives at {_hm(now)}, after the predicted fall at "
+                                 f"{_hm(decision.impact.time)}: nobody is warned after the fact")
+        return draft.done(last_sequence=detection.sequence, decision=decision)
+
+    if state.ended is None:
+        _warn(draft, decision, detection, rules)
+    else:
+        for w in decision.prefectures:
+            if w.code not in state.places:
+                draft.withhold(w.code, f"{seq}: the event already had its closing message "
+                                       f"({state.ended}); no shelter call for {w.name_en}")
+        if detection.outcome is not None and state.ended != _closing_stage(
+                decision, detection.outcome, _had_imminent(draft)):
+            draft.withhold(None, f"{seq} (outcome {detection.outcome}): the event already had "
+                                 f"its closing message ({state.ended}); nothing more is sent")
+    ended, passed_due = state.ended, state.passed_due
+    final_at = state.final_at
+    if ended is None and detection.outcome is not None:
+        ended, passed_due = _outcome(draft, detection, decision, rules)
+        final_at = now
+    elif ended is None:
+        ended, passed_due = _confirmation(draft, detection, decision, rules)
+    elif detection.outcome is not None and final_at is None:
+        final_at = now
+    return draft.done(last_sequence=detection.sequence, decision=decision, ended=ended,
+                      passed_due=passed_due, final_at=final_at)
+
+
+def _warn(draft: _Draft, decision: Decision, detection: Detection, rules: FlowRules) -> None:
+    """Shelter for newly warned places (never after the fact), cancel for places no longer
+    warned (before any outcome), evacuate-now around a predicted fall in Japan."""
+    now, state = draft.now, draft.state
+    seq = f"sequence {detection.sequence}"
     warned = {w.code: w for w in decision.prefectures}
-
-    for code, place in sorted(state.places.items()):
-        if place.status == "sheltering" and code not in warned:
-            body = (texts.cancel(place.name_ja, place.name_en) if warned else texts.cancel())
-            draft.emit("cancel", place, body, status="cancelled")
-
+    confirming = (detection.outcome is None and decision.course == "flies_over"
+                  and _confirms(draft, detection))
+    if detection.outcome is None and not confirming:
+        for place in draft.sheltering():
+            if place.code not in warned:
+                body = (texts.cancel(place.name_ja, place.name_en) if warned else texts.cancel())
+                draft.emit("cancel", place, body)
     for code, w in sorted(warned.items()):
         known = draft.places.get(code)
-        if known is None or known.status == "cancelled":
-            fresh = _place(w)
-            if known is not None:
-                fresh = fresh.model_copy(update={"stages": known.stages,
-                                                 "references": known.references})
-            draft.emit("shelter", fresh, texts.shelter())
-        elif known.status == "sheltering":
-            draft.places[code] = known.model_copy(update={"reason": w.reason,
-                                                          "window_end": w.window.end})
+        if known is not None and known.status == "sheltering":
+            draft.places[code] = known.model_copy(update={
+                "reason": w.reason, "window_end": w.window.end, "window_start": w.window.start})
+        elif known is not None:
+            draft.withhold(code, f"{seq}: {w.name_en} already had its closing message "
+                                 f"({known.stages[-1]}); nothing more is sent there")
+        elif w.window.end <= now:
+            draft.withhold(code, f"{seq}: {w.name_en}'s window ended at "
+                                 f"{_hm(w.window.end)}, before {_hm(now)}: no shelter call "
+                                 "after the fact")
+        else:
+            draft.emit("shelter", _place(w), texts.shelter())
 
     impact = decision.impact
-    target = draft.places.get(impact.prefecture or "")
-    if (impact.classification in ("land", "territorial_sea") and target is not None
-            and target.status == "sheltering" and "imminent" not in _since_shelter(target)):
-        draft.emit("imminent", target, texts.imminent(impact.time, target.name_ja,
-                                                      target.name_en))
+    if decision.course == "falls_in_japan" and detection.outcome is None:
+        around = {c for c, w in warned.items() if w.reason == "impact_area"}
+        around |= {impact.prefecture} if impact.prefecture else set()
+        for place in draft.sheltering():
+            if place.code not in around or "imminent" in place.stages:
+                continue
+            if now >= impact.time:
+                draft.withhold(place.code, f"{seq}: the predicted fall at {_hm(impact.time)} "
+                                           "is past: no evacuate-now message")
+                continue
+            draft.emit("imminent", place, texts.imminent(
+                impact.time, impact.prefecture_ja or place.name_ja,
+                impact.prefecture_en or place.name_en))
 
-    if not warned and not state.places and not state.national and impact.sea is not None:
+    if (rules.national and not warned and not state.places and not state.national
+            and impact.sea is not None):
         draft.emit("national", None, texts.national(impact.time, impact.sea.name_ja,
                                                     impact.sea.name_en,
                                                     impact.classification == "eez"))
 
-    final_at = state.final_at
-    if detection.outcome is not None and final_at is None:
-        _final(draft, detection, decision)
-        final_at = now
-    return draft.done(last_sequence=detection.sequence, decision=decision, final_at=final_at)
+
+def _confirms(draft: _Draft, detection: Detection) -> bool:
+    """A detection observed after the last window still open confirms the passage."""
+    last = _last_window(draft)
+    return last is not None and detection.observed_at >= last and not _had_imminent(draft)
 
 
-def _since_shelter(place: PlaceState) -> tuple[Stage, ...]:
-    stages = place.stages
-    last = max((i for i, s in enumerate(stages) if s == "shelter"), default=-1)
-    return stages[last + 1:]
+def _confirmation(draft: _Draft, detection: Detection, decision: Decision,
+                  rules: FlowRules) -> tuple[Stage | None, datetime | None]:
+    """(ended, passed_due) after an update without an outcome."""
+    if decision.course != "flies_over" or _had_imminent(draft):
+        return None, None
+    last = _last_window(draft)
+    if last is None:
+        return None, None
+    if detection.observed_at >= last:
+        return _send_passed(draft, rules, decision), None
+    return None, last + rules.confirm_after
 
 
-def _final(draft: _Draft, detection: Detection, decision: Decision) -> None:
-    """The last word on an event: fell on land / at sea, passed (orbit), or cancel."""
+def _send_passed(draft: _Draft, rules: FlowRules, decision: Decision | None) -> Stage | None:
+    """"Passed" to every place still sheltering, named from `decision` when it flies over."""
+    over = decision if decision is not None and decision.course == "flies_over" else None
+    return draft.close_all("passed", _passed_text(draft.sheltering(), over,
+                                                  rules.passed_lifts_call))
+
+
+def _closing_stage(decision: Decision, outcome: str, had_imminent: bool) -> Stage:
+    """The closing message an outcome calls for (jalert.md, "The published flow")."""
     impact = decision.impact
-    outcome = detection.outcome
     if outcome in ("breakup", "lost"):
-        for place in sorted(draft.places.values(), key=lambda p: p.code):
-            if place.status == "sheltering":
-                draft.emit("cancel", place, texts.cancel(), status="cancelled")
-        return
-    for place in sorted(draft.places.values(), key=lambda p: p.code):
-        overflown = place.code != impact.prefecture and place.window_end <= draft.now
-        if place.status == "sheltering" and (outcome == "orbit" or overflown):
-            _passed(draft, place, decision)
-    if outcome != "impact":
-        return
-    if impact.classification in ("land", "territorial_sea") and impact.prefecture:
-        place = draft.places.get(impact.prefecture) or PlaceState(
-            code=impact.prefecture, name_ja=impact.prefecture_ja or "",
-            name_en=impact.prefecture_en or "", reason="impact_area",
-            window_end=impact.time, status="sheltering")
-        draft.emit("fell_land", place, texts.fell_land(impact.time, place.name_ja,
-                                                        place.name_en), status="fell")
-    elif impact.sea is not None:
-        for place in sorted(draft.places.values(), key=lambda p: p.code):
-            if place.status in OPEN:
-                draft.emit("fell_sea", place, texts.fell_sea(
-                    impact.time, impact.sea.name_ja, impact.sea.name_en,
-                    impact.classification == "eez"), status="fell")
+        return "cancel"
+    if outcome == "impact" and impact.classification in ("land", "territorial_sea"):
+        return "fell_land"
+    flew_over = outcome == "orbit" or decision.course == "flies_over"
+    if impact.sea is not None and (had_imminent or not flew_over):
+        return "fell_sea"
+    return "passed"
 
 
-def on_tick(state: EventState, *, now: datetime) -> Transition:
-    """Time passes: prefectures whose overflight window is over get "passed"."""
-    if state.closed or state.decision is None:
+def _outcome(draft: _Draft, detection: Detection, decision: Decision,
+             rules: FlowRules) -> tuple[Stage | None, datetime | None]:
+    """(ended, passed_due) on the final update: the event's one closing message."""
+    if not draft.sheltering() or detection.outcome is None:
+        return None, None
+    impact = decision.impact
+    stage = _closing_stage(decision, detection.outcome, _had_imminent(draft))
+    if stage == "cancel":
+        return draft.close_all("cancel", texts.cancel()), None
+    if stage == "fell_land":
+        return draft.close_all("fell_land", texts.fell_land(
+            impact.time, impact.prefecture_ja or "", impact.prefecture_en or "")), None
+    if stage == "fell_sea" and impact.sea is not None:
+        return draft.close_all("fell_sea", texts.fell_sea(
+            impact.time, impact.sea.name_ja, impact.sea.name_en,
+            impact.classification == "eez")), None
+    last = _last_window(draft)
+    if last is not None and draft.now < last:  # confirmed, but not past the last window yet
+        return None, last
+    return _send_passed(draft, rules, decision), None
+
+
+def on_tick(state: EventState, *, now: datetime, rules: FlowRules | None = None) -> Transition:
+    """Time passes: a passage due by now (unconfirmed after `confirm_after`, or confirmed
+    before its last window ended) gets its passed message."""
+    rules = rules or FlowRules()
+    if state.closed or state.ended is not None or state.passed_due is None:
+        return Transition(state, ())
+    if now < state.passed_due:
         return Transition(state, ())
     draft = _Draft(state, now, state.last_sequence)
-    for place in sorted(state.places.values(), key=lambda p: p.code):
-        if (place.status == "sheltering" and place.reason in ("overflight", "adjacent")
-                and place.window_end <= now):
-            _passed(draft, place, state.decision)
-    return draft.done()
+    ended = _send_passed(draft, rules, state.decision)
+    return draft.done(ended=ended, passed_due=None)
 
 
 def on_cancel(state: EventState, *, now: datetime) -> Transition:
-    """Operator cancel: the call to take shelter is lifted for every open place."""
+    """Operator cancel: the call to take shelter is lifted where it still stands."""
     if state.closed:
         return Transition(state, ())
     draft = _Draft(state, now, state.last_sequence)
-    for place in sorted(state.places.values(), key=lambda p: p.code):
-        if place.status in OPEN:
-            draft.emit("cancel", place, texts.cancel(), status="cancelled")
-    return draft.done()
+    ended = draft.close_all("cancel", texts.cancel())
+    if ended is None:
+        draft.withhold(None, "cancel: no prefecture is still told to shelter for this event; "
+                             "nothing is sent")
+        return draft.done()
+    return draft.done(ended=ended, passed_due=None)
 
 
-def on_close(state: EventState) -> Transition:
-    """Close the event: nothing more is sent for it; retained state is cleared."""
-    return Transition(state.model_copy(update={"closed": True}), ())
+def on_close(state: EventState, *, now: datetime) -> Transition:
+    """Close the event: where a shelter call still stands it is lifted first (cancel), so
+    no receiver is left sheltering; then nothing more is sent and retained state clears."""
+    if state.closed:
+        return Transition(state, ())
+    draft = _Draft(state, now, state.last_sequence)
+    ended = draft.close_all("cancel", texts.cancel()) or state.ended
+    return draft.done(closed=True, ended=ended, passed_due=None)
 
 
 def next_deadline(state: EventState, *, close_after: timedelta) -> datetime | None:
-    """When this event next needs a tick: a window ending, or the automatic close."""
+    """When this event next needs a tick: a passage due, or the automatic close."""
     if state.closed:
         return None
-    times = [p.window_end for p in state.places.values()
-             if p.status == "sheltering" and p.reason in ("overflight", "adjacent")]
+    times = []
+    if state.ended is None and state.passed_due is not None:
+        times.append(state.passed_due)
     if state.final_at is not None:
         times.append(state.final_at + close_after)
     return min(times, default=None)

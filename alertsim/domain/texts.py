@@ -82,14 +82,31 @@ def fell_land(when: datetime, place_ja: str, place_en: str) -> Bilingual:
     return Bilingual(Texts("ミサイル落下", ja, stay_ja), Texts("Missile fell", en, stay_en))
 
 
-def passed(when: datetime, over_ja: str, over_en: str, toward_ja: str,
-           toward_en: str) -> Bilingual:
-    ja = (f"ミサイル通過。ミサイル通過。先程のミサイルは、{hm_ja(when)}頃、{over_ja}上空を"
-          f"{toward_ja}へ通過したものとみられます。{SUSPICIOUS_JA}")
-    en = (f"Missile passed. Missile passed. The missile appears to have passed over {over_en} "
-          f"toward {toward_en} at about {hm_en(when)}. {SUSPICIOUS_EN}")
-    return Bilingual(Texts("ミサイル通過", ja, SUSPICIOUS_JA),
-                     Texts("Missile passed over", en, SUSPICIOUS_EN))
+def _names_ja(names: list[str]) -> str:
+    return "、".join(names)
+
+
+def _names_en(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def passed(start: datetime, end: datetime, over_ja: list[str], over_en: list[str],
+           toward_ja: str, toward_en: str, *, lifts_call: bool = False) -> Bilingual:
+    """From where to where, between what times (one text for every recipient); under the
+    2023 rule the same message also lifts the call to shelter."""
+    if hm_ja(start) == hm_ja(end):
+        when_ja, when_en = f"{hm_ja(end)}頃", f"at about {hm_en(end)}"
+    else:
+        when_ja = f"{hm_ja(start)}から{hm_ja(end)}頃"
+        when_en = f"between {hm_en(start)[:-4]} and {hm_en(end)}"
+    lift_ja = "避難の呼びかけを解除します。" if lifts_call else ""
+    lift_en = " The call to take shelter is lifted." if lifts_call else ""
+    ja = (f"ミサイル通過。ミサイル通過。先程のミサイルは、{when_ja}、{_names_ja(over_ja)}上空を"
+          f"{toward_ja}へ通過したものとみられます。{SUSPICIOUS_JA}{lift_ja}")
+    en = (f"Missile passed. Missile passed. The missile appears to have passed over "
+          f"{_names_en(over_en)} toward {toward_en} {when_en}. {SUSPICIOUS_EN}{lift_en}")
+    return Bilingual(Texts("ミサイル通過", ja, SUSPICIOUS_JA + lift_ja),
+                     Texts("Missile passed over", en, SUSPICIOUS_EN + lift_en))
 
 
 def _zone(in_eez: bool) -> tuple[str, str]:

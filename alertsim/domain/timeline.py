@@ -1,8 +1,10 @@
 """Run a timeline of inputs through decide + lifecycle on a virtual clock, purely.
 
-This is the service's logic without its I/O: the same transitions in the same order,
-with the ticks (window ends, automatic closes) the service would schedule. Tests and
-`alertsim drill --dry-run` use it to know what a scenario should produce.
+This is the service's logic without its I/O: the same admission rules (duplicate, stale,
+ahead, closed, old, conflicting), the same transitions in the same order, with the ticks
+(passages due, automatic closes) the service would schedule. Tests and
+`alertsim drill --dry-run` use it to know what a scenario should produce; what the
+service would refuse or withhold comes back as `Note`s, one per row the service records.
 """
 
 from __future__ import annotations
@@ -11,32 +13,16 @@ import heapq
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Annotated
-
-from pydantic import Field
 
 from alertsim.domain import lifecycle
-from alertsim.domain.detection import Detection, EventId
-from alertsim.domain.lifecycle import EventState, Transition
+from alertsim.domain.admission import Limits, Refused, admit_action, admit_detection
+from alertsim.domain.detection import Detection
+from alertsim.domain.lifecycle import EventState, FlowRules, Transition
 from alertsim.domain.messages import Alert
-from alertsim.domain.model import Frozen
+from alertsim.domain.operator import OperatorAction
 from alertsim.domain.prefectures import Atlas
-from alertsim.domain.vocabulary import Action, AlertStatus, Policy
+from alertsim.domain.vocabulary import AlertStatus, Policy
 from alertsim.domain.warnings import decide
-
-RequestId = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$",
-                                 description="1-64 characters of [A-Za-z0-9._-]")]
-
-
-class OperatorAction(Frozen):
-    """An operator's command for one event: the payload of the operator topic."""
-
-    action: Action
-    event_id: EventId
-    # Optional, chosen by the sender: a refusal's excerpt on the errors topic carries the
-    # whole payload, this id included, so `alertsim cancel/close` can tell its own refusal.
-    request_id: RequestId | None = None
-
 
 TimelineInput = Detection | OperatorAction
 
@@ -45,6 +31,14 @@ TimelineInput = Detection | OperatorAction
 class Sent:
     at: datetime
     alert: Alert
+
+
+@dataclass(frozen=True)
+class Note:
+    """An input refused, or a message withheld, at `at`: one row the service records."""
+
+    at: datetime
+    reason: str
 
 
 # (not sheltering, minus the POSIX time of the latest message, event id): smaller first
@@ -80,6 +74,7 @@ class Engine:
     sender: str
     close_after: timedelta
     events: dict[str, EventState]
+    rules: FlowRules = field(default_factory=FlowRules)
     # Redundant services share this secret: new events then take their nonce and secret
     # from it (lifecycle.shared_identity), so every such service mints the same identifiers.
     identity_secret: bytes | None = field(default=None, repr=False)
@@ -96,7 +91,8 @@ class Engine:
                   secret: str = "") -> Transition:
         state = self.events.get(detection.event_id) or self._new_event(detection, nonce, secret)
         decision = decide(detection, self.atlas, policy=self.policy, now=now)
-        return self._keep(lifecycle.on_detection(state, detection, decision, now=now))
+        return self._keep(lifecycle.on_detection(state, detection, decision, now=now,
+                                                 rules=self.rules))
 
     def _new_event(self, detection: Detection, nonce: str, secret: str) -> EventState:
         """A new event under `nonce` and `secret`, or under the shared identity if set."""
@@ -112,16 +108,18 @@ class Engine:
             return None
         if action.action == "cancel":
             return self._keep(lifecycle.on_cancel(state, now=now))
-        return self._keep(lifecycle.on_close(state))
+        return self._keep(lifecycle.on_close(state, now=now))
 
     def tick(self, *, now: datetime) -> list[Transition]:
         """Everything due by `now`: passed messages, then automatic closes (by event id)."""
         done = []
         for event_id in sorted(self._due(now)):
             state = self.events[event_id]
-            moved = lifecycle.on_tick(state, now=now)
+            moved = lifecycle.on_tick(state, now=now, rules=self.rules)
             if lifecycle.due_to_close(moved.state, now=now, close_after=self.close_after):
-                moved = Transition(lifecycle.on_close(moved.state).state, moved.alerts)
+                closing = lifecycle.on_close(moved.state, now=now)
+                moved = Transition(closing.state, moved.alerts + closing.alerts,
+                                   moved.withheld + closing.withheld)
             if moved.state != state:
                 done.append(self._keep(moved))
         return done
@@ -184,23 +182,43 @@ class Engine:
 
 
 def simulate(inputs: Iterable[tuple[datetime, TimelineInput]], engine: Engine, *,
-             until: datetime | None = None, nonce: str = "sim") -> Iterator[Sent]:
-    """Feed timed inputs to the engine, ticking at every deadline in between."""
+             until: datetime | None = None, nonce: str = "sim",
+             limits: Limits | None = None, notes: list[Note] | None = None) -> Iterator[Sent]:
+    """Feed timed inputs to the engine, ticking at every deadline in between.
+
+    Each input is admitted as the service admits it (`limits`: the service's default);
+    refusals and withheld messages are appended to `notes` when given."""
+    limits = limits or Limits()
+    recorded: dict[tuple[str, int], Detection] = {}
+    told = notes if notes is not None else []
+
+    def results(at: datetime, transition: Transition | None) -> Iterator[Sent]:
+        if transition is not None:
+            told.extend(Note(at, w.reason) for w in transition.withheld)
+            yield from (Sent(at, a) for a in transition.alerts)
 
     def ticks_until(limit: datetime) -> Iterator[Sent]:
         while (deadline := engine.next_deadline()) is not None and deadline <= limit:
             for transition in engine.tick(now=deadline):
-                yield from (Sent(deadline, a) for a in transition.alerts)
+                yield from results(deadline, transition)
 
     last: datetime | None = None
     for at, item in inputs:
         yield from ticks_until(at)
-        if isinstance(item, Detection):
-            transition: Transition | None = engine.detection(item, now=at, nonce=nonce)
-        else:
-            transition = engine.action(item, now=at)
-        if transition is not None:
-            yield from (Sent(at, a) for a in transition.alerts)
         last = at
+        state = engine.events.get(item.event_id)
+        if isinstance(item, Detection):
+            key = (item.event_id, item.sequence)
+            verdict = admit_detection(item, state, closed=False, recorded=recorded.get(key),
+                                      now=at, limits=limits)
+            if verdict == "new":
+                recorded[key] = item
+                yield from results(at, engine.detection(item, now=at, nonce=nonce))
+        else:
+            verdict = admit_action(item, state, closed=False)
+            if verdict == "new":
+                yield from results(at, engine.action(item, now=at))
+        if isinstance(verdict, Refused):
+            told.append(Note(at, verdict.reason))
     if until is not None or last is not None:
         yield from ticks_until(until or (last or datetime.max) + engine.close_after)

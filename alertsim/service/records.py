@@ -104,6 +104,9 @@ class Change:
     events: tuple[EventRow, ...] = ()
     decisions: tuple[DecisionRecord, ...] = ()
     outbox: tuple[OutboxMessage, ...] = ()
+    # Messages the flow withheld (after the fact, after a closing message), kept beside
+    # refused inputs: (source, reason, raw excerpt)
+    withheld: tuple[tuple[str, str, bytes], ...] = ()
     processed: ProcessedInput | None = None
     processed_at: datetime = field(default_factory=real_now)
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -33,7 +34,7 @@ from pydantic import BaseModel, ValidationError
 
 from alertsim.domain.admission import Admission, Limits, Refused, admit_action, admit_detection
 from alertsim.domain.detection import Detection
-from alertsim.domain.lifecycle import EventState, Transition
+from alertsim.domain.lifecycle import DEFAULT_CONFIRM_AFTER, EventState, FlowRules, Transition
 from alertsim.domain.messages import STATE_EVENTS_MAX, Receipt
 from alertsim.domain.prefectures import Atlas
 from alertsim.domain.timeline import Engine, OperatorAction
@@ -75,6 +76,9 @@ class ServiceConfig:
     sender: str = "alertsim@simulator.invalid"
     max_payload_bytes: int = 65_536
     close_after: timedelta = timedelta(minutes=10)
+    # With no detection confirming a passage, "passed" waits this long after the last window.
+    confirm_after: timedelta = DEFAULT_CONFIRM_AFTER
+    national_info: bool = False  # alertsim's own national message (J-Alert has none)
     limits: Limits = field(default_factory=Limits)
     topics: TopicTree = field(default_factory=TopicTree)
     publish_window: int = PUBLISH_WINDOW  # QoS 1 publishes in flight; 1 = the serial pump
@@ -85,8 +89,10 @@ class ServiceConfig:
 
     def engine(self, atlas: Atlas) -> Engine:
         """The pure decision and lifecycle engine this configuration runs."""
+        rules = FlowRules(confirm_after=self.confirm_after, national=self.national_info,
+                          passed_lifts_call=self.policy == "prefecture+adjacent")
         return Engine(atlas=atlas, policy=self.policy, status=self.alert_status,
-                      sender=self.sender, close_after=self.close_after, events={})
+                      sender=self.sender, close_after=self.close_after, events={}, rules=rules)
 
 
 class Service:
@@ -206,7 +212,8 @@ class Service:
                 event_id=detection.event_id, sequence=detection.sequence,
                 decision_json=transition.state.decision.model_dump_json(),
                 decided_at=real_now()),)
-        await self._apply([transition], decisions=decisions, processed=("detection", row_id))
+        await self._apply([transition], decisions=decisions, processed=("detection", row_id),
+                          source=self.config.topics.detections)
         if decisions:
             self.observer.decision()
         return len(transition.alerts)
@@ -254,7 +261,7 @@ class Service:
     async def _act_on_action(self, command: OperatorAction, row_id: int) -> None:
         transition = self.engine.action(command, now=self.clock.now())
         await self._apply([] if transition is None else [transition],
-                          processed=("operator", row_id))
+                          processed=("operator", row_id), source=self.config.topics.operator)
 
     async def accept_receipt(self, raw: bytes, *, source: str) -> bool:
         return await self.accept_receipts([(raw, source)]) == 1
@@ -322,14 +329,24 @@ class Service:
 
     async def _apply(self, transitions: Iterable[Transition], *,
                      decisions: tuple[DecisionRecord, ...] = (),
-                     processed: ProcessedInput | None = None) -> None:
-        """Commit transitions (states, alerts, the states they touch) in one transaction."""
+                     processed: ProcessedInput | None = None,
+                     source: str = "timer") -> None:
+        """Commit transitions (states, alerts, the states they touch, what the flow
+        withheld, told on the errors topic) in one transaction."""
         now = real_now()
         rows: list[OutboxMessage] = []
         events: list[EventRow] = []
+        withheld: list[tuple[str, str, bytes]] = []
         touched: set[str] = set()
         for transition in transitions:
             state = transition.state
+            for note in transition.withheld:
+                raw = json.dumps({"event_id": note.event_id, "prefecture": note.prefecture,
+                                  "withheld": True}).encode()
+                withheld.append((source, note.reason, raw))
+                rows.append(error_message(raw, note.reason, source, self.config.topics, now))
+                log.warning("alert.withheld", event_id=note.event_id,
+                            prefecture=note.prefecture, reason=note.reason)
             events.append(EventRow(state.event_id, state.model_dump_json(), state.closed, now))
             rows += [alert_message(a, self.config.topics, self.config.status, now)
                      for a in transition.alerts]
@@ -341,7 +358,8 @@ class Service:
         else:
             rows += [self._state(code) for code in sorted(touched)]
         await self.store.commit(Change(events=tuple(events), decisions=decisions,
-                                       outbox=tuple(rows), processed=processed, processed_at=now))
+                                       outbox=tuple(rows), withheld=tuple(withheld),
+                                       processed=processed, processed_at=now))
         if rows:
             self._written(len(rows))
             self._notify(rows)

@@ -1,8 +1,8 @@
 """The store's write transactions, run whole on aiosqlite's own thread (`transact`).
 
     transact        BEGIN IMMEDIATE, the work, COMMIT (ROLLBACK on any error)
-    write_change    one input's consequences: event states, decisions, outbox rows, the
-                    input marked processed (`Store.commit`)
+    write_change    one input's consequences: event states, decisions, outbox rows,
+                    withheld messages, the input marked processed (`Store.commit`)
     mark_all        many outbox rows marked published at once (`Store.mark_all_published`)
     insert_receipts many receipts at once (`Store.record_receipts`)
 
@@ -65,6 +65,9 @@ def write_change(conn: sqlite3.Connection, change: Change) -> None:
         [(d.event_id, d.sequence, text(d.decided_at), d.decision_json)
          for d in change.decisions])
     conn.executemany(_ENQUEUE, [_outbox_params(m) for m in change.outbox])
+    conn.executemany("INSERT INTO rejected (source, received_at, reason, raw) VALUES (?, ?, ?, ?)",
+                     [(source, text(change.processed_at), reason, raw)
+                      for source, reason, raw in change.withheld])
     if change.processed is not None:
         kind, row_id = change.processed
         table = "detections" if kind == "detection" else "operator_actions"
