@@ -50,8 +50,9 @@ from alertsim.fleet.fleet import Fleet
 from alertsim.fleet.population import plan
 from alertsim.logs import configure_logging
 from alertsim.service.clock import ScaledClock
+from alertsim.service.config import ServiceConfig
 from alertsim.service.records import OutboxRow
-from alertsim.service.service import Service, ServiceConfig
+from alertsim.service.service import Service
 
 SCENARIO = Path(__file__).resolve().parents[1] / "scenarios/2017-11-29-hwasong-15-no-alert.yaml"
 STATUS = "exercise"

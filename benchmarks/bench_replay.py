@@ -41,8 +41,8 @@ from alertsim.domain.timeline import simulate
 from alertsim.domain.topics import TopicTree
 from alertsim.drills.replay import replay
 from alertsim.drills.scenario import load_scenario
+from alertsim.service.config import ServiceConfig
 from alertsim.service.outgoing import alert_message
-from alertsim.service.service import ServiceConfig
 from alertsim.testing import eventually
 
 ROOT = Path(__file__).resolve().parent.parent

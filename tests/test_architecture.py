@@ -90,7 +90,7 @@ def test_the_graph_sees_the_layers() -> None:
             "alertsim.adapters.mqtt.link", "alertsim.drills.runner"} <= set(edges)
     assert "alertsim.domain.vocabulary" in edges["alertsim.domain.messages"]
     assert "alertsim.service.service" in edges["alertsim.adapters.mqtt.link"]
-    assert "alertsim.domain.topics" in edges["alertsim.service.service"]
+    assert "alertsim.domain.topics" in edges["alertsim.service.config"]
 
 
 def test_domain_imports_nothing_else_of_alertsim() -> None:

@@ -40,7 +40,8 @@ from alertsim.domain.prefectures import Atlas
 from alertsim.domain.topics import DEFAULT_ROOT, TopicTree
 from alertsim.domain.vocabulary import PREFECTURE_CODES, STATUSES
 from alertsim.service.clock import ScaledClock
-from alertsim.service.service import Service, ServiceConfig
+from alertsim.service.config import ServiceConfig
+from alertsim.service.service import Service
 from alertsim.testing import DEFAULT_LAUNCH_TIME, eventually, make_detection
 from tests.cap_xsd import cap_errors
 from tests.helpers import running
@@ -233,7 +234,7 @@ async def service_on(url: str, tree: TopicTree, atlas: Atlas,
     async with await Store.open(tmp_path / "svc.db") as store:
         clock = ScaledClock(start=DEFAULT_LAUNCH_TIME + timedelta(minutes=2), speed=1.0)
         service = Service(atlas=atlas, store=store, clock=clock,
-                          config=ServiceConfig(topics=tree))
+                          config=ServiceConfig(topics=tree, national_info=True))
         connected = asyncio.Event()
         tasks = [asyncio.create_task(service.run_timers()),
                  asyncio.create_task(run_link(service, url=url, protocol="5",

@@ -41,8 +41,8 @@ from alertsim.adapters.mqtt.client import (
 from alertsim.cli import main
 from alertsim.drills.runner import DrillOptions, run_drill
 from alertsim.errors import BrokerError
+from alertsim.service.config import ServiceConfig
 from alertsim.service.run import ServeOptions, serve
-from alertsim.service.service import ServiceConfig
 from alertsim.testing import eventually, make_detection
 
 MOSQUITTO = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin")

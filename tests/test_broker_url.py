@@ -13,8 +13,8 @@ from alertsim.adapters.mqtt.client import MqttSettings
 from alertsim.adapters.mqtt.url import BrokerUrl, parse_broker_url
 from alertsim.drills.runner import DrillOptions, run_drill
 from alertsim.errors import InputError
+from alertsim.service.config import ServiceConfig
 from alertsim.service.run import ServeOptions
-from alertsim.service.service import ServiceConfig
 
 SECRET = "s3cr3t-Pw"
 

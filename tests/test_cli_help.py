@@ -139,7 +139,7 @@ def test_console_script_help_and_bad_flag() -> None:
 
 
 BAD_FLAGS = [
-    (["decide", "--policy", "nope", "d.json"], "'--policy': 'nope' is not one of 'prefecture', 'prefecture+adjacent'"),
+    (["decide", "--policy", "nope", "d.json"], "'--policy': 'nope' is not one of 'auto', 'block-2017', 'prefecture', 'prefecture+adjacent'"),
     (["decide", "d.json", "--format", "xml"], "'--format': 'xml' is not one of 'json', 'text'"),
     (["decide"], "Missing argument 'DETECTION'"),
     (["schema", "nope"], "'NAME': 'nope' is not one of 'detection', 'decision'"),
@@ -152,7 +152,7 @@ BAD_FLAGS = [
     (["serve", "--status", "actual"], "'--status': status Actual is refused: alertsim is a simulator"),
     (["serve", "--status", "live"], "'--status': 'live' is not one of 'exercise', 'test'"),
     (["serve", "--protocol", "4"], "'--protocol': '4' is not one of '5', '3.1.1', 'auto'"),
-    (["serve", "--policy", "block"], "'--policy': 'block' is not one of 'prefecture'"),
+    (["serve", "--policy", "block"], "'--policy': 'block' is not one of 'auto', 'block-2017'"),
     (["detect", "d.json", "--broker", "mqtt://host:0"], "'--broker': port must be an integer from 1 to 65535"),
     (["report", "r.db", "--format", "pdf"], "'--format': 'pdf' is not one of 'markdown', 'json', 'html'"),
     (["replay", "r.db"], "Missing option '--event'"),

@@ -23,7 +23,8 @@ from alertsim.domain.prefectures import Atlas
 from alertsim.drills.runner import _entry_payload
 from alertsim.drills.scenario import ActionEntry, DetectionEntry, load_scenario
 from alertsim.service.clock import ScaledClock
-from alertsim.service.service import Service, ServiceConfig
+from alertsim.service.config import ServiceConfig
+from alertsim.service.service import Service
 from alertsim.testing import DEFAULT_LAUNCH_TIME, InMemoryPublisher, eventually, make_detection
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -31,7 +31,8 @@ from alertsim.domain import topics
 from alertsim.domain.detection import Detection
 from alertsim.domain.prefectures import Atlas
 from alertsim.service.clock import SystemClock
-from alertsim.service.service import Service, ServiceConfig
+from alertsim.service.config import ServiceConfig
+from alertsim.service.service import Service
 from alertsim.testing import eventually
 
 pytestmark = [pytest.mark.slow, pytest.mark.mosquitto, pytest.mark.timeout(600)]

@@ -23,7 +23,8 @@ from alertsim.domain import topics
 from alertsim.domain.prefectures import Atlas
 from alertsim.drills.runner import DrillOptions, run_drill
 from alertsim.service.clock import SystemClock
-from alertsim.service.service import Service, ServiceConfig
+from alertsim.service.config import ServiceConfig
+from alertsim.service.service import Service
 from alertsim.testing import eventually, make_detection
 
 pytestmark = pytest.mark.mosquitto

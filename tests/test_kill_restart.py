@@ -6,10 +6,12 @@ awaited), sleeps a seeded random 0-40 ms (the experiment's input) and kills the 
 Then serve runs once more and every round's alerts must reach a persistent observer that
 de-duplicates by identifier, and the record must hold each detection once, none pending.
 
-A: the kill follows a first detection; B: a final outcome (after its shelter alerts arrived);
+A: the kill follows a first detection; B: a final outcome, the breakup that lifts the call
+(after its shelter alerts arrived);
 C: the kill comes 0-3 ms after sending, before the PUBACK is awaited, which is the only way
 to catch serve before it recorded the input (the broker must then redeliver it); its
-launches are older, so window-end "passed" Updates fall due across the kills too. Each
+launches are older, so "passed" Updates (serve runs with --confirm-after 0: due when the
+last window ends) fall due across the kills too. Each
 round also notes, from the record, how far serve had got when it was killed.
 """
 
@@ -111,6 +113,8 @@ class Serve:
         self.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "alertsim", "serve", "--broker", self.url, "--db",
             str(self.db), "--status", "test", "--log-level", "warning",
+            # "passed" when the last window ends, unconfirmed: C's timers fire across kills
+            "--confirm-after", "0",
             env={**os.environ, "ALERTSIM_CLIENT_ID": CLIENT_ID},
             stdin=asyncio.subprocess.DEVNULL, stdout=self.log, stderr=self.log)
         process = self.process
@@ -275,7 +279,8 @@ async def test_kill_after_detection_loses_nothing(rig: Rig) -> None:
 
 
 async def test_kill_after_final_outcome_loses_nothing(rig: Rig) -> None:
-    """30 SIGKILLs 0-40 ms after a final outcome's PUBACK lose no fell_sea alert and no input."""
+    """30 SIGKILLs 0-40 ms after a final outcome's PUBACK lose no closing alert (the cancel
+    a breakup sends) and no input."""
     started = asyncio.get_running_loop().time()
     events = event_ids("b")
     for event_id in events:
@@ -283,13 +288,13 @@ async def test_kill_after_final_outcome_loses_nothing(rig: Rig) -> None:
         launch = datetime.now(UTC) - timedelta(minutes=1)
         await rig.send(detection(event_id, launch))
         await rig.arrived(event_id, ("shelter",))
-        await rig.send(detection(event_id, launch, sequence=2, outcome="impact"))
-        await rig.kill_soon(event_id, 2, "fell_sea")
-    recovery_s = await recover(rig, events, ("shelter", "fell_sea"))
+        await rig.send(detection(event_id, launch, sequence=2, outcome="breakup"))
+        await rig.kill_soon(event_id, 2, "cancel")
+    recovery_s = await recover(rig, events, ("shelter", "cancel"))
     await rig.serve.kill()
     await check_record(rig, events, sequences=2)
     check_no_orphan_passed(rig.observer)
-    report("B (final outcome)", rig, ("shelter", "fell_sea"), recovery_s,
+    report("B (final outcome)", rig, ("shelter", "cancel"), recovery_s,
            asyncio.get_running_loop().time() - started)
 
 

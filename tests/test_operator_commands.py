@@ -19,7 +19,8 @@ from alertsim.cli import main
 from alertsim.domain.prefectures import Atlas
 from alertsim.domain.topics import TopicTree
 from alertsim.service.clock import ScaledClock
-from alertsim.service.service import Service, ServiceConfig
+from alertsim.service.config import ServiceConfig
+from alertsim.service.service import Service
 from alertsim.testing import DEFAULT_LAUNCH_TIME, eventually, make_detection
 
 pytestmark = pytest.mark.mosquitto

@@ -51,8 +51,7 @@ def run(atlas: Atlas, inputs: list[TimelineInput | tuple[datetime, TimelineInput
     timed = [i if isinstance(i, tuple) else (i.observed_at, i) for i in inputs
              if isinstance(i, tuple | Detection)]
     engine = Engine(atlas=atlas, policy=policy, status="Exercise", sender="s@test.invalid",
-                    close_after=timedelta(minutes=10), events={},
-                    rules=FlowRules(passed_lifts_call=policy == "prefecture+adjacent"))
+                    close_after=timedelta(minutes=10), events={})
     notes: list[Note] = []
     sent = list(simulate(timed, engine, nonce="t", notes=notes, until=until))
     return Run(sent, notes)
@@ -99,7 +98,7 @@ def test_unconfirmed_overflight_passes_after_the_policy_delay(atlas: Atlas) -> N
     assert "between 22:47 and 22:48 JST" in text
 
 
-@pytest.mark.parametrize("policy,warned", [
+@pytest.mark.parametrize(("policy", "warned"), [
     ("prefecture", {"05"}),
     ("prefecture+adjacent", {"02", "03", "04", "05", "06"}),
 ])

@@ -26,7 +26,8 @@ from alertsim.domain.messages import build_alert
 from alertsim.domain.prefectures import Atlas
 from alertsim.logs import captured_logs
 from alertsim.service.clock import ScaledClock
-from alertsim.service.service import Service, ServiceConfig
+from alertsim.service.config import ServiceConfig
+from alertsim.service.service import Service
 from alertsim.testing import DEFAULT_LAUNCH_TIME, eventually
 
 pytestmark = pytest.mark.mosquitto

@@ -41,7 +41,7 @@ def stage_texts(stage: Stage, when: datetime) -> texts.Bilingual:
     if stage == "shelter":
         return texts.shelter()
     if stage == "passed":
-        return texts.passed(when, "北海道", "Hokkaido", "太平洋", "the Pacific")
+        return texts.passed(when, when, ["北海道"], ["Hokkaido"], "太平洋", "the Pacific")
     if stage == "cancel":
         return texts.cancel()
     return texts.national(when, "日本海", "the Sea of Japan", False)

@@ -12,13 +12,8 @@ import pytest
 import alertsim.drills.scenario
 from alertsim.data import load_atlas
 from alertsim.domain.warnings import decide
-from alertsim.drills.scenario import (
-    ActionEntry,
-    DetectionEntry,
-    Scenario,
-    load_scenario,
-    parse_offset,
-)
+from alertsim.drills.scenario import ActionEntry, DetectionEntry, Scenario, load_scenario
+from alertsim.drills.scenario_fields import parse_offset
 from alertsim.errors import ScenarioError
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
@@ -34,7 +29,7 @@ def scenario(request: pytest.FixtureRequest) -> Scenario:
 
 def _warned_sets(scenario: Scenario) -> list[set[str]]:
     atlas = load_atlas()
-    return [set(decide(e.detection, atlas, policy=scenario.policy,
+    return [set(decide(e.detection, atlas, policy=scenario.resolved_policy(),
                        now=scenario.time_of(e)).shelter)
             for e in scenario.detections()]
 
@@ -85,15 +80,16 @@ def test_silent_prefectures_are_never_warned(scenario: Scenario) -> None:
 
 
 def test_national_expected_only_when_some_detection_warns_nobody(scenario: Scenario) -> None:
-    """A national message is expected exactly when some event is decided with no prefecture."""
+    """A national message is expected exactly when the scenario opts in (`national_info`)
+    and some event is decided with no prefecture."""
     atlas = load_atlas()
     silent_events = {
         e.event_id for e in scenario.detections()
-        if not decide(e.detection, atlas, policy=scenario.policy, now=scenario.time_of(e)).shelter
+        if not decide(e.detection, atlas, policy=scenario.resolved_policy(), now=scenario.time_of(e)).shelter
         and not any(d.event_id == e.event_id and d.detection.sequence < e.detection.sequence
                     for d in scenario.detections())
     }
-    assert scenario.expect.national == bool(silent_events)
+    assert scenario.expect.national == (scenario.national_info and bool(silent_events))
 
 
 @pytest.mark.parametrize(("text", "seconds"), [
@@ -107,10 +103,10 @@ def test_offsets_parse(text: str | int, seconds: float) -> None:
 def test_offset_and_time_of() -> None:
     """An entry's `at` is its offset in seconds and time_of places it on the scenario clock."""
     scenario = load_scenario(SCENARIO_DIR / "2023-11-21-chollima-1.yaml")
-    cancel = next(e for e in scenario.timeline
-                  if isinstance(e, ActionEntry) and e.action == "cancel")
-    assert cancel.at == 32 * 60
-    assert scenario.time_of(cancel).isoformat() == "2023-11-21T23:15:00+09:00"
+    close = next(e for e in scenario.timeline
+                 if isinstance(e, ActionEntry) and e.action == "close")
+    assert close.at == 35 * 60
+    assert scenario.time_of(close).isoformat() == "2023-11-21T23:18:00+09:00"
     assert isinstance(scenario.timeline[0], DetectionEntry)
 
 
@@ -168,7 +164,7 @@ def _error(path: Path) -> str:
 def test_fixture_is_valid(tmp_path: Path) -> None:
     """The base text the broken cases start from is itself a valid scenario."""
     scenario = load_scenario(_write(tmp_path, GOOD))
-    assert scenario.policy == "prefecture"
+    assert (scenario.policy, scenario.resolved_policy()) == ("auto", "prefecture+adjacent")
     assert [type(e) for e in scenario.timeline] == [DetectionEntry, ActionEntry]
 
 

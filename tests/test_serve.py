@@ -16,8 +16,8 @@ from alertsim.adapters.mqtt.inputs import send_detection
 from alertsim.adapters.sqlite.store import Store
 from alertsim.cli import main
 from alertsim.domain.messages import Alert
+from alertsim.service.config import ServiceConfig
 from alertsim.service.run import ServeOptions, serve
-from alertsim.service.service import ServiceConfig
 from alertsim.testing import eventually, make_detection
 
 

@@ -16,7 +16,8 @@ from alertsim.domain.messages import Alert, PrefectureState
 from alertsim.domain.prefectures import Atlas
 from alertsim.errors import BrokerError
 from alertsim.service.clock import ScaledClock
-from alertsim.service.service import Service, ServiceConfig
+from alertsim.service.config import ServiceConfig
+from alertsim.service.service import Service
 from alertsim.testing import DEFAULT_LAUNCH_TIME, InMemoryPublisher, eventually, make_detection
 
 TSUGARU = ((40.6, 126.4), (34.33, 178.57))

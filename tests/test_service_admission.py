@@ -17,8 +17,9 @@ from alertsim.domain.admission import Limits
 from alertsim.domain.prefectures import Atlas
 from alertsim.domain.vocabulary import PREFECTURE_CODES
 from alertsim.errors import StoreError
+from alertsim.service.config import ServiceConfig
 from alertsim.service.records import Change, EventRow, OutboxMessage
-from alertsim.service.service import Service, ServiceConfig
+from alertsim.service.service import Service
 from alertsim.testing import DEFAULT_LAUNCH_TIME, FixedClock, make_detection
 
 TSUGARU = ((40.6, 126.4), (34.33, 178.57))

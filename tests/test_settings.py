@@ -85,7 +85,7 @@ def test_none_overrides_fall_back_to_env(monkeypatch: pytest.MonkeyPatch) -> Non
         ("ALERTSIM_STATUS", "Actual", "status Actual is refused"),
         ("ALERTSIM_STATUS", "ACTUAL", "status Actual is refused"),
         ("ALERTSIM_STATUS", "live", "Input should be 'exercise' or 'test'"),
-        ("ALERTSIM_POLICY", "foo", "Input should be 'prefecture' or 'prefecture+adjacent'"),
+        ("ALERTSIM_POLICY", "foo", "Input should be 'auto', 'block-2017', 'prefecture' or 'prefecture+adjacent'"),
         ("ALERTSIM_MAX_PAYLOAD_BYTES", "-1", "greater than 0"),
         ("ALERTSIM_MAX_PAYLOAD_BYTES", "lots", "valid integer"),
         ("ALERTSIM_CLOSE_AFTER_S", "-5", "greater than or equal to 0"),

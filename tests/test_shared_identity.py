@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from alertsim.cli import main
-from alertsim.domain.lifecycle import DEFAULT_CONFIRM_AFTER, shared_identity
+from alertsim.domain.identifiers import shared_identity
+from alertsim.domain.lifecycle import DEFAULT_CONFIRM_AFTER
 from alertsim.domain.messages import Alert
 from alertsim.domain.prefectures import Atlas
 from alertsim.domain.timeline import Engine, OperatorAction

@@ -51,7 +51,8 @@ from alertsim.domain.prefectures import Atlas
 from alertsim.domain.topics import TopicTree
 from alertsim.drills.runner import DrillOptions, run_drill
 from alertsim.service.clock import ScaledClock
-from alertsim.service.service import Service, ServiceConfig
+from alertsim.service.config import ServiceConfig
+from alertsim.service.service import Service
 from alertsim.testing import DEFAULT_LAUNCH_TIME, eventually, make_detection
 from tests.helpers import running
 

@@ -19,9 +19,10 @@ from alertsim.domain.prefectures import Atlas
 from alertsim.domain.timeline import Engine
 from alertsim.errors import BrokerError
 from alertsim.service.clock import ScaledClock
+from alertsim.service.config import ServiceConfig
 from alertsim.service.ports import Publication
 from alertsim.service.records import OutboxRow
-from alertsim.service.service import Service, ServiceConfig
+from alertsim.service.service import Service
 from alertsim.testing import DEFAULT_LAUNCH_TIME, eventually, make_detection
 from alertsim.testing.bursts import burst
 

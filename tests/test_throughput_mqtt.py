@@ -31,7 +31,8 @@ from alertsim.adapters.sqlite.store import Store
 from alertsim.domain.messages import Alert
 from alertsim.domain.prefectures import Atlas
 from alertsim.service.clock import ScaledClock
-from alertsim.service.service import Service, ServiceConfig
+from alertsim.service.config import ServiceConfig
+from alertsim.service.service import Service
 from alertsim.testing import DEFAULT_LAUNCH_TIME, eventually
 from alertsim.testing.bursts import burst
 

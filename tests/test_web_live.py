@@ -11,9 +11,9 @@ from alertsim.domain.prefectures import Atlas
 from alertsim.domain.timeline import simulate
 from alertsim.domain.topics import TopicTree
 from alertsim.domain.vocabulary import PREFECTURE_CODES
+from alertsim.service.config import ServiceConfig
 from alertsim.service.outgoing import alert_message
 from alertsim.service.records import OutboxMessage
-from alertsim.service.service import ServiceConfig
 from alertsim.testing import make_detection
 from alertsim.web.live import LiveModel, display_state, event_state
 

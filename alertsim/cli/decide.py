@@ -15,8 +15,9 @@ from alertsim.data import load_atlas
 from alertsim.domain.detection import Detection
 from alertsim.domain.messages import Alert, PrefectureState, Receipt
 from alertsim.domain.notices import ErrorReport, ServiceStatus
-from alertsim.domain.timeline import OperatorAction
-from alertsim.domain.vocabulary import DEFAULT_POLICY, Policy
+from alertsim.domain.operator import OperatorAction
+from alertsim.domain.policies import resolve_policy
+from alertsim.domain.vocabulary import DEFAULT_POLICY, PolicyChoice
 from alertsim.domain.warnings import Decision, decide
 from alertsim.errors import InputError, describe_validation_error
 
@@ -60,13 +61,16 @@ def schema_of(name: SchemaName) -> dict[str, object]:
 
 def decide_command(
     detection: DetectionArgument,
-    policy: Annotated[Policy, typer.Option(
-        help="warning rule: prefecture is the 2018 rule")] = DEFAULT_POLICY,
+    policy: Annotated[PolicyChoice, typer.Option(
+        help="warning rule of an era: block-2017 (regional blocks, until 2018-01-07), "
+             "prefecture (from 2018-01-08), prefecture+adjacent (from 2023); auto: the "
+             "rule in force on the launch date")] = DEFAULT_POLICY,
     output: Annotated[DecisionFormat, typer.Option("--format", help="output form")] = "json",
 ) -> int:
     """Print which prefectures must take shelter."""
-    decision = decide(read_detection(detection), load_atlas(), policy=policy,
-                      now=datetime.now(UTC))
+    parsed = read_detection(detection)
+    decision = decide(parsed, load_atlas(), now=datetime.now(UTC),
+                      policy=resolve_policy(policy, parsed.launch.time))
     print(decision.model_dump_json(indent=2) if output == "json" else decision_text(decision))
     return EXIT_OK
 

@@ -49,6 +49,11 @@ FaultSeedOption = Annotated[int, typer.Option(
     metavar="N", help="seed of the faults' random choices")]
 
 
+DryRunOption = Annotated[bool, typer.Option(
+    "--dry-run", help="no broker: play on a virtual clock, with the service's admission "
+                      "rules, and print the alerts and refusals")]
+
+
 def drill_command(
     scenario: Annotated[Path, typer.Argument(
         metavar="SCENARIO", help="scenario YAML file (see scenarios/)")],
@@ -64,8 +69,7 @@ def drill_command(
     reports: Annotated[Path, typer.Option(
         metavar="DIR", help="folder for the report and record")] = Path("reports"),
     log_level: LogLevelOption = None,
-    dry_run: Annotated[bool, typer.Option(
-        "--dry-run", help="no broker: play on a virtual clock and print the alerts")] = False,
+    dry_run: DryRunOption = False,
     topic_root: Annotated[str | None, typer.Option(
         parser=topic_root_text, metavar="ROOT",
         help="topic root (default: the drill's own, alertsim/v1/drills/DRILL_ID, which "
@@ -85,10 +89,11 @@ def drill_command(
     on a bad scenario or flag.
     """
     from alertsim.drills import runner
+    from alertsim.drills.dry_run import dry_run as play_dry
 
     settings = settings_and_logging(log_level=log_level, mqtt_ca_file=ca_file)
     if dry_run:
-        return EXIT_OK if runner.dry_run(scenario) else EXIT_FAILED
+        return EXIT_OK if play_dry(scenario) else EXIT_FAILED
     # No --broker: an embedded broker of the drill's own (ALERTSIM_BROKER_URL is not read).
     url = None if broker is None else broker_url_of(settings.model_copy(
         update={"broker_url": broker}))

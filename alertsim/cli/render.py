@@ -9,7 +9,7 @@ from typing import Literal
 from alertsim.data import load_atlas
 from alertsim.domain.messages import Alert, PrefectureState
 from alertsim.domain.model import JST
-from alertsim.domain.warnings import Decision
+from alertsim.domain.warnings import Decision, Reason
 
 __all__ = [
     "Lang",
@@ -28,7 +28,8 @@ _IMPACT_TEXT = {
     "eez": "in Japan's EEZ (approximation: within 200 nmi of land), outside territorial waters",
     "outside": "outside Japan's EEZ",
 }
-_REASON_TEXT = {"overflight": "overflight", "impact_area": "impact area", "adjacent": "adjacent"}
+_REASON_TEXT: dict[Reason, str] = {"overflight": "overflight", "impact_area": "impact area",
+                                   "adjacent": "adjacent", "block": "block"}
 _BANNERS = {
     "Exercise": "*** EXERCISE — 訓練 / not a real alert ***",
     "Test": "*** TEST — 試験 / not a real alert ***",

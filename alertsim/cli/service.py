@@ -29,11 +29,11 @@ from alertsim.cli.settings import (
     broker_url_of,
     settings_and_logging,
 )
-from alertsim.domain.vocabulary import Policy
+from alertsim.domain.vocabulary import PolicyChoice
 from alertsim.errors import InputError
 
 if TYPE_CHECKING:
-    from alertsim.service.service import ServiceConfig
+    from alertsim.service.config import ServiceConfig
 
 __all__ = ["detect_command", "serve_command"]
 
@@ -66,19 +66,34 @@ def read_identity_secret(path: Path | None) -> bytes | None:
     return secret
 
 
+PolicyOption = Annotated[PolicyChoice | None, typer.Option(
+    help="warning rule: block-2017, prefecture (default) or prefecture+adjacent; auto: the "
+         "rule in force on each launch's date (env ALERTSIM_POLICY)")]
+ConfirmAfterOption = Annotated[float | None, typer.Option(
+    "--confirm-after", min=0, metavar="SECONDS",
+    help="with no detection confirming a passage, send passed this long after the last "
+         "window (env ALERTSIM_CONFIRM_AFTER_S, default 1800)")]
+NationalInfoOption = Annotated[bool | None, typer.Option(
+    "--national-info/--no-national-info",
+    help="alertsim's own national message when no prefecture is warned; J-Alert sends "
+         "nothing then (env ALERTSIM_NATIONAL_INFO, default off)")]
 PublishWindowOption = Annotated[int, typer.Option(
     "--publish-window", min=1, max=1000, metavar="N",
     help="QoS 1 publishes awaiting their PUBACK at once (1: the serial pump, a baseline)")]
 
 
 def _service_config(settings: ServiceSettings) -> "ServiceConfig":
+    """The service's configuration; policy `auto` is resolved by the engine for each
+    detection, as the rule in force on its launch date."""
     from alertsim.domain.admission import Limits
     from alertsim.domain.topics import TopicTree
-    from alertsim.service.service import ServiceConfig
+    from alertsim.service.config import ServiceConfig
 
     return ServiceConfig(status=settings.status, policy=settings.policy,
                          sender=settings.sender, max_payload_bytes=settings.max_payload_bytes,
                          close_after=timedelta(seconds=settings.close_after_s),
+                         confirm_after=timedelta(seconds=settings.confirm_after_s),
+                         national_info=settings.national_info,
                          limits=Limits(stale_after=timedelta(seconds=settings.stale_after_s)),
                          topics=TopicTree(settings.topic_root))
 
@@ -87,8 +102,7 @@ def serve_command(
     broker: BrokerOption = None,
     db: Annotated[Path | None, typer.Option(
         metavar="PATH", help="SQLite record (env ALERTSIM_DB)")] = None,
-    policy: Annotated[Policy | None, typer.Option(
-        help="warning rule (env ALERTSIM_POLICY)")] = None,
+    policy: PolicyOption = None,
     status: StatusOption = None,
     protocol: Annotated[MqttProtocol | None, typer.Option(
         help="MQTT protocol (env ALERTSIM_MQTT_PROTOCOL, default auto)")] = None,
@@ -97,6 +111,8 @@ def serve_command(
         "--stale-after", min=1, metavar="SECONDS",
         help="refuse detections observed longer ago (env ALERTSIM_STALE_AFTER_S, "
              "default 600)")] = None,
+    confirm_after: ConfirmAfterOption = None,
+    national_info: NationalInfoOption = None,
     signing_key: Annotated[Path | None, typer.Option(
         "--signing-key", metavar="FILE",
         help="sign alerts and states with this Ed25519 private key (PEM, from `alertsim "
@@ -117,6 +133,7 @@ def serve_command(
     settings = settings_and_logging(broker_url=broker, db=db, policy=policy, status=status,
                                     mqtt_protocol=protocol, topic_root=topic_root,
                                     stale_after_s=stale_after, log_level=log_level,
+                                    confirm_after_s=confirm_after, national_info=national_info,
                                     signing_key=signing_key, mqtt_ca_file=ca_file,
                                     identity_secret_file=identity_secret_file)
     signer = None if settings.signing_key is None else load_signing_key(settings.signing_key)

@@ -26,7 +26,7 @@ from pydantic_settings import (
 from alertsim.adapters.mqtt.brokers import parse_broker_url
 from alertsim.adapters.mqtt.url import with_credentials
 from alertsim.domain.topics import DEFAULT_ROOT, is_topic_root
-from alertsim.domain.vocabulary import DEFAULT_POLICY, Policy, Status, refuse_actual
+from alertsim.domain.vocabulary import DEFAULT_POLICY, PolicyChoice, Status, refuse_actual
 from alertsim.errors import InputError, Location, describe_validation_error
 from alertsim.logs import LogFormat, configure_logging
 
@@ -65,7 +65,8 @@ class ServiceSettings(BaseSettings):
 
     broker_url: str = Field(default="mqtt://127.0.0.1:1883", repr=False)  # may hold a password
     db: Path = Path("alertsim.db")
-    policy: Policy = DEFAULT_POLICY
+    # A policy, or auto: the rule in force on each detection's launch date.
+    policy: PolicyChoice = DEFAULT_POLICY
     status: Status = "exercise"
     mqtt_protocol: MqttProtocol = "auto"
     client_id: str = Field(default="alertsim-service", min_length=1, max_length=65535)
@@ -76,6 +77,12 @@ class ServiceSettings(BaseSettings):
     # A detection observed longer ago than this (on the service's clock) is refused as stale;
     # the persistent input session expires after it too, so a broker replays nothing older.
     stale_after_s: float = Field(default=600.0, gt=0.0, le=7 * 24 * 3600.0, allow_inf_nan=False)
+    # With no detection confirming a passage, "passed" goes out this long after the last
+    # window (domain/lifecycle.py, DEFAULT_CONFIRM_AFTER).
+    confirm_after_s: float = Field(default=1800.0, ge=0.0, le=24 * 3600.0, allow_inf_nan=False)
+    # alertsim's own national information message when no prefecture is warned (J-Alert
+    # sends nothing then): off unless asked for.
+    national_info: bool = False
     topic_root: str = DEFAULT_ROOT
     # The service's Ed25519 private key (PEM, `alertsim keygen`): alerts and states are signed.
     signing_key: FilePath | None = None

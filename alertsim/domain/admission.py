@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from alertsim.domain.detection import Detection
-from alertsim.domain.lifecycle import EventState
+from alertsim.domain.event_state import EventState
 from alertsim.domain.operator import OperatorAction
 
 __all__ = ["Admission", "Limits", "Refused", "admit_action", "admit_detection"]

@@ -11,7 +11,8 @@ closing message, chosen from what happened (docs/jalert.md, "The published flow"
 `passed` goes to every prefecture still sheltering once the missile is past the last
 window on its track *and* the passage is confirmed: by a later detection observed after
 that window, by an outcome, or, with neither, `FlowRules.confirm_after` after the window.
-Under the 2023 rule the passed message also lifts the call to shelter (one message).
+Under the 2023 rule (`prefecture+adjacent`) the passed message also lifts the call to
+shelter, in one message.
 A prediction alone never sends a fall message: only an outcome does.
 
 Nothing after the fact: no shelter for a prefecture whose window is over, none at all
@@ -21,41 +22,36 @@ in `Transition.withheld` with its reason; the service records it and publishes i
 errors topic. Closing an event still sheltering somewhere cancels it there first.
 
 Every transition takes the current state, the input and "now", and returns the new state
-and the alerts to publish, in order. Nothing is sent twice: a duplicate or stale
-detection sequence, or an event already closed, returns the state unchanged and no
-alerts. Identifiers are minted from the event's nonce and a counter, so they are never
-reused across runs (a new nonce each time an event is first seen) yet stable within one,
-and end in a MAC keyed by the event's unpublished secret, so they cannot be predicted.
-With a shared identity (redundant services, docs/redundancy.md) the nonce and secret derive
-from a secret the services share, and the counter gives way to the sequence that opened the
-place's warning: identifiers then depend only on (event, sequence, stage, prefecture).
+(domain/event_state.py) and the alerts to publish, in order. Nothing is sent twice: a
+duplicate or stale detection sequence, or an event already closed, returns the state
+unchanged and no alerts. Identifiers: domain/identifiers.py.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Literal, NamedTuple
-
-from pydantic import AwareDatetime, Field
+from datetime import datetime, timedelta
 
 from alertsim.domain import texts
-from alertsim.domain.detection import Detection, ObjectKind
+from alertsim.domain.detection import Detection
+from alertsim.domain.event_state import (
+    CLOSING,
+    EventState,
+    PlaceState,
+    Transition,
+    Withheld,
+)
+from alertsim.domain.identifiers import identifier
 from alertsim.domain.messages import Alert, build_alert
-from alertsim.domain.model import Frozen
-from alertsim.domain.vocabulary import AlertStatus, MsgType, Stage
-from alertsim.domain.warnings import Decision, Reason, WarnedPrefecture
+from alertsim.domain.vocabulary import MsgType, Stage
+from alertsim.domain.warnings import Decision, WarnedPrefecture
 
-PlaceStatus = Literal["sheltering", "passed", "fell", "cancelled"]
-OPEN: frozenset[PlaceStatus] = frozenset({"sheltering"})
-CLOSING: dict[Stage, PlaceStatus] = {"passed": "passed", "fell_land": "fell",
-                                     "fell_sea": "fell", "cancel": "cancelled"}
 # With no detection to confirm a passage, the passed message waits this long after the
-# last window. J-Alert's delays from the passage to the closing message (docs/jalert.md):
-# 2016-02-07 ~1 min, 2017-08-29 7 min, 2022-10-04 13 min, 2023-11-21 20 min, and for the
-# 2023-05-31 lifting about 24 min past the predicted passage. The default is longer than
-# all of them, so a replay's own confirming detection (at the record's time) comes first.
+# last window. J-Alert's delays from the passage to its closing message (docs/jalert.md):
+# 2016-02-07 ~1 min, 2017-09-15 1 min, 2017-08-29 7 min, 2022-10-04 13 min, 2023-11-21
+# 20 min; the 2023-05-31 call was lifted 34 min after the launch (our track puts the
+# predicted passage near 06:40, so ~24 min after it: an estimate). The default is longer
+# than all of them, so a replay's own confirming detection (at the record's time) comes first.
 DEFAULT_CONFIRM_AFTER = timedelta(minutes=30)
 
 
@@ -64,92 +60,7 @@ class FlowRules:
     """The parts of the flow that an era or a drill sets."""
 
     confirm_after: timedelta = DEFAULT_CONFIRM_AFTER
-    passed_lifts_call: bool = False  # the 2023 rule: "passed" also lifts the shelter call
     national: bool = False  # alertsim's own national message when nobody is warned (opt-in)
-
-
-class PlaceState(Frozen):
-    """Where one prefecture stands in one event."""
-
-    code: str
-    name_ja: str
-    name_en: str
-    reason: Reason
-    window_end: AwareDatetime
-    window_start: AwareDatetime | None = None
-    status: PlaceStatus
-    stages: tuple[Stage, ...] = ()
-    references: tuple[str, ...] = ()  # CAP references of everything sent to this place
-    # The detection sequence whose shelter opened this place's current warning (0: none
-    # yet); a shared identity keys identifiers by it rather than by the event's counter.
-    since_sequence: int = 0
-
-
-class EventState(Frozen):
-    event_id: str
-    nonce: str
-    # Never published: keys the last part of every identifier, so no one can predict the
-    # next identifier from earlier public alerts (and pre-empt it with a forgery).
-    secret: str = ""
-    # True: nonce and secret derive from the services' shared secret (`shared_identity`),
-    # and identifiers from (event, sequence, stage, prefecture) rather than the counter.
-    shared_identity: bool = False
-    status: AlertStatus
-    sender: str
-    object: ObjectKind
-    last_sequence: int = 0
-    places: dict[str, PlaceState] = Field(default_factory=dict)
-    national: tuple[str, ...] = ()  # references of national messages
-    counter: int = 0
-    final_at: AwareDatetime | None = None  # when an outcome arrived (automatic close timer)
-    passed_due: AwareDatetime | None = None  # when "passed" goes out unless confirmed sooner
-    ended: Stage | None = None  # the event's closing message, once sent
-    closed: bool = False
-    decision: Decision | None = None
-
-
-class Withheld(NamedTuple):
-    """A message the flow did not send, and why (recorded, and told on the errors topic)."""
-
-    event_id: str
-    prefecture: str | None
-    reason: str
-
-
-class Transition(NamedTuple):
-    state: EventState
-    alerts: tuple[Alert, ...]
-    withheld: tuple[Withheld, ...] = ()
-
-
-def new_event(detection: Detection, *, nonce: str, status: AlertStatus,
-              sender: str, secret: str = "", shared_identity: bool = False) -> EventState:
-    return EventState(event_id=detection.event_id, nonce=nonce, secret=secret, status=status,
-                      sender=sender, object=detection.object, shared_identity=shared_identity)
-
-
-def shared_identity(detection: Detection, shared_secret: bytes) -> tuple[str, str]:
-    """(nonce, secret) of a new event for services sharing `shared_secret`: the same in
-    every one of them (from the event id and launch time), unguessable without it."""
-    key = hashlib.blake2b(shared_secret, digest_size=64).digest()  # any length -> one key
-    launch = detection.launch.time.astimezone(UTC).isoformat()
-    digest = hashlib.blake2b(f"alertsim.identity.v1|{detection.event_id}|{launch}".encode(),
-                             key=key, digest_size=36).hexdigest()
-    return digest[:8], digest[8:]
-
-
-def identifier(state: EventState, counter: int, stage: Stage, code: str | None,
-               since_sequence: int = 0) -> str:
-    """`alertsim.NONCE.EVENT.COUNTER.STAGE.PLACE.MAC`: readable, never reused (a fresh
-    nonce per event, a counter within it), and unguessable (MAC keyed by the event's
-    unpublished secret). With a shared identity, `since_sequence` (the sequence that
-    opened the place's warning) stands in for the counter: services whose timers and
-    inputs interleave differently still mint the same identifier for the same alert."""
-    place = code or "national"
-    number = since_sequence if state.shared_identity else counter
-    mac = hashlib.blake2b(f"{state.event_id}|{number}|{stage}|{place}".encode(),
-                          key=state.secret.encode()[:64], digest_size=8).hexdigest()
-    return f"alertsim.{state.nonce}.{state.event_id}.{number:04d}.{stage}.{place}.{mac}"
 
 
 def _hm(moment: datetime) -> str:
@@ -355,16 +266,19 @@ def _confirmation(draft: _Draft, detection: Detection, decision: Decision,
     last = _last_window(draft)
     if last is None:
         return None, None
-    if detection.observed_at >= last:
-        return _send_passed(draft, rules, decision), None
-    return None, last + rules.confirm_after
+    if detection.observed_at < last:
+        return None, last + rules.confirm_after
+    if draft.now < last:  # confirmed, but the alert cannot go out before the window's end
+        return None, last
+    return _send_passed(draft, decision), None
 
 
-def _send_passed(draft: _Draft, rules: FlowRules, decision: Decision | None) -> Stage | None:
-    """"Passed" to every place still sheltering, named from `decision` when it flies over."""
+def _send_passed(draft: _Draft, decision: Decision | None) -> Stage | None:
+    """"Passed" to every place still sheltering, named from `decision` when it flies over;
+    under the 2023 rule it also lifts the call to shelter."""
     over = decision if decision is not None and decision.course == "flies_over" else None
-    return draft.close_all("passed", _passed_text(draft.sheltering(), over,
-                                                  rules.passed_lifts_call))
+    lifts = decision is not None and decision.policy == "prefecture+adjacent"
+    return draft.close_all("passed", _passed_text(draft.sheltering(), over, lifts))
 
 
 def _closing_stage(decision: Decision, outcome: str, had_imminent: bool) -> Stage:
@@ -399,7 +313,7 @@ def _outcome(draft: _Draft, detection: Detection, decision: Decision,
     last = _last_window(draft)
     if last is not None and draft.now < last:  # confirmed, but not past the last window yet
         return None, last
-    return _send_passed(draft, rules, decision), None
+    return _send_passed(draft, decision), None
 
 
 def on_tick(state: EventState, *, now: datetime, rules: FlowRules | None = None) -> Transition:
@@ -411,7 +325,7 @@ def on_tick(state: EventState, *, now: datetime, rules: FlowRules | None = None)
     if now < state.passed_due:
         return Transition(state, ())
     draft = _Draft(state, now, state.last_sequence)
-    ended = _send_passed(draft, rules, state.decision)
+    ended = _send_passed(draft, state.decision)
     return draft.done(ended=ended, passed_due=None)
 
 

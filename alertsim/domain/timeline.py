@@ -17,11 +17,14 @@ from datetime import datetime, timedelta
 from alertsim.domain import lifecycle
 from alertsim.domain.admission import Limits, Refused, admit_action, admit_detection
 from alertsim.domain.detection import Detection
-from alertsim.domain.lifecycle import EventState, FlowRules, Transition
+from alertsim.domain.event_state import EventState, Transition, new_event
+from alertsim.domain.identifiers import shared_identity
+from alertsim.domain.lifecycle import FlowRules
 from alertsim.domain.messages import Alert
 from alertsim.domain.operator import OperatorAction
+from alertsim.domain.policies import resolve_policy
 from alertsim.domain.prefectures import Atlas
-from alertsim.domain.vocabulary import AlertStatus, Policy
+from alertsim.domain.vocabulary import AlertStatus, PolicyChoice
 from alertsim.domain.warnings import decide
 
 TimelineInput = Detection | OperatorAction
@@ -69,14 +72,14 @@ class Engine:
     """
 
     atlas: Atlas
-    policy: Policy
+    policy: PolicyChoice  # auto: the rule in force on each detection's launch date
     status: AlertStatus
     sender: str
     close_after: timedelta
     events: dict[str, EventState]
     rules: FlowRules = field(default_factory=FlowRules)
     # Redundant services share this secret: new events then take their nonce and secret
-    # from it (lifecycle.shared_identity), so every such service mints the same identifiers.
+    # from it (identifiers.shared_identity), so every such service mints the same identifiers.
     identity_secret: bytes | None = field(default=None, repr=False)
     _deadlines: list[tuple[datetime, str]] = field(default_factory=list, init=False,
                                                    repr=False)
@@ -90,7 +93,8 @@ class Engine:
     def detection(self, detection: Detection, *, now: datetime, nonce: str,
                   secret: str = "") -> Transition:
         state = self.events.get(detection.event_id) or self._new_event(detection, nonce, secret)
-        decision = decide(detection, self.atlas, policy=self.policy, now=now)
+        policy = resolve_policy(self.policy, detection.launch.time)
+        decision = decide(detection, self.atlas, policy=policy, now=now)
         return self._keep(lifecycle.on_detection(state, detection, decision, now=now,
                                                  rules=self.rules))
 
@@ -98,9 +102,9 @@ class Engine:
         """A new event under `nonce` and `secret`, or under the shared identity if set."""
         shared = self.identity_secret is not None
         if self.identity_secret is not None:
-            nonce, secret = lifecycle.shared_identity(detection, self.identity_secret)
-        return lifecycle.new_event(detection, nonce=nonce, secret=secret, status=self.status,
-                                   sender=self.sender, shared_identity=shared)
+            nonce, secret = shared_identity(detection, self.identity_secret)
+        return new_event(detection, nonce=nonce, secret=secret, status=self.status,
+                         sender=self.sender, shared_identity=shared)
 
     def action(self, action: OperatorAction, *, now: datetime) -> Transition | None:
         state = self.events.get(action.event_id)

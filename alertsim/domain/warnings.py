@@ -6,7 +6,11 @@ outside every territory warns nobody. The reason is `impact_area` when the terri
 the part of the corridor within along_track_km of the predicted impact, else `overflight`;
 the window is when the corridor pieces touching the territory are flown.
 
-Policies are named rules applied to those direct hits:
+Policies are named rules applied to those direct hits (`policies.ERAS` says which was in
+force when):
+- `block-2017` (the rule until 2018-01-07): also every other prefecture in a hit's
+  regional block or that block's related areas (`blocks`), with reason `block`, `via`
+  naming the hits that brought it in and their combined window.
 - `prefecture` (the 2018 rule, the default): the direct hits only.
 - `prefecture+adjacent` (the 2023 rule): also every land neighbour of a direct hit,
   with reason `adjacent`, `via` naming the hits it borders and their combined window.
@@ -15,7 +19,7 @@ Policies are named rules applied to those direct hits:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -24,6 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import AwareDatetime
 
+from alertsim.domain.blocks import warned_with
 from alertsim.domain.detection import Detection, ObjectKind, Outcome
 from alertsim.domain.model import JST, Frozen, Latitude, Longitude
 from alertsim.domain.prefectures import Atlas, Prefecture
@@ -40,7 +45,7 @@ from alertsim.domain.vocabulary import DEFAULT_POLICY, Policy, PrefectureCode
 IntArray = NDArray[np.intp]
 BoolArray = NDArray[np.bool_]
 
-Reason = Literal["overflight", "impact_area", "adjacent"]
+Reason = Literal["overflight", "impact_area", "adjacent", "block"]
 ImpactClass = Literal["land", "territorial_sea", "eez", "outside"]
 # Which of J-Alert's published cases the prediction falls in (jalert.md, "The published
 # flow"): it may fall on land or in the territorial sea; it flies over Japanese territory
@@ -205,20 +210,36 @@ def direct_hits(trajectory: Trajectory, corridor: Corridor, atlas: Atlas,
     return hits
 
 
-def _adjacent(hits: list[_Hit], atlas: Atlas) -> list[_Hit]:
+def _extended(hits: list[_Hit], atlas: Atlas, reason: Reason,
+              via_of: Callable[[Prefecture, Collection[str]], tuple[str, ...]]) -> list[_Hit]:
+    """The direct hits plus every other prefecture `via_of` ties to some of them, warned
+    for `reason` over the window those hits span."""
     direct = {h.pref.code: h for h in hits}
     added: list[_Hit] = []
     for pref in atlas.prefectures:
         if pref.code in direct:
             continue
-        via = tuple(sorted(code for code in pref.neighbours if code in direct))
+        via = via_of(pref, direct.keys())
         if via:
-            added.append(_Hit(pref, "adjacent", min(direct[c].start_s for c in via),
+            added.append(_Hit(pref, reason, min(direct[c].start_s for c in via),
                               max(direct[c].end_s for c in via), via))
     return hits + added
 
 
+def _adjacent(hits: list[_Hit], atlas: Atlas) -> list[_Hit]:
+    """The 2023 rule: also every land neighbour of a direct hit."""
+    return _extended(hits, atlas, "adjacent", lambda pref, direct: tuple(
+        sorted(code for code in pref.neighbours if code in direct)))
+
+
+def _block(hits: list[_Hit], atlas: Atlas) -> list[_Hit]:
+    """The 2017 rule: also every prefecture of a direct hit's block and related areas."""
+    return _extended(hits, atlas, "block", lambda pref, direct: tuple(
+        sorted(code for code in direct if pref.code in warned_with(code))))
+
+
 POLICY_RULES: Mapping[Policy, Callable[[list[_Hit], Atlas], list[_Hit]]] = {
+    "block-2017": _block,
     "prefecture": lambda hits, _atlas: hits,
     "prefecture+adjacent": _adjacent,
 }

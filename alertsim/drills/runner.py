@@ -38,9 +38,9 @@ from alertsim.adapters.mqtt.signing import SigningKey, generate
 from alertsim.adapters.mqtt.url import redacted
 from alertsim.adapters.sqlite.store import Store
 from alertsim.data import load_atlas
-from alertsim.domain.timeline import simulate
 from alertsim.domain.topics import TopicTree, drill_root
 from alertsim.drills.dashboard import open_dashboard, wait_for_operator
+from alertsim.drills.dry_run import service_config
 from alertsim.drills.faults import FaultRelay, fault_kind, late_join_plan
 from alertsim.drills.fleet import Fleet, FleetForDrill, drill_plan, reference_plan
 from alertsim.drills.progress import DrillProgress
@@ -52,12 +52,11 @@ from alertsim.drills.report import (
     write_report,
 )
 from alertsim.drills.report.html import write_html
-from alertsim.drills.report.render import expectation_lines
 from alertsim.drills.scenario import ActionEntry, DetectionEntry, Scenario, load_scenario
 from alertsim.drills.spread import SpreadFleet
 from alertsim.service.clock import ScaledClock, real_now
 from alertsim.service.observer import Observer
-from alertsim.service.service import Service, ServiceConfig
+from alertsim.service.service import Service
 
 log = structlog.get_logger("alertsim.drill")
 
@@ -174,28 +173,6 @@ async def _settle(service: Service, store: Store, opts: DrillOptions) -> None:
     log.warning("drill.settle_timeout", timeout_s=opts.settle_timeout_s)
 
 
-def dry_run(scenario_path: Path, out: TextIO | None = None) -> bool:
-    """Play the scenario on a virtual clock with no broker; print and check what it sends."""
-    out = out or sys.stdout
-    scenario = load_scenario(scenario_path)
-    engine = ServiceConfig(status=scenario.status, policy=scenario.policy).engine(load_atlas())
-    got: dict[str, list[str]] = {}
-    print(f"dry run of {scenario_path}: {scenario.title}", file=out)
-    for sent in simulate(scenario.timeline_inputs(), engine, nonce="dryrun"):
-        a = sent.alert
-        place = a.prefecture or "national"
-        got.setdefault(place, []).append(a.stage)
-        print(f"  {sent.at:%H:%M:%S} {place:>8} {a.stage:<9} {a.msgType:<6} "
-              f"{a.info[0].headline}", file=out)
-    national = bool(got.pop("national", None))
-    expected = {code: list(stages) for code, stages in scenario.expect.prefectures.items()}
-    ok = got == expected and national == scenario.expect.national
-    print(f"expectations: {'met' if ok else 'NOT met'}", file=out)
-    for line in expectation_lines(scenario.expect, got, national):
-        print(line, file=out)
-    return ok
-
-
 def _default_db(opts: DrillOptions) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     return opts.reports_dir / f"{opts.scenario_path.stem}-{stamp}.db"
@@ -226,7 +203,7 @@ async def _record_start(store: Store, scenario: Scenario, opts: DrillOptions, ur
     settings = DrillSettings(
         scenario=scenario, scenario_path=str(opts.scenario_path),
         receivers=plan, national_receivers=True, speed=opts.speed, broker=redacted(url),
-        protocol=protocol, status=scenario.status, policy=scenario.policy,
+        protocol=protocol, status=scenario.status, policy=scenario.resolved_policy(),
         topic_root=opts.topic_root or drill_root(drill_id), faults=opts.faults,
         fault_seed=opts.fault_seed if opts.faults else None)
     await store.record_drill(drill_id=drill_id, scenario=str(opts.scenario_path),
@@ -379,9 +356,8 @@ async def run_drill(opts: DrillOptions) -> DrillOutcome:
         await _start_faults(stack, relay, opts)
         extra = await _start_process_fleet(stack, settings, opts, url, tree)
         clock = ScaledClock(start=scenario.start, speed=opts.speed)
-        service = Service(atlas=atlas, store=store, clock=clock, config=ServiceConfig(
-            status=scenario.status, policy=scenario.policy, sender=opts.sender, topics=tree),
-            observer=_observer(stack, opts))
+        service = Service(atlas=atlas, store=store, clock=clock, config=service_config(
+            scenario, sender=opts.sender, topics=tree), observer=_observer(stack, opts))
         dashboard_url = await open_dashboard(stack, service, store, port=opts.dashboard_port,
                                              title=scenario.title, out=opts.out)
         await _run_service(service, clock, scenario, store, opts, url=url, protocol=protocol,

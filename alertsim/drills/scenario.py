@@ -5,7 +5,15 @@ A scenario names its clock origin (`start`, usually the launch) and lists entrie
 offsets from it: a full Detection v1 object, or an operator action (`cancel` lifts the
 shelter call for an event, `close` ends the event and clears its retained state).
 `expect` says, per prefecture code, the stages it must receive in order, which
-prefectures must receive nothing, and whether a national information message is due.
+prefectures must receive nothing, whether a national information message is due and how
+many refusal notes the drill must produce.
+
+A historical scenario replays under the warning rule of its day (`policy: auto`, or the
+rule in force on `date` named), never with alertsim's own national information message,
+and may carry `record`: what J-Alert actually did (a `JAlertRecord`), which the report
+holds the drill against. Detections are checked against their place in the timeline as
+the service's admission would (`alertsim.domain.admission.Limits`): an observation the
+service would refuse as stale or ahead of its clock is refused here, at load time.
 
 Every problem is reported as a ScenarioError whose lines read
 `FILE:LINE: field.path: what is wrong`; the line comes from the YAML node the field
@@ -14,83 +22,51 @@ was read from (mapping keys and sequence items keep their position).
 
 from __future__ import annotations
 
-import re
-from collections.abc import Hashable
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import (
     AwareDatetime,
-    BeforeValidator,
     Discriminator,
     Field,
     Tag,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
-from pydantic_core import ErrorDetails
-from yaml.constructor import ConstructorError
 
+from alertsim.domain.admission import Limits
 from alertsim.domain.detection import Detection, EventId
 from alertsim.domain.model import Frozen
-from alertsim.domain.timeline import OperatorAction, TimelineInput
+from alertsim.domain.operator import OperatorAction
+from alertsim.domain.policies import ERAS, policy_in_force, resolve_policy
+from alertsim.domain.timeline import TimelineInput
 from alertsim.domain.vocabulary import (
-    DEFAULT_POLICY,
     PREFECTURE_CODES,
     Action,
     Policy,
-    PrefectureCode,
+    PolicyChoice,
     PrefectureStage,
     Status,
     refuse_actual,
 )
-from alertsim.errors import Location, ScenarioError, describe_validation_error, dotted
+from alertsim.drills.jalert_record import JAlertRecord
+from alertsim.drills.scenario_fields import Code, Located, Offset
+from alertsim.drills.scenario_yaml import describe, parse, yaml_problem
+from alertsim.errors import ScenarioError
 
 __all__ = [
+    "AS_RECORDED",
     "ActionEntry",
     "DetectionEntry",
     "Expectations",
     "Scenario",
     "TimelineEntry",
     "load_scenario",
-    "parse_offset",
 ]
-
-
-_OFFSET = re.compile(r"^(?:(?P<h>\d+):)?(?P<m>\d{1,2}):(?P<s>\d{1,2}(?:\.\d+)?)$")
-
-
-def parse_offset(value: object) -> object:
-    """'HH:MM:SS', 'MM:SS' or a number of seconds -> seconds; anything else passes through
-    for pydantic to reject with its own message."""
-    if isinstance(value, str):
-        text = value.strip()
-        match = _OFFSET.match(text)
-        if match is None:
-            try:
-                return float(text)
-            except ValueError:
-                raise ValueError(
-                    "expected 'HH:MM:SS', 'MM:SS' or a number of seconds") from None
-        minutes, seconds = int(match["m"]), float(match["s"])
-        if (minutes >= 60 and match["h"] is not None) or seconds >= 60:
-            raise ValueError("minutes and seconds must be below 60")
-        return int(match["h"] or 0) * 3600 + minutes * 60 + seconds
-    return value
-
-
-def _jis_code(value: object) -> object:
-    """Accept an unquoted YAML number (47, or 1 from `01`) as its two-digit code."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:02d}"
-    return value
-
-
-Offset = Annotated[float, BeforeValidator(parse_offset), Field(ge=0.0, allow_inf_nan=False)]
-Code = Annotated[PrefectureCode, BeforeValidator(_jis_code)]
 
 
 class DetectionEntry(Frozen):
@@ -133,11 +109,15 @@ TimelineEntry = Annotated[
 
 
 class Expectations(Frozen):
-    """What the drill must produce: per-prefecture stages, silence, the national message."""
+    """What the drill must produce: per-prefecture stages, silence, the national message,
+    and how many refusal notes."""
 
     prefectures: dict[Code, tuple[PrefectureStage, ...]] = Field(default_factory=dict)
     silent: Literal["others"] | tuple[Code, ...] = "others"
     national: bool = False
+    # Refusal notes the drill must produce: inputs the service refuses and messages it
+    # withholds (rows of the record's `rejected` table).
+    refused: int = Field(default=0, ge=0)
 
     @field_validator("prefectures")
     @classmethod
@@ -155,7 +135,7 @@ class Expectations(Frozen):
         if self.silent != "others":
             both = sorted(set(self.silent) & set(self.prefectures))
             if both:
-                raise _Located(("silent",), f"{', '.join(both)} also listed with stages")
+                raise Located(("silent",), f"{', '.join(both)} also listed with stages")
         return self
 
     def silent_codes(self) -> frozenset[str]:
@@ -165,13 +145,42 @@ class Expectations(Frozen):
         return frozenset(self.silent)
 
 
-class _Located(ValueError):
-    """A cross-field problem that knows the field path it belongs to (relative to the
-    model that raised it), so the report can name the field and its line."""
+# Validation context for a scenario read back from a drill's record (the report's
+# DrillSettings): the authoring rules (the policy of the day, national_info, observations
+# within the service's limits) are not applied again, so a report can still be rebuilt
+# from a record an earlier alertsim wrote before they existed.
+# Pass `context={AS_RECORDED: True}` to model_validate(_json).
+AS_RECORDED = "as_recorded"
 
-    def __init__(self, loc: tuple[int | str, ...], message: str) -> None:
-        super().__init__(message)
-        self.loc = loc
+
+def _as_recorded(info: ValidationInfo) -> bool:
+    return isinstance(info.context, dict) and info.context.get(AS_RECORDED) is True
+
+
+# The service's default admission limits: a live service receives each entry at its place
+# in the timeline and refuses an observation this far behind or ahead of its clock.
+_ADMISSION = Limits()
+
+
+def _era(policy: Policy) -> str:
+    """When `policy` was J-Alert's rule, in words ("2018-01-08 to 2022-12-31")."""
+    for n, (first, rule) in enumerate(ERAS):
+        if rule == policy:
+            last = ERAS[n + 1][0] - timedelta(days=1) if n + 1 < len(ERAS) else None
+            since = f"from {first}" if n else ""
+            if last is None:
+                return since
+            return f"{since} to {last}" if since else f"until {last}"
+    return ""  # pragma: no cover - every policy has an era
+
+
+def _duration(seconds: float) -> str:
+    """'38 min', '45 s', '12 min 30 s'."""
+    whole = round(abs(seconds))
+    minutes, rest = divmod(whole, 60)
+    if not minutes:
+        return f"{rest} s"
+    return f"{minutes} min" + (f" {rest} s" if rest else "")
 
 
 class Scenario(Frozen):
@@ -182,11 +191,18 @@ class Scenario(Frozen):
     date: date
     sources: tuple[str, ...] = ()
     notes: str = ""
-    policy: Policy = DEFAULT_POLICY
+    policy: PolicyChoice = "auto"
+    # alertsim's own national information message when no prefecture is concerned (J-Alert
+    # sends nothing then): opt-in, synthetic scenarios only.
+    national_info: bool = False
+    # How long after the last overflight window the passed message waits for a
+    # confirmation no later detection gives (None: the service's default).
+    confirm_after: Offset | None = None
     status: Status
     start: AwareDatetime
     timeline: tuple[TimelineEntry, ...] = Field(min_length=1)
     expect: Expectations
+    record: JAlertRecord | None = None
 
     @field_validator("status", mode="before")
     @classmethod
@@ -194,30 +210,88 @@ class Scenario(Frozen):
         return refuse_actual(value)
 
     @model_validator(mode="after")
-    def _timeline_consistent(self) -> Scenario:
-        if self.kind == "historical" and not self.sources:
-            raise _Located(("sources",), "a historical scenario must name its sources")
+    def _historical_as_it_was(self, info: ValidationInfo) -> Scenario:
+        """A historical scenario names its sources and replays the rule of its day, with
+        nothing J-Alert did not send; a record belongs to historical scenarios alone."""
+        historical = self.kind == "historical"
+        if historical and not self.sources:
+            raise Located(("sources",), "a historical scenario must name its sources")
+        if not historical and self.record is not None:
+            raise Located(("record",), "a record of what J-Alert did belongs to "
+                           "historical scenarios only")
+        if _as_recorded(info):
+            return self
+        in_force = policy_in_force(self.date)
+        if historical and self.policy not in ("auto", in_force):
+            raise Located(("policy",), (
+                f"{self.policy} was not J-Alert's rule on {self.date}: {in_force} applied "
+                f"that day ({_era(in_force)}); a historical scenario replays under the rule "
+                f"of its day: use auto or {in_force}"))
+        if historical and self.national_info:
+            raise Located(("national_info",), (
+                "a historical scenario replays what J-Alert sent, and J-Alert sends no "
+                "national message when no prefecture is concerned; national_info is for "
+                "synthetic scenarios"))
+        if self.expect.national and not self.national_info:
+            raise Located(("expect", "national"), (
+                "a national information message is sent only with national_info: true "
+                "(J-Alert itself sends nothing when no prefecture is concerned)"))
+        return self
+
+    @model_validator(mode="after")
+    def _timeline_consistent(self, info: ValidationInfo) -> Scenario:
+        authored = not _as_recorded(info)
         previous = 0.0
         last_sequence: dict[str, int] = {}
         for i, entry in enumerate(self.timeline):
             if entry.at < previous:
-                raise _Located(("timeline", i, "at"),
+                raise Located(("timeline", i, "at"),
                                f"offset {entry.at:g} s is earlier than the previous "
                                f"entry's {previous:g} s; offsets must not decrease")
             previous = entry.at
             if isinstance(entry, DetectionEntry):
+                if authored:
+                    self._check_observed_at(i, entry)
                 seq = entry.detection.sequence
                 before = last_sequence.get(entry.event_id)
                 if before is not None and seq <= before:
-                    raise _Located(("timeline", i, "detection", "sequence"),
+                    raise Located(("timeline", i, "detection", "sequence"),
                                    f"sequence {seq} does not follow {before} for event "
                                    f"{entry.event_id!r}")
                 last_sequence[entry.event_id] = seq
             elif entry.event_id not in last_sequence:
-                raise _Located(("timeline", i, "event_id"),
+                raise Located(("timeline", i, "event_id"),
                                f"no detection of event {entry.event_id!r} earlier in "
                                "the timeline")
         return self
+
+    def _check_observed_at(self, i: int, entry: DetectionEntry) -> None:
+        """An observation after its launch, and one the service would admit when it
+        receives the entry at its place in the timeline (not stale, not ahead)."""
+        detection, played = entry.detection, self.time_of(entry)
+        observed, launched = detection.observed_at, detection.launch.time
+        where = ("timeline", i, "detection", "observed_at")
+        if observed < launched:
+            early = _duration((launched - observed).total_seconds())
+            raise Located(where, (
+                f"{observed.isoformat()} is {early} before the launch "
+                f"({launched.isoformat()}); a sensor observes a launch after it happens"))
+        lead = (observed - played).total_seconds()
+        place = f"the entry's place in the timeline ({played:%H:%M:%S})"
+        ahead, stale = (_ADMISSION.ahead_by.total_seconds(),
+                        _ADMISSION.stale_after.total_seconds())
+        if lead > ahead:
+            raise Located(where, (
+                f"{observed.isoformat()} is {_duration(lead)} after {place}; the service "
+                f"would refuse it as ahead of its clock (limit {_duration(ahead)})"))
+        if -lead > stale:
+            raise Located(where, (
+                f"{observed.isoformat()} is {_duration(lead)} before {place}; the service "
+                f"would refuse it as stale (limit {_duration(stale)})"))
+
+    def resolved_policy(self) -> Policy:
+        """The warning rule the drill runs under: `auto` is the rule in force on `date`."""
+        return resolve_policy(self.policy, self.date)
 
     def time_of(self, entry: DetectionEntry | ActionEntry) -> datetime:
         """The entry's moment on the scenario clock."""
@@ -240,109 +314,6 @@ class Scenario(Frozen):
         return self.timeline[-1].at
 
 
-# --- YAML with positions -------------------------------------------------------------
-
-Path_ = tuple[str, ...]
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys (PyYAML silently keeps the last one)."""
-
-    def construct_mapping(self, node: yaml.MappingNode,
-                          deep: bool = False) -> dict[Hashable, Any]:
-        seen: set[str] = set()
-        for key_node, _ in node.value:
-            if isinstance(key_node, yaml.ScalarNode):
-                if key_node.value in seen:
-                    raise ConstructorError("while constructing a mapping", node.start_mark,
-                                           f"found duplicate key {key_node.value!r}",
-                                           key_node.start_mark)
-                seen.add(key_node.value)
-        return super().construct_mapping(node, deep=deep)
-
-
-def _index_lines(node: yaml.Node, path: Path_, lines: dict[Path_, int]) -> None:
-    """Record the 1-based line of every mapping key and sequence item under `node`."""
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            child = (*path, str(key_node.value))
-            lines[child] = key_node.start_mark.line + 1
-            _index_lines(value_node, child, lines)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            child = (*path, str(i))
-            lines[child] = item.start_mark.line + 1
-            _index_lines(item, child, lines)
-
-
-def _parse(text: str) -> tuple[object, dict[Path_, int]]:
-    loader = _Loader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None, {(): 1}
-        lines: dict[Path_, int] = {(): node.start_mark.line + 1}
-        _index_lines(node, (), lines)
-        return loader.construct_document(node), lines
-    finally:
-        loader.dispose()
-
-
-_KEY = re.compile(r"^\s*(?:-\s+)?([A-Za-z_][\w-]*)\s*:")
-
-
-def _nearest_key(text: str, line: int) -> str | None:
-    """The last `key:` at or before `line`, to point a reader at a syntax error."""
-    for raw in reversed(text.splitlines()[:line]):
-        match = _KEY.match(raw)
-        if match:
-            return match[1]
-    return None
-
-
-def _yaml_problem(source: str, text: str, exc: yaml.YAMLError) -> str:
-    if isinstance(exc, yaml.MarkedYAMLError):
-        mark = exc.problem_mark or exc.context_mark
-        problem = exc.problem or exc.context or "invalid YAML"
-        if mark is not None:
-            line = mark.line + 1
-            key = _nearest_key(text, line)
-            near = f" near '{key}'" if key else ""
-            context = ""
-            if exc.context and exc.context_mark is not None and exc.context_mark is not mark:
-                context = f" ({exc.context} started at line {exc.context_mark.line + 1})"
-            return (f"{source}:{line}: invalid YAML{near} (column {mark.column + 1}): "
-                    f"{problem}{context}")
-        return f"{source}: invalid YAML: {problem}"
-    return f"{source}: invalid YAML: {exc}"
-
-
-# --- validation errors, located ------------------------------------------------------
-
-def _line_of(loc: tuple[int | str, ...], lines: dict[Path_, int]) -> int:
-    """Line of the deepest part of `loc` found in the document (a missing key's parent)."""
-    key = tuple(str(p) for p in loc)
-    while key not in lines:
-        key = key[:-1]
-    return lines[key]
-
-
-def _describe(source: str, exc: ValidationError, lines: dict[Path_, int],
-              limit: int = 10) -> str:
-    """`FILE:LINE: field.path: what is wrong` lines, through the one shared formatter."""
-
-    def locate(loc: Location, err: ErrorDetails) -> str:
-        loc = tuple(part for part in loc if str(part) not in _ENTRY_TAGS)
-        error = (err.get("ctx") or {}).get("error")
-        if isinstance(error, _Located):
-            loc = (*loc, *error.loc)
-        return f"{source}:{_line_of(loc, lines)}: {dotted(loc)}"
-
-    problems = describe_validation_error(exc, limit, locate=locate, echo=False)
-    return "\n".join(f"{source}: {line}" if line.startswith("... and") else line
-                     for line in problems)
-
-
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario file; every problem raises ScenarioError naming
     the file, the line and the field."""
@@ -354,13 +325,13 @@ def load_scenario(path: str | Path) -> Scenario:
     except UnicodeDecodeError as exc:
         raise ScenarioError(f"{source}: not UTF-8 text: {exc.reason}") from exc
     try:
-        data, lines = _parse(text)
+        data, lines = parse(text)
     except yaml.YAMLError as exc:
-        raise ScenarioError(_yaml_problem(source, text, exc)) from exc
+        raise ScenarioError(yaml_problem(source, text, exc)) from exc
     if not isinstance(data, dict):
         raise ScenarioError(f"{source}:1: (document): expected a mapping of scenario fields, "
                             f"got {type(data).__name__}")
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
-        raise ScenarioError(_describe(source, exc, lines)) from exc
+        raise ScenarioError(describe(source, exc, lines, skip=_ENTRY_TAGS)) from exc

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from alertsim.domain.cap import CAP_CONTENT_TYPE, CapRenderer
-from alertsim.domain.lifecycle import EventState
+from alertsim.domain.event_state import EventState
 from alertsim.domain.messages import (
     STATE_EVENTS_MAX,
     Alert,

@@ -21,8 +21,9 @@ from alertsim.adapters.mqtt.url import parse_broker_url
 from alertsim.adapters.sqlite.store import Store
 from alertsim.data import load_atlas
 from alertsim.service.clock import SystemClock
+from alertsim.service.config import ServiceConfig
 from alertsim.service.observer import Observer
-from alertsim.service.service import Service, ServiceConfig
+from alertsim.service.service import Service
 
 __all__ = ["ServeOptions", "run_serve", "serve"]
 

@@ -25,34 +25,28 @@ import json
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TypeVar
 
 import structlog
 from pydantic import BaseModel, ValidationError
 
-from alertsim.domain.admission import Admission, Limits, Refused, admit_action, admit_detection
+from alertsim.domain.admission import Admission, Refused, admit_action, admit_detection
 from alertsim.domain.detection import Detection
-from alertsim.domain.lifecycle import DEFAULT_CONFIRM_AFTER, EventState, FlowRules, Transition
+from alertsim.domain.event_state import EventState, Transition
 from alertsim.domain.messages import STATE_EVENTS_MAX, Receipt
+from alertsim.domain.operator import OperatorAction
 from alertsim.domain.prefectures import Atlas
-from alertsim.domain.timeline import Engine, OperatorAction
-from alertsim.domain.topics import TopicTree
 from alertsim.domain.vocabulary import (
-    DEFAULT_POLICY,
     PREFECTURE_CODES,
-    AlertStatus,
-    Policy,
-    Status,
-    alert_status,
 )
 from alertsim.errors import describe_validation_error
 from alertsim.service.clock import real_now
+from alertsim.service.config import ServiceConfig
 from alertsim.service.observer import NullObserver, Observer, input_kind
 from alertsim.service.outgoing import alert_message, error_message, state_message
 from alertsim.service.ports import Clock, Publisher, Record
-from alertsim.service.pump import PUBLISH_WINDOW, OutboxPump
+from alertsim.service.pump import OutboxPump
 from alertsim.service.records import (
     Change,
     DecisionRecord,
@@ -62,37 +56,11 @@ from alertsim.service.records import (
     ProcessedInput,
 )
 
-__all__ = ["Service", "ServiceConfig"]
+__all__ = ["Service"]
 
 log = structlog.get_logger("alertsim.service")
 InputModel = TypeVar("InputModel", bound=BaseModel)
 WATCH_BACKLOG = 10_000
-
-
-@dataclass(frozen=True)
-class ServiceConfig:
-    status: Status = "exercise"
-    policy: Policy = DEFAULT_POLICY
-    sender: str = "alertsim@simulator.invalid"
-    max_payload_bytes: int = 65_536
-    close_after: timedelta = timedelta(minutes=10)
-    # With no detection confirming a passage, "passed" waits this long after the last window.
-    confirm_after: timedelta = DEFAULT_CONFIRM_AFTER
-    national_info: bool = False  # alertsim's own national message (J-Alert has none)
-    limits: Limits = field(default_factory=Limits)
-    topics: TopicTree = field(default_factory=TopicTree)
-    publish_window: int = PUBLISH_WINDOW  # QoS 1 publishes in flight; 1 = the serial pump
-
-    @property
-    def alert_status(self) -> AlertStatus:
-        return alert_status(self.status)
-
-    def engine(self, atlas: Atlas) -> Engine:
-        """The pure decision and lifecycle engine this configuration runs."""
-        rules = FlowRules(confirm_after=self.confirm_after, national=self.national_info,
-                          passed_lifts_call=self.policy == "prefecture+adjacent")
-        return Engine(atlas=atlas, policy=self.policy, status=self.alert_status,
-                      sender=self.sender, close_after=self.close_after, events={}, rules=rules)
 
 
 class Service:

@@ -3,7 +3,10 @@ scenario's expectations held, rebuilt from a drill's SQLite record alone.
 
     model     the report models (JSON) and DrillSettings (what a drill records)
     recorded  a drill row with its settings, parsed: RecordedDrill
-    assemble  store reads, receipt matching, summaries, judging: build_report
+    assemble  store reads, summaries, judging: build_report
+    matching  receipts matched to alerts: deliveries and duplicates
+    against_record  the drill held against the scenario's record of what J-Alert did
+    refusals  the drill's refusal notes (`rejected` rows), judged against expect.refused
     render    Markdown and the report files: render_markdown, write_report (no line over
               160 characters, times in JST)
     html      the self-contained HTML page: maps, charts, expectations (build_html,
@@ -27,6 +30,16 @@ Definitions used throughout:
   stages were sent); silent prefectures pass when nothing was sent to them; national
   passes when (a national alert was sent) == `expect.national`. Expectations always
   cover the whole drill, even when the report is restricted to one event.
+- A drill's refusal notes are the `rejected` rows (inputs refused, messages withheld)
+  received from its `started_at` up to the next drill's `started_at`; the drill fails when
+  their number differs from `expect.refused`.
+- With a `record` in the scenario, each (prefecture, stage) of the record and of the
+  drill's alerts is compared: the record's time against the `sent` of the drill's first
+  alert of that stage to that prefecture; within `record.tolerance` or not, missing in the
+  drill, or not in the record; and the record's areas against the prefectures the drill
+  sent shelter to. The drill fails when it does not match (`record_matched` False).
+- `passed` is True when the expectations, the refusal count and the record (if any) all
+  hold; `failures` lists every reason it is not.
 """
 
 from alertsim.drills.report.assemble import assemble, build_report, latency_of
@@ -39,6 +52,11 @@ from alertsim.drills.report.model import (
     Latency,
     PlaceSummary,
     ReceiverSummary,
+    RecordAreas,
+    RecordComparison,
+    RecordRow,
+    Refusal,
+    RefusalResults,
     ScenarioInfo,
     TimelineRow,
 )
@@ -54,7 +72,12 @@ __all__ = [
     "Latency",
     "PlaceSummary",
     "ReceiverSummary",
+    "RecordAreas",
+    "RecordComparison",
+    "RecordRow",
     "RecordedDrill",
+    "Refusal",
+    "RefusalResults",
     "ScenarioInfo",
     "TimelineRow",
     "assemble",

@@ -2,8 +2,10 @@
 any time.
 
 `build_report(store)` reads the latest drill row (scenario, receivers and settings from its
-`settings_json`, a `DrillSettings`), the alert rows of the outbox and the receipts;
-everything after the reads is pure (`assemble`). A database without a drill row (from
+`settings_json`, a `DrillSettings`), the alert rows of the outbox, the receipts and the
+refusal notes (`rejected`); everything after the reads is pure (`assemble`). A scenario
+with a `record` is held against it (`against_record`); the refusal notes are judged
+against `expect.refused` (`refusals`). A database without a drill row (from
 `alertsim serve`) still gets a report: receivers are then inferred from the receipts and
 nothing is judged.
 
@@ -16,15 +18,16 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from collections.abc import Container, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import numpy as np
 
-from alertsim.adapters.sqlite.rows import DrillRow, ReceiptRow
+from alertsim.adapters.sqlite.rows import DrillRow, ReceiptRow, RejectedRow
 from alertsim.adapters.sqlite.store import Store
 from alertsim.domain.model import JST
 from alertsim.domain.vocabulary import PREFECTURE_CODES
+from alertsim.drills.report.against_record import hold_against, record_failures
+from alertsim.drills.report.matching import Receipts, place_of
 from alertsim.drills.report.model import (
     NATIONAL,
     Check,
@@ -37,6 +40,7 @@ from alertsim.drills.report.model import (
     stages_text,
 )
 from alertsim.drills.report.recorded import RecordedDrill
+from alertsim.drills.report.refusals import judge_refusals
 from alertsim.drills.scenario import Expectations
 from alertsim.errors import InputError
 from alertsim.service.records import OutboxRow
@@ -56,17 +60,9 @@ def latency_of(values_ms: Iterable[float]) -> Latency:
                    max_ms=float(values[-1]))
 
 
-def _ms(delta: timedelta) -> float:
-    return delta / timedelta(milliseconds=1)
-
-
 def _jst(moment: datetime | None) -> datetime | None:
     """The same instant in JST: every time of the report is in one zone."""
     return None if moment is None else moment.astimezone(JST)
-
-
-def _place(row: OutboxRow) -> str:
-    return row.prefecture or NATIONAL
 
 
 def _status_of(rows: Sequence[OutboxRow]) -> str | None:
@@ -81,71 +77,10 @@ def _status_of(rows: Sequence[OutboxRow]) -> str | None:
     return None
 
 
-# --- matching receipts to alerts -----------------------------------------------------
-
-@dataclass(frozen=True)
-class _Delivery:
-    """The first receipt of one alert by one client, with its latency."""
-
-    client_id: str
-    row: OutboxRow
-    latency_ms: float
-
-
-@dataclass(frozen=True)
-class _Receipts:
-    """Receipts matched to a set of alert rows: deliveries in receipt order, duplicates."""
-
-    deliveries: tuple[_Delivery, ...]
-    duplicates: Counter[tuple[str, str]]  # (client_id, message_id) -> extra receipts
-    # Indexes over the two above, so a report stays linear in deliveries at 20,000
-    # receivers: (client_id, place) -> deliveries, place -> deliveries, and
-    # client_id -> {message_id: extra receipts}.
-    by_client: dict[tuple[str, str], list[_Delivery]] = field(default_factory=dict)
-    by_place: dict[str, list[_Delivery]] = field(default_factory=dict)
-    extra: dict[str, Counter[str]] = field(default_factory=dict)
-
-    @classmethod
-    def match(cls, rows: Sequence[OutboxRow], receipts: Sequence[ReceiptRow]) -> _Receipts:
-        """Match `receipts` to `rows`; receipts naming none of the rows are left out."""
-        by_id = {r.message_id: r for r in rows}
-        seen: set[tuple[str, str]] = set()
-        deliveries: list[_Delivery] = []
-        duplicates: Counter[tuple[str, str]] = Counter()
-        for receipt in receipts:
-            row = by_id.get(receipt.message_id)
-            if row is None:
-                continue
-            key = (receipt.client_id, receipt.message_id)
-            if key in seen:
-                duplicates[key] += 1
-                continue
-            seen.add(key)
-            deliveries.append(_Delivery(receipt.client_id, row,
-                                        _ms(receipt.received_at - row.created_at)))
-        by_client: defaultdict[tuple[str, str], list[_Delivery]] = defaultdict(list)
-        by_place: defaultdict[str, list[_Delivery]] = defaultdict(list)
-        for d in deliveries:
-            by_client[(d.client_id, _place(d.row))].append(d)
-            by_place[_place(d.row)].append(d)
-        extra: defaultdict[str, Counter[str]] = defaultdict(Counter)
-        for (client_id, message_id), n in duplicates.items():
-            extra[client_id][message_id] += n
-        return cls(tuple(deliveries), duplicates, dict(by_client), dict(by_place), dict(extra))
-
-    def acknowledged(self, client_id: str, place: str) -> list[_Delivery]:
-        """The client's deliveries of the place's alerts, in receipt order."""
-        return list(self.by_client.get((client_id, place), ()))
-
-    def of_place(self, place: str) -> list[_Delivery]:
-        """Every client's deliveries of the place's alerts, in receipt order."""
-        return list(self.by_place.get(place, ()))
-
-
 # --- summaries -----------------------------------------------------------------------
 
 def _receiver_summary(client: str, place: str, sent: Sequence[OutboxRow],
-                      matched: _Receipts, subscribed: bool, outside: bool) -> ReceiverSummary:
+                      matched: Receipts, subscribed: bool, outside: bool) -> ReceiverSummary:
     got = matched.acknowledged(client, place)
     got_ids = {d.row.message_id for d in got}
     ids = {r.message_id for r in sent}
@@ -158,12 +93,12 @@ def _receiver_summary(client: str, place: str, sent: Sequence[OutboxRow],
         latency=latency_of(d.latency_ms for d in got))
 
 
-def _summarise(place: str, rows: Sequence[OutboxRow], matched: _Receipts,
+def _summarise(place: str, rows: Sequence[OutboxRow], matched: Receipts,
                subscribers: Sequence[str], fleet: Container[str]) -> PlaceSummary:
     """One place's alerts and what its subscribers (and anyone else: a fleet receiver not
     given the place, or a client outside the `fleet`) acknowledged."""
-    sent = [r for r in rows if _place(r) == place]
-    acknowledging = [d.client_id for d in matched.of_place(place)]
+    sent = [r for r in rows if place_of(r) == place]
+    acknowledging = [d.client_id for d in matched.ofplace_of(place)]
     listening = set(subscribers)
     receivers = [_receiver_summary(client, place, sent, matched, client in listening,
                                    client not in fleet)
@@ -174,10 +109,10 @@ def _summarise(place: str, rows: Sequence[OutboxRow], matched: _Receipts,
         deliveries=sum(r.latency.count for r in receivers),
         missed=sum(len(r.missed) for r in receivers),
         duplicates=sum(r.duplicates for r in receivers),
-        latency=latency_of(d.latency_ms for d in matched.of_place(place)))
+        latency=latency_of(d.latency_ms for d in matched.ofplace_of(place)))
 
 
-def _places(rows: Sequence[OutboxRow], matched: _Receipts,
+def _places(rows: Sequence[OutboxRow], matched: Receipts,
             subscriptions: Mapping[str, Sequence[str]]
             ) -> tuple[tuple[PlaceSummary, ...], PlaceSummary]:
     """Summaries of every prefecture sent to or listened to, and of the national topic."""
@@ -217,7 +152,7 @@ def _judge_unheard(code: str, wanted: list[str], sent: list[str]) -> _Judged:
     return check, failures
 
 
-def _judge_heard(code: str, wanted: list[str], sent: list[str], matched: _Receipts,
+def _judge_heard(code: str, wanted: list[str], sent: list[str], matched: Receipts,
                  subscribers: Sequence[str]) -> _Judged:
     """An expected prefecture with receivers: each must have acknowledged `wanted`."""
     actual: list[str] = []
@@ -259,13 +194,13 @@ def _judge_national(expect: Expectations, sent: defaultdict[str, list[str]]) -> 
     return check, failures
 
 
-def _judge(expect: Expectations, rows: Sequence[OutboxRow], matched: _Receipts,
+def _judge(expect: Expectations, rows: Sequence[OutboxRow], matched: Receipts,
            subscriptions: Mapping[str, Sequence[str]]) -> ExpectationResults:
     """Judge the scenario's expectations against all of the drill's alerts and receipts."""
     # A defaultdict: a place that was sent nothing reads as [] in every check.
     sent: defaultdict[str, list[str]] = defaultdict(list)
     for row in rows:
-        sent[_place(row)].append(row.stage or "?")
+        sent[place_of(row)].append(row.stage or "?")
     judged: list[_Judged] = []
     for code, stages in sorted(expect.prefectures.items()):
         wanted: list[str] = list(stages)
@@ -279,31 +214,36 @@ def _judge(expect: Expectations, rows: Sequence[OutboxRow], matched: _Receipts,
 
 # --- the drill and its settings ------------------------------------------------------
 
+def _within(drill: DrillRow, drills: Sequence[DrillRow], moment: datetime) -> bool:
+    """True when `moment` lies from this drill's start up to the next drill's start."""
+    later = [d.started_at for d in drills if d.started_at > drill.started_at]
+    return moment >= drill.started_at and (not later or moment < min(later))
+
+
 def _window(drill: DrillRow, drills: Sequence[DrillRow],
             rows: Sequence[OutboxRow]) -> list[OutboxRow]:
     """The alert rows created from this drill's start up to the next drill's start."""
-    later = [d.started_at for d in drills if d.started_at > drill.started_at]
-    end = min(later) if later else None
-    return [r for r in rows
-            if r.created_at >= drill.started_at and (end is None or r.created_at < end)]
+    return [r for r in rows if _within(drill, drills, r.created_at)]
 
 
-def _inferred(matched: _Receipts) -> dict[str, tuple[str, ...]]:
+def _inferred(matched: Receipts) -> dict[str, tuple[str, ...]]:
     """Client id -> places it acknowledged alerts of, for a record with no drill row."""
     places: dict[str, dict[str, None]] = defaultdict(dict)
     for d in matched.deliveries:
-        places[d.client_id][_place(d.row)] = None
+        places[d.client_id][place_of(d.row)] = None
     return {client: tuple(sorted(p)) for client, p in sorted(places.items())}
 
 
 # --- assembling ----------------------------------------------------------------------
 
 def _unrecorded(rows: Sequence[OutboxRow], receipts: Sequence[ReceiptRow],
-                unmatched: int, event_id: str | None) -> DrillReport:
-    """The report of a record with no drill row: receivers inferred, nothing judged."""
+                rejected: Sequence[RejectedRow], unmatched: int,
+                event_id: str | None) -> DrillReport:
+    """The report of a record with no drill row: receivers inferred, refusal notes
+    listed, nothing judged."""
     shown = [r for r in rows if event_id is None or r.event_id == event_id]
-    shown_matched = _Receipts.match(shown, receipts)
-    subscriptions = _inferred(_Receipts.match(rows, receipts))
+    shown_matched = Receipts.match(shown, receipts)
+    subscriptions = _inferred(Receipts.match(rows, receipts))
     per_prefecture, national = _places(shown, shown_matched, subscriptions)
     expectations = ExpectationResults(judged=False, note=NO_SCENARIO)
     return DrillReport(
@@ -313,19 +253,25 @@ def _unrecorded(rows: Sequence[OutboxRow], receipts: Sequence[ReceiptRow],
         timeline=_timeline(shown), per_prefecture=per_prefecture, national=national,
         latency=latency_of(d.latency_ms for d in shown_matched.deliveries),
         unmatched_receipts=unmatched, expectations=expectations, passed=None,
-        failures=expectations.failures)
+        failures=expectations.failures, refusals=judge_refusals(rejected, None)[0])
 
 
 def _recorded(drill: RecordedDrill, rows: Sequence[OutboxRow],
-              receipts: Sequence[ReceiptRow], unmatched: int,
-              event_id: str | None) -> DrillReport:
-    """The report of a recorded drill, judged on all of its alerts."""
+              receipts: Sequence[ReceiptRow], rejected: Sequence[RejectedRow],
+              unmatched: int, event_id: str | None) -> DrillReport:
+    """The report of a recorded drill, judged on all of its alerts and refusal notes, and
+    held against the scenario's record when it has one."""
     settings, subscriptions = drill.settings, drill.subscriptions()
+    scenario = settings.scenario
     shown = [r for r in rows if event_id is None or r.event_id == event_id]
-    shown_matched = _Receipts.match(shown, receipts)
+    shown_matched = Receipts.match(shown, receipts)
     per_prefecture, national = _places(shown, shown_matched, subscriptions)
-    expectations = _judge(settings.scenario.expect, rows, _Receipts.match(rows, receipts),
+    expectations = _judge(scenario.expect, rows, Receipts.match(rows, receipts),
                           subscriptions)
+    refusals, refused = judge_refusals(rejected, scenario.expect.refused)
+    against = None if scenario.record is None else hold_against(scenario.record, rows)
+    failures = (*expectations.failures, *refused,
+                *(record_failures(against) if against is not None else ()))
     return DrillReport(
         drill_id=drill.row.drill_id, scenario=drill.scenario_info(), policy=settings.policy,
         status=settings.status, speed=settings.speed, broker=settings.broker,
@@ -335,22 +281,25 @@ def _recorded(drill: RecordedDrill, rows: Sequence[OutboxRow],
         timeline=_timeline(shown), per_prefecture=per_prefecture, national=national,
         latency=latency_of(d.latency_ms for d in shown_matched.deliveries),
         unmatched_receipts=unmatched, expectations=expectations,
-        passed=not expectations.failures, failures=expectations.failures,
-        faults=drill.faults())
+        passed=not failures, failures=failures, faults=drill.faults(), refusals=refusals,
+        record=against, record_matched=None if against is None else against.matched)
 
 
 def assemble(drill: RecordedDrill | None, drills: Sequence[DrillRow],
              alerts: Sequence[OutboxRow], receipts: Sequence[ReceiptRow], *,
+             rejected: Sequence[RejectedRow] = (),
              event_id: str | None = None) -> DrillReport:
     """Build the report from rows already read: `drill` is the one reported (None: no
-    drill recorded), `drills` all drill rows, `alerts` the outbox rows of kind alert;
-    `event_id` restricts the timeline and tables (not the expectations) to one event."""
+    drill recorded), `drills` all drill rows, `alerts` the outbox rows of kind alert,
+    `rejected` the refusal notes; `event_id` restricts the timeline and tables (not the
+    expectations, the refusal notes or the record) to one event."""
     known = {r.message_id for r in alerts}
     unmatched = sum(1 for r in receipts if r.message_id not in known)
     if drill is None:
-        return _unrecorded(alerts, receipts, unmatched, event_id)
+        return _unrecorded(alerts, receipts, rejected, unmatched, event_id)
     rows = _window(drill.row, drills, alerts)
-    return _recorded(drill, rows, receipts, unmatched, event_id)
+    notes = [r for r in rejected if _within(drill.row, drills, r.received_at)]
+    return _recorded(drill, rows, receipts, notes, unmatched, event_id)
 
 
 async def _check_event(store: Store, event_id: str, alerts: Sequence[OutboxRow]) -> None:
@@ -380,4 +329,5 @@ async def build_report(store: Store, drill_id: str | None = None,
     if event_id is not None:
         await _check_event(store, event_id, alerts)
     receipts = await store.receipts()
-    return assemble(drill, drills, alerts, receipts, event_id=event_id)
+    return assemble(drill, drills, alerts, receipts, rejected=await store.rejected(),
+                    event_id=event_id)

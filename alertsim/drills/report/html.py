@@ -9,6 +9,9 @@ font or image from anywhere, so it opens from disk with no network request.
     the map after each moment alerts were sent (small multiples)
     a timeline per prefecture (charts.timeline_svg), a latency histogram, the
         expectations table
+    held against the record (with a record): per prefecture and stage, the record's time
+        beside the drill's, and the areas
+    refused inputs and withheld messages: every refusal note, the count judged
 
 `build_html(store, report)` reads what the report does not hold (each alert's receipts,
 the decisions' over-territory windows) from the same SQLite record.
@@ -30,6 +33,7 @@ from alertsim.domain.detection import Detection
 from alertsim.domain.model import JST
 from alertsim.domain.vocabulary import PREFECTURE_CODES
 from alertsim.domain.warnings import Decision
+from alertsim.drills.report.against_record import signed_duration
 from alertsim.drills.report.charts import (
     Mark,
     Row,
@@ -39,7 +43,8 @@ from alertsim.drills.report.charts import (
     timeline_svg,
 )
 from alertsim.drills.report.model import NATIONAL, DrillReport, TimelineRow, stages_text
-from alertsim.drills.report.render import jst
+from alertsim.drills.report.refusals import refusals_text
+from alertsim.drills.report.render import areas_text, jst, record_verdict, topic_below_root
 from alertsim.web.map import MAP_CSS, MapOverlay, overlay_of, render_map_svg
 
 __all__ = ["MAX_STEPS", "build_html", "final_states", "write_html"]
@@ -54,7 +59,8 @@ h1{font-size:22px;margin:12px 0 4px}h2{font-size:18px;margin:28px 0 8px;border-b
 letter-spacing:.05em;margin:0 -16px}.verdict{font-size:16px;font-weight:bold}.PASSED{color:#1a7f37}
 .FAILED{color:#b00020}.facts{columns:2;font-size:13px}table{border-collapse:collapse;
 font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}
-.fail{color:#b00020;font-weight:bold}.key{margin-right:14px;white-space:nowrap}.key i{display:
+.fail{color:#b00020;font-weight:bold}.pass{color:#1a7f37}.key{margin-right:14px;
+white-space:nowrap}.key i{display:
 inline-block;width:12px;height:12px;margin-right:4px;vertical-align:-1px;border:1px solid #888}
 #end-state svg{width:100%;max-width:900px;height:auto}.steps{display:flex;flex-wrap:wrap;gap:8px}
 .steps figure{margin:0;width:260px;font-size:12px}.steps svg{width:260px;height:auto}
@@ -162,6 +168,46 @@ def _expectations(report: DrillReport) -> str:
             f"<th>Basis</th><th>Result</th></tr>{rows}</table>")
 
 
+def _against_record(report: DrillReport) -> str:
+    """The record section, or nothing when the scenario has no record."""
+    comparison = report.record
+    if comparison is None:
+        return ""
+    ok = "within tolerance"
+    rows = "".join(
+        f"<tr><td>{escape(r.prefecture)}</td><td>{escape(r.stage)}</td>"
+        f"<td>{escape(jst(r.record_at) or '—')}</td><td>{escape(jst(r.drill_at) or '—')}</td>"
+        f"<td>{'—' if r.difference_s is None else signed_duration(r.difference_s)}</td>"
+        f"<td class='{'pass' if r.verdict == ok else 'fail'}'>{escape(r.verdict)}</td></tr>"
+        for r in comparison.rows)
+    tolerance = signed_duration(comparison.tolerance_s).lstrip("+")
+    verdict = "PASSED" if comparison.matched else "FAILED"
+    notes = f"<p>Record notes: {escape(comparison.notes)}</p>" if comparison.notes else ""
+    return (f"<h2>Held against the record</h2><p class='{verdict}' id='record-verdict'>"
+            f"The drill {escape(record_verdict(comparison.matched))} (tolerance {tolerance}; "
+            "times are the alerts' sent times, JST).</p>"
+            f"<p>Areas: {escape(areas_text(comparison))}</p>"
+            f"<p>Record sources: {escape('; '.join(comparison.sources))}</p>{notes}"
+            "<table id='record'><tr><th>Prefecture</th><th>Stage</th><th>Record</th>"
+            f"<th>Drill</th><th>Difference</th><th>Verdict</th></tr>{rows}</table>")
+
+
+def _refusals(report: DrillReport) -> str:
+    """Every refusal note and the count judged against the scenario's expect.refused."""
+    results = report.refusals
+    count = refusals_text(len(results.rows), results.expected)
+    css = {True: "pass", False: "fail", None: ""}[results.passed]
+    said = {True: " (as expected)", False: ": FAIL", None: ""}[results.passed]
+    rows = "".join(
+        f"<tr><td>{n}</td><td>{escape(jst(r.received_at, ms=True) or '')}</td>"
+        f"<td>{escape(topic_below_root(r.source, report.topic_root))}</td>"
+        f"<td>{escape(r.reason)}</td></tr>" for n, r in enumerate(results.rows, start=1))
+    table = ("<table id='refusals'><tr><th>#</th><th>Received (real)</th><th>Topic</th>"
+             f"<th>Reason</th></tr>{rows}</table>") if rows else ""
+    return (f"<h2>Refused inputs and withheld messages</h2>"
+            f"<p class='{css}' id='refusal-count'>{escape(count)}{said}.</p>{table}")
+
+
 def _per_prefecture(report: DrillReport) -> str:
     rows = "".join(
         f"<tr><td>{p.place}</td><td>{escape(stages_text(p.stages_sent))}</td>"
@@ -176,10 +222,17 @@ def _head(report: DrillReport) -> str:
     title = report.scenario.title if report.scenario else (report.drill_id or "alertsim record")
     status = (report.status or "exercise").upper()
     verdict = {True: "PASSED", False: "FAILED", None: "NOT JUDGED"}[report.passed]
+    record = ("" if report.record_matched is None
+              else f"; {escape(record_verdict(report.record_matched))}")
+    failures = ("<ul class='failures'>" + "".join(
+        f"<li class='fail'>{escape(line)}</li>" for line in report.failures) + "</ul>"
+                if report.failures else "")
     return (f"<div id='status-banner'>{escape(status)}: a simulated drill, not a real alert"
             f"</div><h1>Drill report: {escape(title)}</h1>"
             f"<p class='verdict {verdict}'>{verdict}: {len(report.timeline)} alert(s) sent, "
-            f"{report.latency.count} delivery(ies) acknowledged</p>{_facts(report)}")
+            f"{report.latency.count} delivery(ies) acknowledged, "
+            f"{escape(refusals_text(len(report.refusals.rows), report.refusals.expected))}"
+            f"{record}</p>{failures}{_facts(report)}")
 
 
 def render_html(report: DrillReport, windows: Mapping[str, tuple[datetime, datetime]],
@@ -206,6 +259,7 @@ def render_html(report: DrillReport, windows: Mapping[str, tuple[datetime, datet
         "territory; dot: an alert sent, in its state's colour; tick: a receipt, at its latency "
         f"times the drill's speed.</p>{chart}"
         f"<h2>Latency</h2>{histogram}<h2>Expectations</h2>{_expectations(report)}"
+        f"{_against_record(report)}{_refusals(report)}"
         f"<h2>Per place</h2>{_per_prefecture(report)}</body></html>\n")
 
 

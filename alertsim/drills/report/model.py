@@ -28,6 +28,12 @@ __all__ = [
     "Latency",
     "PlaceSummary",
     "ReceiverSummary",
+    "RecordAreas",
+    "RecordComparison",
+    "RecordRow",
+    "RecordVerdict",
+    "Refusal",
+    "RefusalResults",
     "ScenarioInfo",
     "TimelineRow",
     "stages_text",
@@ -144,6 +150,60 @@ class ExpectationResults(_Model):
     failures: tuple[str, ...] = ()
 
 
+RecordVerdict = Literal["within tolerance", "outside tolerance", "missing in drill",
+                        "not in record"]
+
+
+class RecordRow(_Model):
+    """One prefecture and stage: when J-Alert sent it, when the drill did (the first alert
+    of that stage to the prefecture, its `sent` on the scenario clock), and the verdict."""
+
+    prefecture: str  # a code, or "national" for a national alert (J-Alert sends none)
+    stage: str
+    record_at: AwareDatetime | None  # None: not in the record
+    drill_at: AwareDatetime | None  # None: the drill did not send it
+    difference_s: float | None  # drill - record, when both sent it
+    verdict: RecordVerdict
+
+
+class RecordAreas(_Model):
+    """The prefectures J-Alert addressed against those the drill warned (sent shelter)."""
+
+    record: tuple[str, ...]
+    drill: tuple[str, ...]
+    only_in_record: tuple[str, ...]
+    only_in_drill: tuple[str, ...]
+
+
+class RecordComparison(_Model):
+    """The drill held against the scenario's record of what J-Alert did."""
+
+    sources: tuple[str, ...]
+    notes: str
+    tolerance_s: float
+    areas: RecordAreas
+    rows: tuple[RecordRow, ...]
+    matched: bool  # same areas and every row within tolerance
+
+
+class Refusal(_Model):
+    """One refusal note of the drill's record: an input the service refused, or a message
+    it withheld (a row of the `rejected` table)."""
+
+    received_at: AwareDatetime  # real time (JST), as recorded
+    source: str  # the topic it came in on, or what the service withheld it from
+    reason: str
+
+
+class RefusalResults(_Model):
+    """The drill's refusal notes and, with a scenario, the count judged against
+    `expect.refused` (`expected` and `passed` are None without one)."""
+
+    rows: tuple[Refusal, ...] = ()
+    expected: int | None = None
+    passed: bool | None = None
+
+
 class ScenarioInfo(_Model):
     """The scenario's metadata as the report shows it (not its timeline)."""
 
@@ -156,7 +216,12 @@ class ScenarioInfo(_Model):
 
 
 class DrillReport(_Model):
-    """The drill report; `passed` is None when there was no scenario to judge against."""
+    """The drill report; `passed` is None when there was no scenario to judge against.
+
+    A drill passes when its expectations hold, its refusal notes number `expect.refused`
+    and, with a record, it matches the record (`record_matched`; None without a record);
+    `failures` lists every reason it does not.
+    """
 
     drill_id: str | None
     scenario: ScenarioInfo | None
@@ -179,3 +244,6 @@ class DrillReport(_Model):
     passed: bool | None
     failures: tuple[str, ...]
     faults: tuple[FaultApplied, ...] = ()  # injected by `drill --fault`, in order
+    refusals: RefusalResults = Field(default_factory=RefusalResults)
+    record: RecordComparison | None = None  # held against the scenario's record, if any
+    record_matched: bool | None = None

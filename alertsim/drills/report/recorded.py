@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from alertsim.adapters.sqlite.rows import DrillRow
 from alertsim.drills.report.model import NATIONAL, DrillSettings, FaultApplied, ScenarioInfo
+from alertsim.drills.scenario import AS_RECORDED
 from alertsim.errors import InputError, describe_validation_error
 
 __all__ = ["RecordedDrill"]
@@ -33,7 +34,10 @@ class RecordedDrill:
         """Parse the row's settings; InputError naming `source` and the drill when they
         are not a DrillSettings (a record written by another version of alertsim)."""
         try:
-            settings = DrillSettings.model_validate_json(row.settings_json)
+            # As recorded: the scenario's authoring rules are not applied again, so a
+            # record written before a rule existed still reports.
+            settings = DrillSettings.model_validate_json(row.settings_json,
+                                                         context={AS_RECORDED: True})
         except ValidationError as exc:
             problems = [f"drill {row.drill_id!r}: its recorded settings are not valid "
                         "drill settings (recorded by another version of alertsim?)"]

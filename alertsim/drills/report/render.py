@@ -1,6 +1,9 @@
 """The drill report as Markdown (`render_markdown`) and as files (`write_report`: the
 report's JSON beside its Markdown).
 
+Sections: the verdict and facts, Expectations, Held against the record (with a record),
+Refused inputs and withheld messages, Per prefecture, Timeline, Faults (with faults).
+
 Readable as plain text too: no line is longer than `MAX_LINE` characters (a table whose rows
 would be wider is written as a list instead, and long values are wrapped), every time is in
 JST without microseconds, and the timeline is numbered 1, 2, 3.
@@ -16,17 +19,20 @@ from datetime import datetime
 from pathlib import Path
 
 from alertsim.domain.model import JST
+from alertsim.drills.report.against_record import signed_duration
 from alertsim.drills.report.model import (
     NATIONAL,
     DrillReport,
     PlaceSummary,
     ReceiverSummary,
+    RecordComparison,
     stages_text,
 )
+from alertsim.drills.report.refusals import refusals_text
 from alertsim.drills.scenario import Expectations
 
-__all__ = ["MAX_LINE", "expectation_lines", "jst", "render_markdown", "topic_below_root",
-           "write_report"]
+__all__ = ["MAX_LINE", "areas_text", "expectation_lines", "jst", "record_verdict",
+           "render_markdown", "topic_below_root", "write_report"]
 
 MAX_LINE = 160
 
@@ -122,7 +128,10 @@ def _headline(report: DrillReport) -> list[str]:
     summary = (f"**{verdict}** — {len(report.timeline)} alert(s) sent, "
                f"{report.latency.count} delivery(ies) acknowledged, {missed} missed, "
                f"{duplicates} duplicate(s); latency p50 {_num(report.latency.p50_ms)} ms, "
-               f"p99 {_num(report.latency.p99_ms)} ms, max {_num(report.latency.max_ms)} ms")
+               f"p99 {_num(report.latency.p99_ms)} ms, max {_num(report.latency.max_ms)} ms"
+               f"; {refusals_text(len(report.refusals.rows), report.refusals.expected)}")
+    if report.record_matched is not None:
+        summary += f"; {record_verdict(report.record_matched)}"
     return [*_wrapped(f"# Drill report: {title}", "", "  "), "",
             *_wrapped(summary, "", ""), ""]
 
@@ -163,6 +172,58 @@ def _expectations(report: DrillReport) -> list[str]:
         lines += ["", "Failures:", ""]
         lines += [line for failure in report.failures
                   for line in _wrapped(failure, "- ", "  ")]
+    return lines
+
+
+def record_verdict(matched: bool) -> str:
+    """The record's verdict in words, for the headline and the section."""
+    return "matches J-Alert's record" if matched else "does NOT match J-Alert's record"
+
+
+def areas_text(comparison: RecordComparison) -> str:
+    """The record's areas against the prefectures the drill warned, differences named."""
+    areas = comparison.areas
+    said = (f"J-Alert addressed {len(areas.record)} prefecture(s), the drill warned "
+            f"{len(areas.drill)}")
+    if not areas.only_in_record and not areas.only_in_drill:
+        return f"{said}: the same ones."
+    return (f"{said}: in the record, not warned in the drill: "
+            f"{', '.join(areas.only_in_record) or 'none'}; warned in the drill, not in the "
+            f"record: {', '.join(areas.only_in_drill) or 'none'}.")
+
+
+def _against_record(report: DrillReport) -> list[str]:
+    """The drill beside J-Alert's record, per prefecture and stage (nothing without one)."""
+    comparison = report.record
+    if comparison is None:
+        return []
+    tolerance = signed_duration(comparison.tolerance_s).lstrip("+")
+    lines = ["", "## Held against the record", "",
+             *_wrapped(f"The drill {record_verdict(comparison.matched)} (tolerance "
+                       f"{tolerance}; times are the alerts' sent times, JST).", "", ""), "",
+             *_wrapped(f"Areas: {areas_text(comparison)}", "", ""), "",
+             *_wrapped(f"Record sources: {'; '.join(comparison.sources)}", "- ", "  ")]
+    if comparison.notes:
+        lines += _wrapped(f"Record notes: {comparison.notes}", "- ", "  ")
+    lines += ["", *_table(
+        ["Prefecture", "Stage", "Record", "Drill", "Difference", "Verdict"],
+        ([r.prefecture, r.stage, jst(r.record_at), jst(r.drill_at),
+          None if r.difference_s is None else signed_duration(r.difference_s), r.verdict]
+         for r in comparison.rows))]
+    return lines
+
+
+def _refusals(report: DrillReport) -> list[str]:
+    """Every refusal note of the drill, and their count judged against expect.refused."""
+    results = report.refusals
+    count = refusals_text(len(results.rows), results.expected)
+    verdict = {True: " (as expected)", False: ": FAIL", None: ""}[results.passed]
+    lines = ["", "## Refused inputs and withheld messages", "", f"{count}{verdict}."]
+    if results.rows:
+        lines += ["", *_table(
+            ["#", "Received (real)", "Topic", "Reason"],
+            ([n, jst(r.received_at, ms=True), topic_below_root(r.source, report.topic_root),
+              r.reason] for n, r in enumerate(results.rows, start=1)))]
     return lines
 
 
@@ -207,12 +268,14 @@ def _timeline(report: DrillReport) -> list[str]:
 
 
 def render_markdown(report: DrillReport, *, compact: bool = False) -> str:
-    """The report as Markdown: summary, expectations, per-prefecture table, timeline.
+    """The report as Markdown: summary, expectations, the record, refusal notes,
+    per-prefecture table, timeline.
 
     `compact` folds the prefectures that were sent and received nothing into one line
     (the console summary); the written report keeps every row.
     """
     lines = [*_headline(report), *_facts(report), *_expectations(report),
+             *_against_record(report), *_refusals(report),
              *_per_prefecture(report, compact), *_timeline(report), *_faults(report)]
     return "\n".join(lines) + "\n"
 
