@@ -304,9 +304,11 @@ async def test_kill_before_the_puback_loses_nothing(rig: Rig) -> None:
     events = event_ids("c")
     for event_id in events:
         await rig.serve.start()
-        # Launched 4 min 45 s ago: the windows end 8 s (01) and 15 s (02) from now, so the
-        # window-end timers fire across later rounds' kills and restarts.
-        launch = datetime.now(UTC) - timedelta(minutes=4, seconds=45)
+        # Launched 4 min 30 s ago: the windows end 23 s (01) and 30 s (02) from now, so the
+        # passed timers fire across later rounds' kills and restarts, yet a detection
+        # redelivered to the next round's serve (a few seconds later, on a loaded machine)
+        # still comes before its windows end (after them, no shelter call is sent at all).
+        launch = datetime.now(UTC) - timedelta(minutes=4, seconds=30)
         sending = asyncio.create_task(rig.send(detection(event_id, launch)))
         try:
             await rig.kill_soon(event_id, 1, "shelter", max_delay_s=0.003)

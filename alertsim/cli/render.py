@@ -9,7 +9,7 @@ from typing import Literal
 from alertsim.data import load_atlas
 from alertsim.domain.messages import Alert, PrefectureState
 from alertsim.domain.model import JST
-from alertsim.domain.warnings import Decision, Reason
+from alertsim.domain.warnings import Course, Decision, Reason
 
 __all__ = [
     "Lang",
@@ -30,6 +30,14 @@ _IMPACT_TEXT = {
 }
 _REASON_TEXT: dict[Reason, str] = {"overflight": "overflight", "impact_area": "impact area",
                                    "adjacent": "adjacent", "block": "block"}
+# The published case (jalert.md, "The published flow") and the closing message it leads to.
+_COURSE_TEXT: dict[Course, str] = {
+    "falls_in_japan": "may fall on land or in the territorial sea: evacuate now, then the "
+                      "fall message on the outcome",
+    "flies_over": "flies over Japan: passed once the passage is confirmed",
+    "falls_short": "falls short of Japanese territory: the fell-outside message on the "
+                   "outcome, if anyone was warned",
+}
 _BANNERS = {
     "Exercise": "*** EXERCISE — 訓練 / not a real alert ***",
     "Test": "*** TEST — 試験 / not a real alert ***",
@@ -64,6 +72,7 @@ def decision_text(decision: Decision) -> str:
         where += f", {impact.sea.name_ja} ({impact.sea.name_en})"
     lines.append(f"Impact {impact.time:%H:%M:%S} JST at {position(impact.lat, impact.lon)}: "
                  f"{where}")
+    lines.append(f"Case: {_COURSE_TEXT[decision.course]}")
     if not decision.prefectures:
         lines.append("Shelter: none (no prefecture's territory is under the corridor)")
     else:
