@@ -102,7 +102,8 @@ def _steps(timeline: Sequence[TimelineRow]) -> list[tuple[str, dict[str, str]]]:
 
 async def _windows(store: Store, report: DrillReport) -> dict[str, tuple[datetime, datetime]]:
     """Prefecture -> when the missile was over its territory, by each event's last decision
-    (adjacent prefectures are warned for a neighbour's window, not their own)."""
+    (adjacent and block prefectures are warned for other prefectures' windows, not their
+    own)."""
     windows: dict[str, tuple[datetime, datetime]] = {}
     for event_id in dict.fromkeys(r.event_id for r in report.timeline if r.event_id):
         rows = await store.decisions(event_id)
@@ -110,7 +111,7 @@ async def _windows(store: Store, report: DrillReport) -> dict[str, tuple[datetim
             continue
         decision = Decision.model_validate_json(rows[-1].decision_json)
         for pref in decision.prefectures:
-            if pref.reason != "adjacent":
+            if pref.reason not in ("adjacent", "block"):
                 windows[pref.code] = (pref.window.start, pref.window.end)
     return windows
 
