@@ -3,13 +3,14 @@
 Every case becomes a scenario file (its detections at their observation times, operator
 actions, a close at the end) with the stages J-Alert's flow gives each prefecture. The
 drill must meet them at its receivers, send exactly what the dry run sends at the same
-scenario times, record the same number of refusals, and send `passed` only after the last
-window and the confirmation.
+scenario times, record the same number of refusals (each told on the errors topic), and
+send `passed` only after the last window and the confirmation.
 """
 
 from __future__ import annotations
 
 import io
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -149,7 +150,11 @@ async def test_published_flow_live_on_mosquitto(case: Case, tmp_path: Path,
         assert min(passed_at) >= max(last, _second(confirmed))
     async with await Store.open(outcome.db_path) as store:
         reasons = [r.reason for r in await store.rejected()]
+        errors = await store.outbox(kind="error")
     assert len(reasons) == case.refused
+    # each one told on the errors topic, with its reason, and published
+    assert sorted(json.loads(e.payload)["reason"] for e in errors) == sorted(reasons)
+    assert all(e.published_at is not None for e in errors)
 
 
 def _second(moment: datetime) -> datetime:
