@@ -107,6 +107,7 @@ async def service_on(url: str, tree: TopicTree, db: Path) -> AsyncIterator[Servi
         service = Service(atlas=atlas, store=store,
                           clock=ScaledClock(start=scenario.time_of(entry), speed=1.0),
                           config=ServiceConfig(status=STATUS, policy=scenario.policy,
+                                               national_info=True,  # the alert measured
                                                topics=tree))
         connected = asyncio.Event()
         link = asyncio.create_task(run_link(service, url=url, protocol="5",
