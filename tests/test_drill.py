@@ -24,13 +24,21 @@ from tests.helpers import assert_same_sends, live_and_dry
 
 SCENARIOS = sorted((Path(__file__).resolve().parent.parent / "scenarios").glob("*.yaml"))
 SPEED = 600.0  # CI runs fast; the note reports the --speed 60 runs made by hand
-# One scheduling hop of the live drill, in scenario time: at x600, 50 ms of real time.
-TOLERANCE = timedelta(seconds=30)
+# Scheduling slack of the live drill, in scenario time: at x600, 100 ms of real time (the
+# worst seen over 688 comparisons in this suite's runs was 12 s, 20 ms real).
+TOLERANCE = timedelta(seconds=60)
+# Held against J-Alert's record (2 min), a replay runs at x300: 400 ms of real slack.
+RECORD_SPEED = 300.0
+
+
+def speed_of(path: Path) -> float:
+    return RECORD_SPEED if load_scenario(path).record is not None else SPEED
 
 
 async def drill(path: Path, tmp_path: Path, broker_url: str | None) -> DrillOutcome:
     out = io.StringIO()
-    return await run_drill(DrillOptions(scenario_path=path, speed=SPEED, broker_url=broker_url,
+    return await run_drill(DrillOptions(scenario_path=path, speed=speed_of(path),
+                                        broker_url=broker_url,
                                         extra_receivers=3, reports_dir=tmp_path, out=out,
                                         settle_timeout_s=10.0, quiet_s=0.5))
 

@@ -35,7 +35,7 @@ def restore_sigint() -> None:
 def test_plain_lines_when_stdout_is_not_a_terminal(tmp_path: Path) -> None:
     """Piped, a drill prints one line per timeline entry and per alert, no escape codes."""
     done = subprocess.run(
-        [SCRIPT, "drill", str(CHOLLIMA), "--speed", "1200", "--reports", str(tmp_path)],
+        [SCRIPT, "drill", str(CHOLLIMA), "--speed", "300", "--reports", str(tmp_path)],
         capture_output=True, text=True, timeout=120, preexec_fn=restore_sigint, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout

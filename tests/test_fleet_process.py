@@ -148,7 +148,7 @@ async def test_drill_fleet_gets_every_alert(mosquitto: MosquittoBroker, tmp_path
     scenario = ROOT / "scenarios/2017-08-29-hwasong-12.yaml"
     out = io.StringIO()
     outcome = await run_drill(DrillOptions(
-        scenario_path=scenario, speed=600.0, broker_url=mosquitto.url, extra_receivers=50,
+        scenario_path=scenario, speed=300.0, broker_url=mosquitto.url, extra_receivers=50,
         reports_dir=tmp_path, out=out, settle_timeout_s=10.0, quiet_s=0.5))
     report = outcome.report
     assert outcome.passed, report.failures
@@ -178,7 +178,7 @@ async def test_drill_fleet_spread_over_a_bridged_broker(mosquitto: MosquittoBrok
                          bridge_from=f"127.0.0.1:{mosquitto.port}") as second:
         out = io.StringIO()
         outcome = await run_drill(DrillOptions(
-            scenario_path=ROOT / "scenarios/2017-08-29-hwasong-12.yaml", speed=600.0,
+            scenario_path=ROOT / "scenarios/2017-08-29-hwasong-12.yaml", speed=300.0,
             broker_url=mosquitto.url, extra_receivers=40, fleet_urls=(second.url,),
             reports_dir=tmp_path, out=out, settle_timeout_s=10.0, quiet_s=0.5))
         second_log = second.log_path.read_text("utf-8", "replace")

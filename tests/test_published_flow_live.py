@@ -42,8 +42,9 @@ from tests.test_published_flow import (
 pytestmark = pytest.mark.mosquitto
 
 SPEED = 600.0
-# One scheduling hop of the live drill, in scenario time: at x600, 50 ms of real time.
-TOLERANCE = timedelta(seconds=30)
+# Scheduling slack of the live drill, in scenario time: at x600, 100 ms of real time (the
+# worst seen over 688 comparisons in this suite's runs was 12 s, 20 ms real).
+TOLERANCE = timedelta(seconds=60)
 
 
 @dataclass
