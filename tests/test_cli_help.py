@@ -154,6 +154,7 @@ BAD_FLAGS = [
     (["serve", "--status", "live"], "'--status': 'live' is not one of 'exercise', 'test'"),
     (["serve", "--protocol", "4"], "'--protocol': '4' is not one of '5', '3.1.1', 'auto'"),
     (["serve", "--policy", "block"], "'--policy': 'block' is not one of 'auto', 'block-2017'"),
+    (["serve", "--confirm-after", "-1"], "'--confirm-after': Input should be greater than or equal to 0"),
     (["detect", "d.json", "--broker", "mqtt://host:0"], "'--broker': port must be an integer from 1 to 65535"),
     (["report", "r.db", "--format", "pdf"], "'--format': 'pdf' is not one of 'markdown', 'json', 'html'"),
     (["replay", "r.db"], "Missing option '--event'"),

@@ -13,11 +13,10 @@ from alertsim.domain.model import Frozen
 from alertsim.domain.vocabulary import AlertStatus, Stage
 from alertsim.domain.warnings import Decision, Reason
 
-__all__ = ["CLOSING", "OPEN", "EventState", "PlaceState", "PlaceStatus", "Transition",
+__all__ = ["CLOSING", "EventState", "PlaceState", "PlaceStatus", "Transition",
            "Withheld", "new_event"]
 
 PlaceStatus = Literal["sheltering", "passed", "fell", "cancelled"]
-OPEN: frozenset[PlaceStatus] = frozenset({"sheltering"})
 CLOSING: dict[Stage, PlaceStatus] = {"passed": "passed", "fell_land": "fell",
                                      "fell_sea": "fell", "cancel": "cancelled"}
 
