@@ -61,7 +61,7 @@ async def test_drill_on_cluster_loses_nothing(cluster: NatsCluster, tmp_path: Pa
     """Service on node 1, 94 receivers spread over nodes 2 and 3: every alert of the salvo
     scenario reaches every receiver of its place, and the expectations pass."""
     service_url, receiver_urls = cluster.urls[0], cluster.urls[1:]
-    options = DrillOptions(scenario_path=SCENARIO, speed=600.0, broker_url=service_url,
+    options = DrillOptions(scenario_path=SCENARIO, speed=120.0, broker_url=service_url,
                            receiver_urls=receiver_urls, extra_receivers=47,
                            reports_dir=tmp_path, out=io.StringIO(), settle_timeout_s=60.0,
                            # JetStream on a busy 2-core machine stalled receipts for
