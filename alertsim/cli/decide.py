@@ -27,7 +27,7 @@ DecisionFormat = Literal["json", "text"]
 SchemaName = Literal["detection", "decision", "alert", "state", "receipt", "error",
                      "operator", "status"]
 # Every payload of the message contract, by the name `alertsim schema NAME` takes; the
-# committed copies are docs/schema/NAME.schema.json (tests/test_contract_schemas.py).
+# committed copies are docs/schema/NAME.schema.json (tests/unit/test_contract_schemas.py).
 SCHEMAS: dict[SchemaName, type[BaseModel]] = {
     "detection": Detection, "decision": Decision, "alert": Alert, "state": PrefectureState,
     "receipt": Receipt, "error": ErrorReport, "operator": OperatorAction,
