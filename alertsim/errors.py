@@ -4,6 +4,7 @@
     ├── InputError          bad input from outside (file, payload, flag); names the field
     ├── BrokerError         the MQTT broker could not be reached or refused us
     ├── StoreError          the SQLite record could not be read or written
+    │   └── LiveReadError   a view queried the record while a drill is live
     └── ScenarioError       a scenario file is invalid or failed to run
 
 Adapters re-raise library errors as these (`raise ... from exc`) so the service and CLI
@@ -39,6 +40,10 @@ class BrokerError(AlertSimError):
 
 class StoreError(AlertSimError):
     """The SQLite record could not be read or written."""
+
+
+class LiveReadError(StoreError):
+    """A view queried the record while the drill is live (`RecordViews.closed_while_live`)."""
 
 
 class ScenarioError(AlertSimError):

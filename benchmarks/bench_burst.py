@@ -40,7 +40,7 @@ from pathlib import Path
 
 import aiomqtt
 
-from alertsim.adapters.mqtt.brokers import MosquittoBroker
+from alertsim.brokers.brokers import MosquittoBroker
 from alertsim.domain import topics
 from alertsim.testing.bursts import burst
 

@@ -39,16 +39,18 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from alertsim.adapters.mqtt.brokers import MosquittoBroker
-from alertsim.adapters.mqtt.client import MqttSettings, Publication, connect, publish
 from alertsim.adapters.mqtt.link import run_link
 from alertsim.adapters.sqlite.store import Store
+from alertsim.adapters.sqlite.views import RecordViews
+from alertsim.brokers.brokers import MosquittoBroker
 from alertsim.data import load_atlas
+from alertsim.domain.publication import Publication
 from alertsim.domain.topics import TopicTree
 from alertsim.drills.scenario import DetectionEntry, load_scenario
-from alertsim.fleet.fleet import Fleet
+from alertsim.fleet.fleet import ProcessFleet
 from alertsim.fleet.population import plan
 from alertsim.logs import configure_logging
+from alertsim.mqtt.client import MqttSettings, connect, publish
 from alertsim.service.clock import ScaledClock
 from alertsim.service.config import ServiceConfig
 from alertsim.service.records import OutboxRow
@@ -97,14 +99,16 @@ def over_runs(runs: list[list[float]]) -> dict[str, Any]:
 
 
 @contextlib.asynccontextmanager
-async def service_on(url: str, tree: TopicTree, db: Path) -> AsyncIterator[Service]:
-    """The service with its link up, on a clock at the scenario's detection time."""
+async def service_on(url: str, tree: TopicTree,
+                     db: Path) -> AsyncIterator[tuple[Service, Store]]:
+    """The service with its link up, on a clock at the scenario's detection time, and its
+    store."""
     scenario = load_scenario(SCENARIO)
     entry = next(e for e in scenario.timeline if isinstance(e, DetectionEntry))
     atlas = load_atlas()
     atlas.warm_up()
     async with await Store.open(db) as store:
-        service = Service(atlas=atlas, store=store,
+        service = Service(atlas=atlas, store=store.record,
                           clock=ScaledClock(start=scenario.time_of(entry), speed=1.0),
                           config=ServiceConfig(status=STATUS, policy=scenario.policy,
                                                national_info=True,  # the alert measured
@@ -115,7 +119,7 @@ async def service_on(url: str, tree: TopicTree, db: Path) -> AsyncIterator[Servi
                                             connected=connected))
         try:
             await asyncio.wait_for(connected.wait(), 15)
-            yield service
+            yield service, store
         finally:
             link.cancel()
             await asyncio.gather(link, return_exceptions=True)
@@ -127,16 +131,16 @@ def detection(run: int) -> bytes:
     return found.model_dump_json(exclude_none=True).encode()
 
 
-async def national_alert(service: Service, event_id: str) -> OutboxRow:
+async def national_alert(views: RecordViews, event_id: str) -> OutboxRow:
     """The event's national alert row, once it is in the outbox."""
     while True:
-        for row in await service.store.outbox(event_id=event_id):
+        for row in await views.outbox(event_id=event_id):
             if row.kind == "alert":
                 return row
         await asyncio.sleep(0.005)
 
 
-async def measure(fleet: Fleet, service: Service, url: str, tree: TopicTree, runs: int,
+async def measure(fleet: ProcessFleet, views: RecordViews, url: str, tree: TopicTree, runs: int,
                   n: int) -> tuple[dict[str, float], dict[str, float]]:
     """Interleaved runs: service path, then baseline; sent times by identifier."""
     sent: dict[str, tuple[str, float]] = {}
@@ -149,7 +153,7 @@ async def measure(fleet: Fleet, service: Service, url: str, tree: TopicTree, run
             # Only the fleet is polled meanwhile: the service's process is left to the service.
             await fleet.wait_until(lambda got: any(v >= n and k not in sent
                                                    for k, v in got.items()), timeout_s=60)
-            row = await national_alert(service, f"bench-fanout-{run}")
+            row = await national_alert(views, f"bench-fanout-{run}")
             ident, payload = row.message_id, row.payload
             sent[ident] = ("service" if run >= 0 else "warm-up", t0)
             if run >= 0:  # inside the service: detection published -> row written -> PUBACK
@@ -164,8 +168,8 @@ async def measure(fleet: Fleet, service: Service, url: str, tree: TopicTree, run
             await fleet.wait_for({base: n}, timeout_s=60)
     result = await fleet.stop()
     by_alert: dict[str, list[float]] = {ident: [] for ident in sent}
-    for _cid, _code, first, _dups, _wrong in result.records:
-        for ident, ms in first.items():
+    for record in result.records:
+        for ident, ms in record.first.items():
             if ident in sent:
                 by_alert[ident].append(ms - sent[ident][1])
     service_side = over_runs([v for k, v in by_alert.items() if sent[k][0] == "service"])
@@ -179,16 +183,17 @@ async def bench(n: int, runs: int, shards: int | None) -> dict[str, Any]:
     tree = TopicTree(root)
     with tempfile.TemporaryDirectory() as tmp, MosquittoBroker() as broker:
         broker.start()
-        fleet = Fleet(plan(n), url=broker.url, status=STATUS, tree=tree, shards=shards)
+        fleet = ProcessFleet(plan(n), url=broker.url, status=STATUS, tree=tree, shards=shards)
         ready = await fleet.start()
         try:
-            async with service_on(broker.url, tree, Path(tmp) / "bench.db") as service:
-                service_side, baseline = await measure(fleet, service, broker.url, tree, runs, n)
+            async with service_on(broker.url, tree, Path(tmp) / "bench.db") as (_, store):
+                service_side, baseline = await measure(fleet, store.views, broker.url, tree,
+                                                       runs, n)
             broker_mb = broker_peak_mb(broker)
         finally:
             await fleet.stop()
     return {"receivers": n, "runs": runs, "shards": fleet.shards,
-            "connect_s": ready["connect_s"], "fleet_rss_mb": ready["rss_mb"],
+            "connect_s": ready.connect_s, "fleet_rss_mb": ready.rss_mb,
             "broker_peak_mb": broker_mb,
             "service": service_side, "baseline": baseline}
 

@@ -33,8 +33,8 @@ from pathlib import Path
 
 import aiomqtt
 
-from alertsim.adapters.mqtt.brokers import MosquittoBroker
 from alertsim.adapters.sqlite.store import Store
+from alertsim.brokers.brokers import MosquittoBroker
 from alertsim.data import load_atlas
 from alertsim.domain.messages import Alert
 from alertsim.domain.timeline import simulate
@@ -61,7 +61,7 @@ async def record(scenario_path: Path, db: Path,
     sent = list(simulate(scenario.timeline_inputs(), engine, nonce=nonce))
     now = datetime.now(UTC)
     async with await Store.open(db) as store:
-        await store.enqueue([alert_message(s.alert, TopicTree(), scenario.status, now)
+        await store.record.enqueue([alert_message(s.alert, TopicTree(), scenario.status, now)
                              for s in sent])
     offsets: Schedule = {}
     identifiers: dict[str, list[str]] = {}

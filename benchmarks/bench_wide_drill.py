@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from alertsim.adapters.mqtt.brokers import MosquittoBroker
+from alertsim.brokers.brokers import MosquittoBroker
 from alertsim.drills.runner import DrillOptions, run_drill
 from alertsim.logs import configure_logging
 

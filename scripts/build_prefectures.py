@@ -79,8 +79,7 @@ def parse_register_map(js_text: str) -> dict[str, Any]:
 
 def decode_ring(encoded: str, offset: list[int]) -> list[tuple[float, float]]:
     """Decode one ECharts ring string (zigzag deltas, two characters a point)."""
-    if encoded.startswith("@@"):
-        encoded = encoded[2:]
+    encoded = encoded.removeprefix("@@")
     x, y = offset
     points = []
     for i in range(0, len(encoded) - 1, 2):

@@ -9,7 +9,6 @@ test can show that a page stays offline and clean.
 from __future__ import annotations
 
 import os
-import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -80,8 +79,3 @@ def artifacts_dir(tmp_path: Path, name: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     print(f"screenshots in {folder}")
     return folder
-
-
-def restore_sigint() -> None:
-    """In a child process: Ctrl-C back to default (a background test run ignores it)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -1,15 +1,37 @@
-"""Shared fixtures: the prefecture atlas (parsed once) and brokers started per session."""
+"""Shared fixtures (the prefecture atlas parsed once, brokers started per session) and the
+marks each test gets from its folder and the servers its fixtures start."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
-from alertsim.adapters.mqtt.brokers import EmbeddedBroker, MosquittoBroker
+from alertsim.brokers.brokers import EmbeddedBroker, MosquittoBroker
+from alertsim.brokers.nats import NatsCluster
 from alertsim.data import load_atlas
 from alertsim.domain.prefectures import Atlas
+
+TESTS = Path(__file__).resolve().parent
+LEVELS = ("unit", "integration", "e2e")
+# a test that uses one of these fixtures starts that server: it gets the mark
+FIXTURE_MARKS = {"mosquitto": "mosquitto", "nats_cluster": "nats"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its level (the folder it is in: unit, integration or e2e) and
+    with the server its fixtures start (`mosquitto`, `nats`)."""
+    for item in items:
+        folder = item.path.relative_to(TESTS).parts[0] if item.path.is_relative_to(
+            TESTS) else ""
+        if folder in LEVELS:
+            item.add_marker(folder)
+        for fixture in getattr(item, "fixturenames", ()):
+            if (mark := FIXTURE_MARKS.get(fixture)) and item.get_closest_marker(mark) is None:
+                item.add_marker(mark)
 
 
 @pytest.fixture(scope="session")
@@ -25,6 +47,16 @@ def mosquitto() -> Iterator[MosquittoBroker]:
     broker.start()
     yield broker
     broker.close()
+
+
+@pytest.fixture(scope="session")
+def nats_cluster() -> Iterator[NatsCluster]:
+    """Three nats-server nodes routed into one cluster, MQTT on each, ready to carry QoS 1;
+    one for the session (its tests use topic roots and client ids of their own)."""
+    nats = NatsCluster(nodes=3)
+    asyncio.run(nats.start())
+    yield nats
+    nats.close()
 
 
 @pytest.fixture

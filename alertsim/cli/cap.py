@@ -28,7 +28,7 @@ async def _alert_payloads(db: Path) -> list[tuple[str, bytes]]:
 
     try:
         async with await Store.open(db) as store:
-            return [(row.message_id, row.payload) for row in await store.outbox(kind="alert")]
+            return [(row.message_id, row.payload) for row in await store.views.outbox(kind="alert")]
     except StoreError as exc:  # not a SQLite file, or not alertsim's
         raise InputError(str(db), [str(exc)]) from exc
 

@@ -76,7 +76,7 @@ def conformance_command(
                                     log_level=log_level, mqtt_ca_file=ca_file)
     signer = None
     if signing_key is not None:
-        from alertsim.adapters.mqtt.signing import load_signing_key
+        from alertsim.signing import load_signing_key
 
         signer = load_signing_key(signing_key)
     report = asyncio.run(run_conformance(ConformanceOptions(

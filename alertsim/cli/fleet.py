@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -33,39 +32,18 @@ from alertsim.cli.options import (
 )
 from alertsim.cli.settings import broker_url_of, settings_and_logging
 from alertsim.domain.vocabulary import Status
+from alertsim.fleet.summary import render_summary
 
 if TYPE_CHECKING:
-    from alertsim.fleet.fleet import Fleet
+    from alertsim.fleet.fleet import ProcessFleet
+    from alertsim.fleet.summary import FleetReady, FleetSummary
 
 __all__ = ["fleet_command", "render_summary"]
 
 
-def render_summary(summary: dict[str, Any]) -> str:
-    """The summary for a person: totals, latency and the alerts seen."""
-    totals, latency = summary["totals"], summary["latency_ms"]
-    lines = [
-        f"fleet: {summary['receivers']} receivers in {summary['shards']} shard(s) under "
-        f"{summary['topic_root']}/{summary['status']}/, connected in {summary['connect_s']} s, "
-        f"{summary['rss_mb']} MB",
-        f"  deliveries {totals['deliveries']}, missed {totals['missed']}, duplicates "
-        f"{totals['duplicates']}, wrong area {totals['wrong_area']}, malformed "
-        f"{totals['malformed']}, state messages {totals['states']}",
-        f"  latency vs sent-at (ms): p50 {latency['p50_ms']}, p99 {latency['p99_ms']}, "
-        f"max {latency['max_ms']} over {latency['count']} deliveries",
-    ]
-    lines += [f"  {a['place']:>8} {a['identifier']}: {a['delivered']}/{a['expected']}"
-              + (f", {a['missed']} missed" if a["missed"] else "")
-              + (f", {a['duplicates']} duplicate(s)" if a["duplicates"] else "")
-              for a in summary["alerts"][:50]]
-    if len(summary["alerts"]) > 50:
-        lines.append(f"  ... and {len(summary['alerts']) - 50} more alerts (see --json)")
-    lines += [f"  wrong area: {w['client_id']} ({w['prefecture']}) got {w['identifier']} "
-              f"for {w['payload_prefecture']}" for w in summary["wrong_area"][:10]]
-    return "\n".join(lines)
-
-
 @contextlib.asynccontextmanager
-async def _metrics(fleet: Fleet, ready: dict[str, Any], port: int | None) -> AsyncIterator[None]:
+async def _metrics(fleet: ProcessFleet, ready: FleetReady,
+                   port: int | None) -> AsyncIterator[None]:
     """The fleet's /metrics endpoint while the block runs (nothing without a port)."""
     if port is None:
         yield
@@ -88,17 +66,17 @@ async def _metrics(fleet: Fleet, ready: dict[str, Any], port: int | None) -> Asy
 
 async def _run(*, url: str, receivers: int, status: Status, root: str, shards: int | None,
                duration: float | None, ca_file: Path | None,
-               metrics_port: int | None) -> dict[str, Any]:
-    from alertsim.adapters.mqtt.client import negotiate_protocol
+               metrics_port: int | None) -> FleetSummary:
     from alertsim.domain.topics import TopicTree
     from alertsim.errors import BrokerError
     from alertsim.fleet.population import plan
+    from alertsim.mqtt.client import negotiate_protocol
 
     if await negotiate_protocol(url, ca_file=ca_file) != "5":
         raise BrokerError("the fleet speaks MQTT 5 only, and this broker offers 3.1.1")
-    from alertsim.fleet.fleet import Fleet
+    from alertsim.fleet.fleet import ProcessFleet
 
-    fleet = Fleet(plan(receivers), url=url, status=status, tree=TopicTree(root),
+    fleet = ProcessFleet(plan(receivers), url=url, status=status, tree=TopicTree(root),
                   shards=shards, ca_file=ca_file)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -106,7 +84,7 @@ async def _run(*, url: str, receivers: int, status: Status, root: str, shards: i
         loop.add_signal_handler(signum, stop.set)
     try:
         ready = await fleet.start()
-        print(f"fleet: {ready['subscribed']} receivers subscribed in {ready['connect_s']} s "
+        print(f"fleet: {ready.subscribed} receivers subscribed in {ready.connect_s} s "
               f"({fleet.shards} shard(s)); Ctrl-C to stop", flush=True)
         async with _metrics(fleet, ready, metrics_port):
             with contextlib.suppress(TimeoutError):  # --duration is up
@@ -153,6 +131,6 @@ def fleet_command(
         ca_file=settings.mqtt_ca_file, metrics_port=metrics_port))
     print(render_summary(summary))
     if json_file is not None:
-        json_file.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+        json_file.write_text(summary.model_dump_json(indent=1) + "\n", encoding="utf-8")
         print(f"summary: {json_file}")
     return EXIT_OK

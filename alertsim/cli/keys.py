@@ -19,7 +19,7 @@ def keygen_command(
         help="directory for signing.key (private, mode 0600) and signing.pub")],
 ) -> int:
     """Make a key pair for signing alerts (the service) and verifying them (receivers)."""
-    from alertsim.adapters.mqtt.signing import generate, save_key_pair
+    from alertsim.signing import generate, save_key_pair
 
     key = generate()
     try:

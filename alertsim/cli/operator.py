@@ -42,7 +42,7 @@ TimeoutOption = Annotated[float, typer.Option(
 
 def _act(action: str, event: str, broker: str | None, topic_root: str | None,
          ca_file: object, timeout: float) -> int:
-    from alertsim.adapters.mqtt.operator import send_operator_action
+    from alertsim.clients.operator import send_operator_action
     from alertsim.domain.topics import TopicTree
 
     settings = settings_and_logging(quiet=True, broker_url=broker, topic_root=topic_root,

@@ -12,11 +12,11 @@ from typing import Annotated, Final
 
 import typer
 
-from alertsim.adapters.mqtt.brokers import parse_broker_url
 from alertsim.cli.settings import LogLevel
 from alertsim.domain.topics import is_topic_root
 from alertsim.domain.vocabulary import STATUSES, Status, prefecture_code, refuse_actual
 from alertsim.errors import InputError
+from alertsim.mqtt.url import parse_broker_url
 
 __all__ = [
     "EXIT_BAD_INPUT",

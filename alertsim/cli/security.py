@@ -29,7 +29,7 @@ def broker_config_command(
 
     Passwords go to DIR/credentials.json (mode 0600) and are not printed.
     """
-    from alertsim.adapters.mqtt.broker_config import ROLES, write_config
+    from alertsim.brokers.broker_config import ROLES, write_config
 
     if not host or (any(c in host for c in " /@:") and not _is_ipv6(host)):
         raise InputError(source="--host", problems=[f"not a host name or address: {host!r}"])

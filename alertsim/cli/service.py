@@ -127,8 +127,8 @@ def serve_command(
     publish_window: PublishWindowOption = 64,
 ) -> int:
     """Run the service against a broker until interrupted."""
-    from alertsim.adapters.mqtt.signing import load_signing_key
-    from alertsim.service.run import ServeOptions, run_serve
+    from alertsim.bootstrap import ServeOptions, run_serve
+    from alertsim.signing import load_signing_key
 
     settings = settings_and_logging(broker_url=broker, db=db, policy=policy, status=status,
                                     mqtt_protocol=protocol, topic_root=topic_root,

@@ -23,12 +23,11 @@ from pydantic_settings import (
     SettingsError,
 )
 
-from alertsim.adapters.mqtt.brokers import parse_broker_url
-from alertsim.adapters.mqtt.url import with_credentials
 from alertsim.domain.topics import DEFAULT_ROOT, is_topic_root
 from alertsim.domain.vocabulary import DEFAULT_POLICY, PolicyChoice, Status, refuse_actual
 from alertsim.errors import InputError, Location, describe_validation_error
 from alertsim.logs import LogFormat, configure_logging
+from alertsim.mqtt.url import parse_broker_url, with_credentials
 
 __all__ = [
     "ENV_PREFIX",

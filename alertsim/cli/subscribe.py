@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Annotated, Literal, TextIO
 
 import typer
 
-from alertsim.adapters.mqtt.url import redacted
 from alertsim.cli.options import (
     EXIT_OK,
     BrokerOption,
@@ -40,11 +39,12 @@ from alertsim.cli.settings import broker_url_of, settings_and_logging
 from alertsim.domain.messages import PrefectureState
 from alertsim.domain.topics import V1, TopicTree
 from alertsim.domain.vocabulary import Status
+from alertsim.mqtt.url import redacted
 
 if TYPE_CHECKING:
-    from alertsim.adapters.mqtt.client import Protocol
-    from alertsim.adapters.mqtt.receiver import Delivery, RawMessage
-    from alertsim.adapters.mqtt.signing import TrustedKeys
+    from alertsim.clients.receiver import Delivery, RawMessage
+    from alertsim.mqtt.client import Protocol
+    from alertsim.signing import TrustedKeys
 
 __all__ = ["UNVERIFIED_WARNING", "json_line", "run_subscriber", "subscribe_command"]
 
@@ -119,8 +119,8 @@ async def run_subscriber(*, url: str, codes: Sequence[str], lang: Lang, status: 
     With `trust`, only what one of its keys signed is printed; `rejected TOPIC: REASON` goes
     to `err` (default stderr) for the rest. Without it, `err` gets UNVERIFIED_WARNING once.
     """
-    from alertsim.adapters.mqtt.client import negotiate_protocol
-    from alertsim.adapters.mqtt.receiver import Receiver
+    from alertsim.clients.receiver import Receiver
+    from alertsim.mqtt.client import negotiate_protocol
 
     console = _Console(out or sys.stdout, err or sys.stderr, lang, output)
     chosen: Protocol = (await negotiate_protocol(url, ca_file=ca_file) if protocol == "auto"
@@ -163,7 +163,7 @@ def subscribe_command(
         help="obey `alertsim conformance` on {root}/conformance/control/CLIENT_ID")] = False,
 ) -> int:
     """Print alerts for some prefectures as people read them (or as JSON lines)."""
-    from alertsim.adapters.mqtt.client import wait_for_protocol
+    from alertsim.mqtt.client import wait_for_protocol
 
     settings = settings_and_logging(quiet=True, broker_url=broker, status=status,
                                     topic_root=topic_root, log_level=log_level,
@@ -172,7 +172,7 @@ def subscribe_command(
     wanted = sorted(set(codes))
     trust = None
     if trust_files:
-        from alertsim.adapters.mqtt.signing import load_trusted
+        from alertsim.signing import load_trusted
 
         trust = load_trusted(trust_files)
 

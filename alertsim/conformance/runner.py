@@ -30,19 +30,6 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from alertsim.adapters.mqtt.client import (
-    Client,
-    MqttSettings,
-    Protocol,
-    Publication,
-    connect,
-    negotiate_protocol,
-    publish,
-    received,
-    subscribe,
-)
-from alertsim.adapters.mqtt.signing import SigningKey, sign_publication
-from alertsim.adapters.mqtt.url import redacted
 from alertsim.conformance.judge import (
     CheckResult,
     ConformanceReport,
@@ -55,7 +42,20 @@ from alertsim.conformance.judge import (
 from alertsim.conformance.script import Script
 from alertsim.data import load_atlas
 from alertsim.domain.messages import Alert, PrefectureState, Receipt
+from alertsim.domain.publication import Publication
 from alertsim.domain.topics import V1, TopicTree
+from alertsim.mqtt.client import (
+    Client,
+    MqttSettings,
+    Protocol,
+    connect,
+    negotiate_protocol,
+    publish,
+    received,
+    subscribe,
+)
+from alertsim.mqtt.url import redacted
+from alertsim.signing import SigningKey, sign_publication
 
 __all__ = ["ConformanceOptions", "run_conformance"]
 

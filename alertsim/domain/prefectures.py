@@ -43,7 +43,7 @@ def _multipolygon(geojson: Mapping[str, Any]) -> MultiPolygon:
     if isinstance(geom, Polygon):
         return MultiPolygon([geom])
     if not isinstance(geom, MultiPolygon):
-        raise ValueError(f"expected a (Multi)Polygon, got {geom.geom_type}")
+        raise TypeError(f"expected a (Multi)Polygon, got {geom.geom_type}")
     return geom
 
 

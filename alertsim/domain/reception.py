@@ -1,6 +1,6 @@
 """What a correct receiver does with what arrives: a pure bookkeeper, no I/O and no clock.
 
-`Reception` is the reference client's logic (`adapters.mqtt.receiver` runs it over MQTT;
+`Reception` is the reference client's logic (`clients.receiver` runs it over MQTT;
 `docs/clients.md` describes it for client developers):
 
 - **De-duplication** by identifier: a second copy of anything is `ignored`, `duplicate`.
@@ -107,6 +107,11 @@ class Reception:
                                    belief=event))
         released = [h for item in learned for h in self._release(item.identifier)]
         return learned + released
+
+    def next_due(self) -> datetime | None:
+        """When the earliest held message falls overdue; None when nothing is held."""
+        first = min((h.received_at for h in self.held.values()), default=None)
+        return None if first is None else first + self.hold
 
     def overdue(self, now: datetime) -> list[Handled]:
         """Held messages waited on for longer than `hold_s`: shown now, in arrival order."""

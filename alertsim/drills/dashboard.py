@@ -14,21 +14,19 @@ import contextlib
 import signal
 from typing import TextIO
 
-from alertsim.adapters.sqlite.store import Store
+from alertsim.bootstrap import dashboard
 from alertsim.service.service import Service
-from alertsim.web.dashboard import live_dashboard
 
 __all__ = ["open_dashboard", "wait_for_operator"]
 
 
-async def open_dashboard(stack: contextlib.AsyncExitStack, service: Service, store: Store,
-                         *, port: int | None, title: str, out: TextIO) -> str | None:
+async def open_dashboard(stack: contextlib.AsyncExitStack, service: Service, *,
+                         port: int | None, title: str, out: TextIO) -> str | None:
     """Serve the dashboard for the rest of the drill and print its URL (None: no port, no
-    dashboard)."""
+    dashboard). A drill starts on an empty record: no starting picture to read."""
     if port is None:
         return None
-    url = await stack.enter_async_context(live_dashboard(service, store, port=port,
-                                                         title=title))
+    url = await stack.enter_async_context(dashboard(service, port=port, title=title))
     print(f"  dashboard: {url}", file=out, flush=True)
     return url
 

@@ -36,23 +36,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
 
-from alertsim.adapters.mqtt.client import (
+from alertsim.clients.receiver import Receiver
+from alertsim.domain.publication import Publication
+from alertsim.domain.topics import TopicTree
+from alertsim.domain.vocabulary import Status
+from alertsim.drills.report.model import FaultApplied
+from alertsim.logs import get_logger
+from alertsim.mqtt.client import (
     Client,
     MqttSettings,
     Protocol,
-    Publication,
     Received,
     connect,
     publish,
     received,
     subscribe,
 )
-from alertsim.adapters.mqtt.receiver import Receiver
-from alertsim.adapters.mqtt.signing import MalformedEnvelope, TrustedKeys, unwrap
-from alertsim.domain.topics import TopicTree
-from alertsim.domain.vocabulary import Status
-from alertsim.drills.report.model import FaultApplied
-from alertsim.logs import get_logger
+from alertsim.signing import MalformedEnvelope, TrustedKeys, unwrap
 
 __all__ = ["FAULT_KINDS", "FaultKind", "FaultRelay", "fault_kind", "late_join_plan"]
 

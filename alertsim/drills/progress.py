@@ -1,8 +1,8 @@
 """A drill's progress as it runs: a live Rich view on a terminal, plain lines otherwise.
 
-Fed by the service's own stream of outbox rows (`Service.watch()`: every alert and every
-refusal as it is written), the scenario's timeline (what comes next, on the scenario
-clock) and the record's receipt count. Shows the scenario clock, the next timeline event,
+Fed by the service's events (`Service.events`: every alert and every refusal as it is
+written, every receipt as it is recorded) and the scenario's timeline (what comes next, on
+the scenario clock); it never reads the record. Shows the scenario clock, the next timeline event,
 the stages sent, the receipts and the failures (inputs the service refused).
 
     terminal      a Rich `Live` panel redrawn a few times a second, left on screen at the end
@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TextIO
@@ -25,11 +25,10 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from alertsim.adapters.sqlite.store import Store
 from alertsim.domain.model import JST
 from alertsim.drills.scenario import ActionEntry, DetectionEntry, Scenario
+from alertsim.service.events import EventStream, Received, ServiceEvent, Written
 from alertsim.service.records import OutboxMessage
-from alertsim.service.service import Service
 
 __all__ = ["PLAIN_RECEIPTS_S", "DrillProgress"]
 
@@ -94,8 +93,13 @@ class DrillProgress:
             self.failures.append(reason)
             self._line(f"[{when}] refused input: {reason}")
 
-    def on_receipts(self, count: int) -> None:
-        self.receipts = count
+    def on_event(self, event: ServiceEvent) -> None:
+        """Take in one service event: rows written, receipts recorded."""
+        if isinstance(event, Written):
+            for row in event.rows:
+                self.on_row(row)
+        elif isinstance(event, Received):
+            self.receipts += len(event.receipts)
 
     def _line(self, text: str) -> None:
         if not self.live:
@@ -144,42 +148,37 @@ class DrillProgress:
 
     # -- running ---------------------------------------------------------------------
 
-    async def _follow(self, service: Service) -> None:
-        async for row in service.watch():
-            self.on_row(row)
+    async def _follow(self, events: AsyncIterator[ServiceEvent]) -> None:
+        async for event in events:
+            self.on_event(event)
 
-    async def _count_receipts(self, store: Store) -> int:
-        count = len(await store.receipts())
-        self.on_receipts(count)
-        return count
-
-    async def _plain(self, store: Store) -> None:
+    async def _plain(self) -> None:
+        """A receipts line when the count has moved, at most every PLAIN_RECEIPTS_S (a
+        pace for the reader, not a wait for anything)."""
         shown = 0
         while True:
             await asyncio.sleep(PLAIN_RECEIPTS_S)
-            count = await self._count_receipts(store)
-            if count != shown:
-                shown = count
-                self._line(f"[{_hms(self.now())}] receipts so far: {count}")
+            if self.receipts != shown:
+                shown = self.receipts
+                self._line(f"[{_hms(self.now())}] receipts so far: {shown}")
 
-    async def _live(self, store: Store) -> None:
+    async def _live(self) -> None:
         with Live(self.view(), console=self.console, refresh_per_second=4,
                   transient=False, redirect_stdout=False, redirect_stderr=False) as live:
             self._shown = live
             try:
                 while True:
-                    await asyncio.sleep(LIVE_REFRESH_S)
-                    await self._count_receipts(store)
+                    await asyncio.sleep(LIVE_REFRESH_S)  # the panel's redraw pace
                     live.update(self.view())
             finally:
                 self._shown = None
                 live.update(self.view(), refresh=True)
 
-    async def run(self, service: Service, store: Store) -> None:
-        """Follow the drill until cancelled."""
-        follower = asyncio.create_task(self._follow(service), name="progress-watch")
+    async def run(self, events: EventStream) -> None:
+        """Follow the drill's service events until cancelled."""
+        follower = asyncio.create_task(self._follow(events.follow()), name="progress-follow")
         try:
-            await (self._live(store) if self.live else self._plain(store))
+            await (self._live() if self.live else self._plain())
         finally:
             follower.cancel()
             await asyncio.gather(follower, return_exceptions=True)

@@ -14,17 +14,12 @@ import uuid
 from pathlib import Path
 from typing import TextIO
 
-from alertsim.adapters.mqtt.client import (
-    MqttSettings,
-    Publication,
-    connect,
-    negotiate_protocol,
-    publish,
-)
 from alertsim.adapters.sqlite.store import Store
 from alertsim.domain.messages import Alert
+from alertsim.domain.publication import Publication
 from alertsim.domain.vocabulary import Reference
 from alertsim.errors import InputError
+from alertsim.mqtt.client import MqttSettings, connect, negotiate_protocol, publish
 
 
 def rewrite(alert: Alert, token: str, mapping: dict[str, str]) -> Alert:
@@ -44,7 +39,7 @@ async def replay(db: Path, event_id: str, *, url: str, speed: float = 1.0,
     """Publish the event's alerts again; returns how many were published."""
     out = out or sys.stdout
     async with await Store.open(db) as store:
-        rows = await store.outbox(event_id=event_id, kind="alert")
+        rows = await store.views.outbox(event_id=event_id, kind="alert")
     if not rows:
         raise InputError("--event", [f"no alerts recorded for event {event_id!r} in {db}"])
     protocol = await negotiate_protocol(url, ca_file=ca_file)

@@ -5,7 +5,8 @@
     + the service (timers and broker link)
     -> the timeline is published to the broker on a scaled clock (detections and operator
        actions travel over MQTT, as a sensor and an operator would send them)
-    -> wait until the outbox is drained and the receipts have stopped arriving
+    -> wait, on the service's events, until the outbox is drained and every expected
+       receipt is in (or, with faults, receipts have stopped arriving: drills/settle.py)
     -> report (JSON + Markdown) built from the SQLite record alone
 """
 
@@ -20,30 +21,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 import structlog
 
-from alertsim.adapters.mqtt.brokers import EmbeddedBroker
-from alertsim.adapters.mqtt.client import (
-    MqttSettings,
-    Publication,
-    connect,
-    negotiate_protocol,
-    publish,
-)
-from alertsim.adapters.mqtt.client import Protocol as MqttProtocol
-from alertsim.adapters.mqtt.link import run_link
-from alertsim.adapters.mqtt.signing import SigningKey, generate
-from alertsim.adapters.mqtt.url import redacted
 from alertsim.adapters.sqlite.store import Store
+from alertsim.bootstrap import LinkOptions, metrics, running
+from alertsim.brokers.brokers import EmbeddedBroker
 from alertsim.data import load_atlas
+from alertsim.domain.publication import Publication
 from alertsim.domain.topics import TopicTree, drill_root
 from alertsim.drills.dashboard import open_dashboard, wait_for_operator
 from alertsim.drills.dry_run import service_config
 from alertsim.drills.faults import FaultRelay, fault_kind, late_join_plan
-from alertsim.drills.fleet import Fleet, FleetForDrill, drill_plan, reference_plan
+from alertsim.drills.fleet import drill_plan, reference_plan
 from alertsim.drills.progress import DrillProgress
+from alertsim.drills.receivers import DrillFleets, drill_fleets
 from alertsim.drills.report import (
     DrillReport,
     DrillSettings,
@@ -53,10 +46,14 @@ from alertsim.drills.report import (
 )
 from alertsim.drills.report.html import write_html
 from alertsim.drills.scenario import ActionEntry, DetectionEntry, Scenario, load_scenario
-from alertsim.drills.spread import SpreadFleet
+from alertsim.drills.settle import DeliveryWatch, SettleLimits
+from alertsim.mqtt.client import MqttSettings, connect, negotiate_protocol, publish
+from alertsim.mqtt.client import Protocol as MqttProtocol
+from alertsim.mqtt.url import redacted
 from alertsim.service.clock import ScaledClock, real_now
 from alertsim.service.observer import Observer
 from alertsim.service.service import Service
+from alertsim.signing import SigningKey, generate
 
 log = structlog.get_logger("alertsim.drill")
 
@@ -114,17 +111,13 @@ def _say(opts: DrillOptions, text: str) -> None:
     print(text, file=opts.out, flush=True)
 
 
-def _observer(stack: contextlib.AsyncExitStack, opts: DrillOptions) -> Observer | None:
+async def _observer(stack: contextlib.AsyncExitStack, opts: DrillOptions) -> Observer | None:
     """The drill service's Prometheus counters at /metrics while the drill runs, or none."""
-    if opts.metrics_port is None:
+    endpoint = await stack.enter_async_context(metrics(opts.metrics_port, host="127.0.0.1"))
+    if endpoint is None:
         return None
-    from alertsim.metrics import PrometheusObserver, start_metrics_server
-
-    observer = PrometheusObserver()
-    server = start_metrics_server(observer.registry, opts.metrics_port, host="127.0.0.1")
-    stack.callback(server.close)
-    _say(opts, f"  metrics: http://127.0.0.1:{server.port}/metrics")
-    return observer
+    _say(opts, f"  metrics: {endpoint.url}")
+    return endpoint.observer
 
 
 def _entry_payload(entry: DetectionEntry | ActionEntry,
@@ -156,21 +149,6 @@ async def _play(scenario: Scenario, clock: ScaledClock, url: str, protocol: Mqtt
                 _say(opts, line)
             else:
                 say(line)
-
-
-async def _settle(service: Service, store: Store, opts: DrillOptions) -> None:
-    """Wait until the outbox is drained and receipts stop arriving (bounded)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + opts.settle_timeout_s
-    last_count, last_change = -1, loop.time()
-    while loop.time() < deadline:
-        count = len(await store.receipts())
-        if count != last_count:
-            last_count, last_change = count, loop.time()
-        if await service.drained() and loop.time() - last_change >= opts.quiet_s:
-            return
-        await asyncio.sleep(0.1)
-    log.warning("drill.settle_timeout", timeout_s=opts.settle_timeout_s)
 
 
 def _default_db(opts: DrillOptions) -> Path:
@@ -206,68 +184,48 @@ async def _record_start(store: Store, scenario: Scenario, opts: DrillOptions, ur
         protocol=protocol, status=scenario.status, policy=scenario.resolved_policy(),
         topic_root=opts.topic_root or drill_root(drill_id), faults=opts.faults,
         fault_seed=opts.fault_seed if opts.faults else None)
-    await store.record_drill(drill_id=drill_id, scenario=str(opts.scenario_path),
+    await store.drills.record_drill(drill_id=drill_id, scenario=str(opts.scenario_path),
                              started_at=real_now(), settings_json=settings.model_dump_json())
     return drill_id, settings
 
 
-async def _run_service(service: Service, clock: ScaledClock, scenario: Scenario, store: Store,
-                       opts: DrillOptions, *, url: str, protocol: MqttProtocol,
-                       drill_id: str, signer: SigningKey | None = None,
-                       dashboard_url: str | None = None,
-                       relay: FaultRelay | None = None) -> None:
+@dataclass(frozen=True)
+class _Live:
+    """A drill's running parts, from the service's start to the settle."""
+
+    opts: DrillOptions
+    scenario: Scenario
+    service: Service
+    clock: ScaledClock
+    link: LinkOptions
+    watch: DeliveryWatch
+    relay: FaultRelay | None = None
+    dashboard_url: str | None = None
+
+
+async def _run_service(live: _Live) -> None:
     """The service's timers and link while the timeline plays, until delivery settles."""
-    connected = asyncio.Event()
-    tasks = [asyncio.create_task(service.run_timers(), name="service-timers"),
-             asyncio.create_task(run_link(service, url=url, protocol=protocol,
-                                          client_id=f"alertsim-service-{drill_id}",
-                                          connected=connected, signer=signer,
-                                          ca_file=opts.ca_file, cap=opts.cap),
-                                 name="service-link")]
+    opts, service = live.opts, live.service
+    limits = SettleLimits(timeout_s=opts.settle_timeout_s, quiet_s=opts.quiet_s)
     # A live view on a terminal, plain progress lines otherwise (drills/progress.py).
-    progress = DrillProgress(scenario, clock.now, opts.out, speed=opts.speed)
-    tasks.append(asyncio.create_task(progress.run(service, store), name="drill-progress"))
+    progress = DrillProgress(live.scenario, live.clock.now, opts.out, speed=opts.speed)
+    shown = asyncio.create_task(progress.run(service.events), name="drill-progress")
     try:
-        async with asyncio.timeout(15):
-            await connected.wait()
-        await _play(scenario, clock, url, protocol, opts, service.config.topics, progress.say)
-        if relay is not None:  # what the relay still holds back goes out once all is sent
-            await relay.flush(service.drained)
-        await _settle(service, store, opts)
-        if dashboard_url is not None:
-            await wait_for_operator(dashboard_url, opts.out)
-            await _settle(service, store, opts)
+        async with running(service, live.link) as connected:
+            async with asyncio.timeout(15):
+                await connected.wait()
+            await _play(live.scenario, live.clock, live.link.url, live.link.protocol, opts,
+                        service.config.topics, progress.say)
+            if live.relay is not None:  # what the relay holds back goes out once all is sent
+                await live.relay.flush(service.drained)
+            await live.watch.settle(service.drained, limits)
+            if live.dashboard_url is not None:
+                await wait_for_operator(live.dashboard_url, opts.out)
+                await live.watch.settle(service.drained, limits)
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-
-async def _start_process_fleet(stack: contextlib.AsyncExitStack, settings: DrillSettings,
-                               opts: DrillOptions, url: str,
-                               tree: TopicTree) -> FleetForDrill | None:
-    """The drill's process fleet (its `fl-` receivers) started and subscribed, if any."""
-    extra = FleetForDrill.of(settings.receivers, url=url, status=settings.status, tree=tree,
-                             ca_file=opts.ca_file, spread_urls=opts.fleet_urls)
-    if extra is not None:
-        stack.push_async_callback(extra.stop)
-        ready = await extra.start()
-        _say(opts, f"  fleet: {ready['receivers']} receivers in {ready['shards']} process(es) "
-                   f"subscribed in {ready['connect_s']} s")
-    return extra
-
-
-async def _collect_process_fleet(extra: FleetForDrill | None, store: Store,
-                                 opts: DrillOptions) -> None:
-    """Wait for the process fleet's deliveries and record them as receipts (if any)."""
-    if extra is None:
-        return
-    summary: dict[str, Any] = await extra.collect(store)
-    totals, latency = summary["totals"], summary["latency_ms"]
-    _say(opts, f"  fleet: {totals['deliveries']} deliveries, {totals['missed']} missed, "
-               f"{totals['duplicates']} duplicates, {totals['wrong_area']} wrong-area; "
-               f"p99 {latency['p99_ms']} ms after sent-at"
-               + ("" if summary["complete"] else " (NOT all expected deliveries in time)"))
+        live.watch.close()
+        shown.cancel()
+        await asyncio.gather(shown, return_exceptions=True)
 
 
 def _fault_relay(opts: DrillOptions, settings: DrillSettings, url: str,
@@ -284,24 +242,6 @@ def _fault_relay(opts: DrillOptions, settings: DrillSettings, url: str,
                       trust=signer.trusted(), ca_file=opts.ca_file)
 
 
-def _reference_fleet(opts: DrillOptions, url: str, protocol: MqttProtocol, scenario: Scenario,
-                     plan: dict[str, Any], tree: TopicTree,
-                     signer: SigningKey) -> Fleet | SpreadFleet:
-    """The reference receivers: on the service's broker, or spread over `receiver_urls`."""
-    if opts.receiver_urls:
-        return SpreadFleet(urls=opts.receiver_urls, protocol=protocol, status=scenario.status,
-                           codes_per_receiver=plan, tree=tree, trust=signer.trusted(),
-                           ca_file=opts.ca_file)
-    return Fleet(url=url, protocol=protocol, status=scenario.status, codes_per_receiver=plan,
-                 tree=tree, trust=signer.trusted(), ca_file=opts.ca_file)
-
-
-def _fleet_plan(settings: DrillSettings, relay: FaultRelay | None) -> dict[str, Any]:
-    """The in-process reference receivers: all but the process fleet and late joiners."""
-    late = relay.late_plan if relay is not None else {}
-    return {cid: c for cid, c in reference_plan(settings.receivers).items() if cid not in late}
-
-
 async def _start_faults(stack: contextlib.AsyncExitStack, relay: FaultRelay | None,
                         opts: DrillOptions) -> None:
     if relay is not None:
@@ -315,15 +255,52 @@ async def _finish(store: Store, drill_id: str, opts: DrillOptions,
                   relay: FaultRelay | None = None) -> tuple[DrillReport, Path, Path, Path]:
     """Record the drill's end, then write its report: JSON, Markdown and HTML."""
     finished = real_now()  # recorded before the report is built, so that it shows
-    await store.finish_drill(drill_id, finished, "null")
+    await store.drills.finish_drill(drill_id, finished, "null")
     report = await build_report(store, drill_id)
     if relay is not None:
         await relay.stop()  # idempotent; its last records (reconnections) belong in there
         report = report.model_copy(update={"faults": tuple(relay.applied)})
     json_path, md_path = await write_report(report, opts.reports_dir, drill_id)
     html_path = await write_html(store, report, opts.reports_dir / f"{drill_id}.html")
-    await store.finish_drill(drill_id, finished, report.model_dump_json())
+    await store.drills.finish_drill(drill_id, finished, report.model_dump_json())
     return report, json_path, md_path, html_path
+
+
+def _announce(opts: DrillOptions, drill_id: str, scenario: Scenario,
+              settings: DrillSettings, db_path: Path, signer: SigningKey) -> None:
+    _say(opts, f"drill {drill_id}: {scenario.title}")
+    _say(opts, f"  {len(settings.receivers)} receivers, MQTT {settings.protocol}, "
+               f"speed x{opts.speed:g}, record {db_path}")
+    _say(opts, f"  topics under {settings.topic_root}/ (subscribe there to watch this drill)")
+    _say(opts, f"  alerts signed with ed25519 key {signer.key_id}")
+
+
+async def _start_fleets(stack: contextlib.AsyncExitStack, opts: DrillOptions,
+                        settings: DrillSettings, url: str, protocol: MqttProtocol,
+                        signer: SigningKey, relay: FaultRelay | None) -> DrillFleets:
+    """Every receiver started and subscribed (the reference ones below the fault relay,
+    if any), then the relay itself."""
+    tree = TopicTree(settings.topic_root)
+    fleets = drill_fleets(settings.receivers, url=url, protocol=protocol,
+                          status=settings.status, tree=tree,
+                          reference_tree=tree if relay is None else relay.target,
+                          reference_urls=opts.receiver_urls, fleet_urls=opts.fleet_urls,
+                          trust=signer.trusted(), ca_file=opts.ca_file,
+                          started_elsewhere=relay.late_plan if relay is not None else ())
+    if relay is not None:
+        relay.prepare(fleets.reference.receivers, settings.scenario.expect.prefectures)
+    await fleets.start(stack, lambda line: _say(opts, line))
+    await _start_faults(stack, relay, opts)
+    return fleets
+
+
+async def _start_service(stack: contextlib.AsyncExitStack, opts: DrillOptions,
+                         scenario: Scenario, store: Store, clock: ScaledClock,
+                         tree: TopicTree) -> Service:
+    atlas = load_atlas()
+    atlas.warm_up()
+    return Service(atlas=atlas, store=store.record, clock=clock, config=service_config(
+        scenario, sender=opts.sender, topics=tree), observer=await _observer(stack, opts))
 
 
 async def run_drill(opts: DrillOptions) -> DrillOutcome:
@@ -331,45 +308,32 @@ async def run_drill(opts: DrillOptions) -> DrillOutcome:
     scenario = load_scenario(opts.scenario_path)
     opts.reports_dir.mkdir(parents=True, exist_ok=True)
     db_path = opts.db or _default_db(opts)
-    atlas = load_atlas()
-    atlas.warm_up()
+    signer = generate()  # this run's key pair, in memory: the fleet trusts it alone
     async with contextlib.AsyncExitStack() as stack:
         url, protocol = await _broker(stack, opts)
         store = await stack.enter_async_context(await Store.open(db_path))
         drill_id, settings = await _record_start(store, scenario, opts, url, protocol)
-        _say(opts, f"drill {drill_id}: {scenario.title}")
-        _say(opts, f"  {len(settings.receivers)} receivers, MQTT {protocol}, "
-                   f"speed x{opts.speed:g}, record {db_path}")
-        tree = TopicTree(settings.topic_root)
-        _say(opts, f"  topics under {tree.root}/ (subscribe there to watch this drill)")
-        signer = generate()  # this run's key pair, in memory: the fleet trusts it alone
-        _say(opts, f"  alerts signed with ed25519 key {signer.key_id}")
+        _announce(opts, drill_id, scenario, settings, db_path, signer)
         relay = _fault_relay(opts, settings, url, protocol, signer)
-        rx_tree = tree if relay is None else relay.target
-        fleet = _reference_fleet(opts, url, protocol, scenario, _fleet_plan(settings, relay),
-                                 rx_tree, signer)
-        if relay is not None:
-            relay.prepare(getattr(fleet, "receivers", {}), scenario.expect.prefectures)
-        await fleet.start()
-        stack.push_async_callback(fleet.stop)
-        await fleet.ready()
-        await _start_faults(stack, relay, opts)
-        extra = await _start_process_fleet(stack, settings, opts, url, tree)
+        fleets = await _start_fleets(stack, opts, settings, url, protocol, signer, relay)
         clock = ScaledClock(start=scenario.start, speed=opts.speed)
-        service = Service(atlas=atlas, store=store, clock=clock, config=service_config(
-            scenario, sender=opts.sender, topics=tree), observer=_observer(stack, opts))
-        dashboard_url = await open_dashboard(stack, service, store, port=opts.dashboard_port,
-                                             title=scenario.title, out=opts.out)
-        await _run_service(service, clock, scenario, store, opts, url=url, protocol=protocol,
-                           drill_id=drill_id, signer=signer, dashboard_url=dashboard_url,
-                           relay=relay)
-        await _collect_process_fleet(extra, store, opts)
-        rejected = tuple((cid, topic, reason) for cid, found in fleet.rejected().items()
-                         for topic, reason in found)
-        verified = sum(len(found) for found in fleet.deliveries().values())
+        service = await _start_service(stack, opts, scenario, store, clock,
+                                       TopicTree(settings.topic_root))
+        # Followed from before the first input; with faults some receipts never come
+        live = _Live(opts, scenario, service, clock, LinkOptions(
+            url=url, protocol=protocol, client_id=f"alertsim-service-{drill_id}",
+            ca_file=opts.ca_file, signer=signer, cap=opts.cap),
+            DeliveryWatch(service.events, fleets.reference.plan, exact=not opts.faults), relay,
+            await open_dashboard(stack, service, port=opts.dashboard_port,
+                                 title=scenario.title, out=opts.out))
+        fleets.follow(service.events)
+        with store.views.closed_while_live():  # views follow events, never the record
+            await _run_service(live)
+        outcomes = await fleets.collect(service, lambda line: _say(opts, line))
         report, json_path, md_path, html_path = await _finish(store, drill_id, opts, relay)
     _say(opts, "")
     _say(opts, render_markdown(report, compact=True))
     _say(opts, f"report: {md_path}, {html_path} and {json_path}; record: {db_path}")
     return DrillOutcome(report, json_path, md_path, db_path, key_id=signer.key_id,
-                        rejected=rejected, verified=verified, html_path=html_path)
+                        rejected=tuple(r for o in outcomes for r in o.rejected),
+                        verified=sum(o.verified for o in outcomes), html_path=html_path)

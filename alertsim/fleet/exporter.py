@@ -13,11 +13,11 @@ own, refreshed from the shards' progress about once a second:
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge
 
-from alertsim.fleet.fleet import Fleet
+from alertsim.fleet.fleet import ProcessFleet
+from alertsim.fleet.summary import FleetReady
 
 __all__ = ["FleetMetrics"]
 
@@ -42,12 +42,12 @@ class FleetMetrics:
         self.wrong_area = gauge("wrong_area", "Alerts naming another prefecture than the "
                                               "receiver's")
 
-    def ready(self, figures: dict[str, Any]) -> None:
-        self.receivers.set(figures["receivers"])
-        self.subscribed.set(figures["subscribed"])
-        self.connect.set(figures["connect_s"])
+    def ready(self, figures: FleetReady) -> None:
+        self.receivers.set(figures.receivers)
+        self.subscribed.set(figures.subscribed)
+        self.connect.set(figures.connect_s)
 
-    async def refresh_forever(self, fleet: Fleet) -> None:
+    async def refresh_forever(self, fleet: ProcessFleet) -> None:
         while True:
             delivered = await fleet.progress()
             self.alerts.set(len(delivered))

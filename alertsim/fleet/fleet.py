@@ -1,9 +1,9 @@
-"""`Fleet`: N receivers in K shard processes, started, asked and stopped together.
+"""`ProcessFleet`: N receivers in K shard processes, started, asked and stopped together.
 
-    fleet = Fleet(plan, url=..., status="exercise", tree=TopicTree(root), shards=2)
-    ready = await fleet.start()      # every receiver subscribed, or BrokerError
+    fleet = ProcessFleet(plan, url=..., status="exercise", tree=TopicTree(root), shards=2)
+    ready = await fleet.start()      # FleetReady: every receiver subscribed, or BrokerError
     await fleet.wait_for({identifier: expected_count}, timeout_s=...)
-    result = await fleet.stop()      # result.summary (JSON-ready), result.records
+    result = await fleet.stop()      # result.summary (FleetSummary), result.records
 
 `plan` maps client id -> prefecture code (`alertsim.fleet.population.plan`). Receivers are
 dealt round-robin to the shards, so each shard holds every kind of prefecture. The ready
@@ -22,16 +22,19 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
+
+from pydantic import ValidationError
 
 from alertsim.domain.topics import V1, TopicTree
 from alertsim.domain.vocabulary import Status
 from alertsim.errors import BrokerError
-from alertsim.fleet.shard import ShardConfig
-from alertsim.fleet.tally import NATIONAL, summarise
+from alertsim.fleet.shard import SHARD_LINE, ShardConfig, ShardLine, ShardReady
+from alertsim.fleet.summary import FleetReady, FleetSummary, summarise
+from alertsim.fleet.tally import NATIONAL, ReceiverTally, ShardProgress, ShardReport
 from alertsim.logs import get_logger
 
-__all__ = ["Fleet", "FleetResult", "ReceiverRecords", "default_shards", "ready_deadline"]
+__all__ = ["FleetResult", "ProcessFleet", "default_shards", "ready_deadline"]
 
 log = get_logger(__name__)
 
@@ -40,9 +43,7 @@ READY_PER_RECEIVER_S = 0.002  # 10,000 receivers: 30 s; 20,000: 50 s
 RECEIVERS_PER_SHARD = 2500  # below this one process is quicker than two
 _LINE_LIMIT = 2**28  # a shard's report is one JSON line (tens of MB at 20,000 receivers)
 
-# (client id, prefecture, {identifier: first receive ms}, {identifier: extra copies},
-#  [wrong-area identifiers]), one per receiver
-ReceiverRecords = list[tuple[str, str, dict[str, float], dict[str, int], list[str]]]
+Line = TypeVar("Line", ShardReady, ShardProgress, ShardReport)
 
 
 def ready_deadline(receivers: int) -> float:
@@ -55,12 +56,12 @@ def default_shards(receivers: int) -> int:
     return max(1, min(os.cpu_count() or 1, math.ceil(receivers / RECEIVERS_PER_SHARD)))
 
 
-@dataclass
+@dataclass(frozen=True)
 class FleetResult:
-    """What a stopped fleet reports: the summary (JSON-ready) and every receiver's record."""
+    """What a stopped fleet reports: the summary and every receiver's record."""
 
-    summary: dict[str, Any]
-    records: ReceiverRecords = field(repr=False)
+    summary: FleetSummary
+    records: tuple[ReceiverTally, ...] = field(repr=False)
 
 
 @dataclass
@@ -73,16 +74,24 @@ class _Process:
         self.process.stdin.write(line.encode() + b"\n")
         await self.process.stdin.drain()
 
-    async def read(self) -> dict[str, Any]:
+    async def read(self) -> ShardLine:
         assert self.process.stdout is not None
         line = await self.process.stdout.readline()
         if not line:
             raise BrokerError(f"a fleet shard exited (code {await self.process.wait()})")
-        message: dict[str, Any] = json.loads(line)
-        return message
+        try:
+            return SHARD_LINE.validate_json(line)
+        except ValidationError as exc:
+            raise BrokerError(f"a fleet shard said something unexpected: {exc}") from exc
+
+    async def read_until(self, kind: type[Line]) -> Line:
+        """The next line of `kind` (earlier lines of other kinds are skipped)."""
+        while not isinstance(line := await self.read(), kind):
+            pass
+        return line
 
 
-class Fleet:
+class ProcessFleet:
     """N lightweight MQTT 5 receivers in `shards` processes (default: `default_shards`)."""
 
     def __init__(self, plan: Mapping[str, str], *, url: str, status: Status,
@@ -102,7 +111,7 @@ class Fleet:
         self.ca_file = ca_file
         self.window = window
         self.listeners = Counter(self.plan.values())
-        self.ready: dict[str, Any] = {}
+        self.ready: FleetReady | None = None
         self._processes: list[_Process] = []
         self._started = 0.0
         self._asking = asyncio.Lock()  # one question at a time per shard pipe
@@ -125,7 +134,7 @@ class Fleet:
                             ca_file=None if self.ca_file is None else str(self.ca_file))
                 for k in range(self.shards)]
 
-    async def start(self, timeout_s: float | None = None) -> dict[str, Any]:
+    async def start(self, timeout_s: float | None = None) -> FleetReady:
         """Start the shards and wait until every receiver is subscribed (BrokerError if
         not within `timeout_s`, default `ready_deadline(N)`); the fleet's ready figures."""
         if self._processes:
@@ -138,19 +147,20 @@ class Fleet:
                 stdout=asyncio.subprocess.PIPE, limit=_LINE_LIMIT)
             self._processes.append(_Process(process, config))
             await self._processes[-1].send(json.dumps(asdict(config)))
-        lines = await asyncio.gather(*(p.read() for p in self._processes))
-        self.ready = {"receivers": len(self.plan), "shards": self.shards,
-                      "subscribed": sum(line["subscribed"] for line in lines),
-                      "connect_s": round(time.monotonic() - self._started, 3),
-                      "rss_mb": round(sum(line["rss_mb"] for line in lines), 1)}
-        errors = [line["error"] for line in lines if line.get("error")]
-        if errors or self.ready["subscribed"] < len(self.plan):
+        lines = await asyncio.gather(*(p.read_until(ShardReady) for p in self._processes))
+        ready = self.ready = FleetReady(
+            receivers=len(self.plan), shards=self.shards,
+            subscribed=sum(line.subscribed for line in lines),
+            connect_s=round(time.monotonic() - self._started, 3),
+            rss_mb=round(sum(line.rss_mb for line in lines), 1))
+        errors = [line.error for line in lines if line.error]
+        if errors or ready.subscribed < len(self.plan):
             await self.stop()
-            raise BrokerError(f"fleet: {self.ready['subscribed']} of {len(self.plan)} "
+            raise BrokerError(f"fleet: {ready.subscribed} of {len(self.plan)} "
                               f"receivers subscribed within {limit:.0f} s"
                               + (f" ({errors[0]})" if errors else ""))
-        log.info("fleet.ready", **self.ready)
-        return self.ready
+        log.info("fleet.ready", **ready.model_dump())
+        return ready
 
     async def progress(self) -> Counter[str]:
         """First deliveries so far per alert identifier, all shards together."""
@@ -159,10 +169,10 @@ class Fleet:
         async with self._asking:
             for process in self._processes:
                 await process.send("progress")
-                answer = await process.read()
-                delivered.update(answer["delivered"])
-                duplicates += answer["duplicates"]
-                wrong_area += answer["wrong_area"]
+                answer = await process.read_until(ShardProgress)
+                delivered.update(answer.delivered)
+                duplicates += answer.duplicates
+                wrong_area += answer.wrong_area
         self.duplicates, self.wrong_area = duplicates, wrong_area
         return delivered
 
@@ -192,13 +202,11 @@ class Fleet:
         """Disconnect every receiver and end the shards; what they got."""
         async with self._asking:
             processes, self._processes = self._processes, []
-        reports: list[dict[str, Any]] = []
+        reports: list[ShardReport] = []
         for process in processes:
             try:
                 await process.send("stop")
-                while (line := await process.read())["type"] != "report":
-                    pass
-                reports.append(line)
+                reports.append(await process.read_until(ShardReport))
             except (BrokerError, ConnectionError):
                 pass  # a shard that died reports nothing; its receivers count as missing
             finally:
@@ -207,13 +215,11 @@ class Fleet:
                 await process.process.wait()
         return self._result(reports)
 
-    def _result(self, reports: Sequence[dict[str, Any]]) -> FleetResult:
-        summary = {"receivers": len(self.plan), "shards": self.shards,
-                   "status": self.status, "topic_root": self.tree.root,
-                   "connect_s": self.ready.get("connect_s"),
-                   "rss_mb": round(sum(r.get("rss_mb", 0.0) for r in reports), 1),
-                   "duration_s": round(time.monotonic() - self._started, 3),
-                   **summarise(reports)}
-        records: ReceiverRecords = [tuple(r) for report in reports
-                                    for r in report["receivers"]]
-        return FleetResult(summary, records)
+    def _result(self, reports: Sequence[ShardReport]) -> FleetResult:
+        summary = FleetSummary(
+            receivers=len(self.plan), shards=self.shards, status=self.status,
+            topic_root=self.tree.root,
+            connect_s=None if self.ready is None else self.ready.connect_s,
+            rss_mb=round(sum(r.rss_mb for r in reports), 1),
+            duration_s=round(time.monotonic() - self._started, 3), **dict(summarise(reports)))
+        return FleetResult(summary, tuple(r for report in reports for r in report.receivers))

@@ -8,6 +8,8 @@ configuration as the first JSON line on stdin (`ShardConfig`), opens the connect
     {"type": "progress", "delivered": {IDENTIFIER: N}, "duplicates": N, "wrong_area": N}
     {"type": "report", ...}                     (`Tally.report()`, once stopping)
 
+each a typed model (`ShardReady`, `ShardProgress`, `ShardReport`; `SHARD_LINE` reads any),
+
 answering the commands `progress` and `stop` (one JSON line each) on stdin. End of stdin
 is `stop`: a shard never outlives its parent. SIGINT is ignored (the parent, which shares
 the terminal, decides when to stop).
@@ -24,15 +26,17 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import mqtt5
+from pydantic import Field, TypeAdapter
 
-from alertsim.adapters.mqtt.url import parse_broker_url, tls_context
+from alertsim.domain.model import Frozen
 from alertsim.fleet.connection import KEEPALIVE_S, Connection
-from alertsim.fleet.tally import Alert, Tally, read_alert
+from alertsim.fleet.tally import Heard, ShardProgress, ShardReport, Tally, heard
+from alertsim.mqtt.url import parse_broker_url, tls_context
 
-__all__ = ["ShardConfig", "main"]
+__all__ = ["SHARD_LINE", "ShardConfig", "ShardLine", "ShardReady", "main"]
 
 _CACHE_LIMIT = 4096  # distinct payloads whose parse is kept (one alert reaches thousands)
 
@@ -61,6 +65,21 @@ class ShardConfig:
         return cls(**data)
 
 
+class ShardReady(Frozen):
+    """A shard's receivers connected (or not: `error`)."""
+
+    type: Literal["ready"] = "ready"
+    subscribed: int
+    of: int
+    seconds: float
+    rss_mb: float
+    error: str | None = None
+
+
+ShardLine = Annotated[ShardReady | ShardProgress | ShardReport, Field(discriminator="type")]
+SHARD_LINE: TypeAdapter[ShardLine] = TypeAdapter(ShardLine)
+
+
 class Shard:
     """The receivers of one shard and what they got."""
 
@@ -68,7 +87,7 @@ class Shard:
         self.config = config
         self.tally = Tally(config.receivers)
         self.connections: list[Connection] = []
-        self._parsed: dict[bytes, Alert | None] = {}
+        self._parsed: dict[bytes, Heard | None] = {}
 
     def on_publish(self, index: int, packet: mqtt5.PublishPacket, received_ms: float) -> None:
         if packet.topic.startswith(self.config.state_prefix):
@@ -79,7 +98,7 @@ class Shard:
         if alert is _MISSING:
             if len(self._parsed) >= _CACHE_LIMIT:
                 self._parsed.clear()
-            alert = self._parsed[payload] = read_alert(payload)
+            alert = self._parsed[payload] = heard(payload)
         sent_ms = None
         for key, value in packet.user_properties:
             if key == "sent-at":
@@ -99,7 +118,7 @@ class Shard:
             self.connections.append(connection)
             await connection.subscribed
 
-    async def connect(self) -> dict[str, Any]:
+    async def connect(self) -> ShardReady:
         """Open every connection, `window` at a time; the ready line's content."""
         started = time.monotonic()
         jobs = iter(enumerate(self.config.receivers))
@@ -117,9 +136,9 @@ class Shard:
             worker.cancel()
         subscribed = sum(1 for c in self.connections if c.subscribed.done()
                          and not c.subscribed.exception())
-        return {"type": "ready", "subscribed": subscribed, "of": len(self.config.receivers),
-                "seconds": round(time.monotonic() - started, 3), "rss_mb": _rss_mb(),
-                "error": error}
+        return ShardReady(subscribed=subscribed, of=len(self.config.receivers),
+                          seconds=round(time.monotonic() - started, 3), rss_mb=_rss_mb(),
+                          error=error)
 
     async def keep_alive(self) -> None:
         """Ping every connection twice per keep-alive period, from this one task."""
@@ -147,8 +166,8 @@ def _rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def _say(message: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(message, separators=(",", ":")) + "\n")
+def _say(message: ShardLine) -> None:
+    sys.stdout.write(message.model_dump_json() + "\n")
     sys.stdout.flush()
 
 
@@ -170,11 +189,11 @@ async def serve(config: ShardConfig, commands: asyncio.StreamReader) -> None:
             if command == "stop":
                 break
             if command == "progress":
-                _say({"type": "progress", **shard.tally.progress()})
+                _say(shard.tally.progress())
     finally:
         pinger.cancel()
         shard.close()
-    _say({"type": "report", "rss_mb": _rss_mb(), **shard.tally.report()})
+    _say(shard.tally.report(rss_mb=_rss_mb()))
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ MQTT publication of each stored row.
     alert_message   one Alert on its prefecture's (or the national) alert topic, QoS 1
     state_message   a prefecture's retained state over its open events (empty = cleared)
     error_message   a rejected input, with the reason, on the errors topic
+    outbox_of       what transitions write: event rows, alerts, what the flow withheld
     publication     a stored row as published: MQTT 5 expiry and user properties from the
                     row's own columns, never from parsing its payload, plus `sent-at`
                     (wall-clock ms since the epoch when it is published)
@@ -14,14 +15,17 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import json
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+import structlog
+
 from alertsim.domain.cap import CAP_CONTENT_TYPE, CapRenderer
-from alertsim.domain.event_state import EventState
+from alertsim.domain.event_state import EventState, Transition
 from alertsim.domain.messages import (
     STATE_EVENTS_MAX,
     Alert,
@@ -29,14 +33,17 @@ from alertsim.domain.messages import (
     PrefectureState,
 )
 from alertsim.domain.notices import error_report
+from alertsim.domain.publication import Publication
 from alertsim.domain.timeline import state_rank
 from alertsim.domain.topics import TopicTree
 from alertsim.domain.vocabulary import Reference, Status, alert_status
-from alertsim.service.ports import Clock, Publication, Publisher
-from alertsim.service.records import OutboxMessage, OutboxRow
+from alertsim.service.ports import Clock, Publisher
+from alertsim.service.records import EventRow, OutboxMessage, OutboxRow
 
-__all__ = ["CapPublisher", "alert_message", "cap_publication", "error_message", "publication",
-           "state_message"]
+log = structlog.get_logger("alertsim.service")
+
+__all__ = ["CapPublisher", "Made", "alert_message", "cap_publication", "error_message",
+           "outbox_of", "publication", "state_message"]
 
 MIN_EXPIRY_S = 60  # a message already past its `expires` still gets a minute to arrive
 MAX_EXPIRY_S = 2**32 - 1  # MQTT 5 message expiry is a four-byte integer
@@ -149,3 +156,38 @@ class CapPublisher:
         twin = cap_publication(message, self.renderer, self.tree, self.status)
         copies = (message,) if twin is None else (message, twin)
         await asyncio.gather(*(self.inner.publish(m) for m in copies))
+
+
+@dataclass(frozen=True)
+class Made:
+    """What transitions write: event rows, outbox rows (alerts, and withheld messages told
+    on the errors topic), withheld inputs (source, reason, raw) and the places touched."""
+
+    events: tuple[EventRow, ...]
+    rows: tuple[OutboxMessage, ...]
+    withheld: tuple[tuple[str, str, bytes], ...]
+    touched: frozenset[str]
+
+
+def outbox_of(transitions: Iterable[Transition], topics: TopicTree, status: Status,
+              source: str, now: datetime) -> Made:
+    """The rows `transitions` write, committed together by the service."""
+    rows: list[OutboxMessage] = []
+    events: list[EventRow] = []
+    withheld: list[tuple[str, str, bytes]] = []
+    touched: set[str] = set()
+    for transition in transitions:
+        state = transition.state
+        for note in transition.withheld:
+            raw = json.dumps({"event_id": note.event_id, "prefecture": note.prefecture,
+                              "withheld": True}).encode()
+            withheld.append((source, note.reason, raw))
+            rows.append(error_message(raw, note.reason, source, topics, now))
+            log.warning("alert.withheld", event_id=note.event_id,
+                        prefecture=note.prefecture, reason=note.reason)
+        events.append(EventRow(state.event_id, state.model_dump_json(), state.closed, now))
+        rows += [alert_message(a, topics, status, now) for a in transition.alerts]
+        touched |= {a.prefecture for a in transition.alerts if a.prefecture is not None}
+        if state.closed:  # closing changes every place's state without an alert
+            touched |= set(state.places)
+    return Made(tuple(events), tuple(rows), tuple(withheld), frozenset(touched))

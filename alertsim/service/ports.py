@@ -4,17 +4,17 @@
     Record     the durable record (inputs, decisions, events, outbox, receipts)
     Clock      "now" on the scenario's timeline, and real seconds until a moment
 
-Adapters implement them (`adapters.mqtt.link.ClientPublisher`, `adapters.sqlite.Store`,
+Adapters implement them (`adapters.mqtt.link.ClientPublisher`, `adapters.sqlite.ServiceRecord`,
 `service.clock.SystemClock` / `ScaledClock`); tests use `alertsim.testing`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from alertsim.domain.publication import Publication
 from alertsim.service.records import (
     Change,
     DetectionRow,
@@ -24,24 +24,7 @@ from alertsim.service.records import (
     PendingInput,
 )
 
-__all__ = ["Clock", "Publication", "Publisher", "Record"]
-
-
-@dataclass(frozen=True)
-class Publication:
-    """One PUBLISH as the service means it: topic, bytes, QoS, retain and MQTT 5 extras.
-
-    `expiry_s`, `content_type` and `user_properties` travel as MQTT 5 properties; a 3.1.1
-    link drops them (the payload carries the same facts).
-    """
-
-    topic: str
-    payload: bytes
-    qos: int = 1
-    retain: bool = False
-    expiry_s: int | None = None
-    content_type: str | None = None
-    user_properties: tuple[tuple[str, str], ...] = ()
+__all__ = ["Clock", "Publisher", "Record"]
 
 
 class Publisher(Protocol):

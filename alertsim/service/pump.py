@@ -18,6 +18,9 @@ together (a burst touches a prefecture again and again), only the last is sent, 
 own place in the order; the earlier ones are marked without being sent (a retained
 topic keeps only the last anyway, and every (re)connect restates every prefecture).
 
+`OutboxGauge` counts rows written and not yet acknowledged, wakes the pump, and tells the
+views (`Written`, `Published` events).
+
 `window=1` is the serial pump kept as a baseline: publish, wait for the PUBACK, mark that
 row, next (`serve --publish-window 1`, benchmarks/bench_burst.py).
 """
@@ -25,7 +28,7 @@ row, next (`serve --publish-window 1`, benchmarks/bench_burst.py).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -33,11 +36,13 @@ import structlog
 
 from alertsim.errors import StoreError
 from alertsim.service.clock import real_now
+from alertsim.service.events import EventStream, Published, Written
+from alertsim.service.observer import Observer
 from alertsim.service.outgoing import publication
 from alertsim.service.ports import Clock, Publisher, Record
-from alertsim.service.records import OutboxRow
+from alertsim.service.records import OutboxMessage, OutboxRow
 
-__all__ = ["PUBLISH_WINDOW", "OutboxPump"]
+__all__ = ["PUBLISH_WINDOW", "OutboxGauge", "OutboxPump"]
 
 log = structlog.get_logger("alertsim.service")
 
@@ -142,3 +147,36 @@ class OutboxPump:
                 await self.store.mark_all_published([row.message_id], at)
                 self.on_marked([row], at)
             await self.changed.wait()
+
+
+class OutboxGauge:
+    """Rows written and not yet acknowledged: the depth gauge, the pump's wake-up, and the
+    `Written` and `Published` events the views follow."""
+
+    def __init__(self, observer: Observer, events: EventStream) -> None:
+        self.observer = observer
+        self.events = events
+        self.changed = asyncio.Event()  # rows were written: the pump looks again
+        self.depth = 0  # exact once `reset` has read the record at the pump's start
+
+    def reset(self, depth: int) -> None:
+        self.depth = depth
+        self.observer.outbox_depth(depth)
+
+    def written(self, rows: Sequence[OutboxMessage]) -> None:
+        self.depth += len(rows)
+        self.observer.outbox_depth(self.depth)
+        self.changed.set()
+        self.events.emit(Written(tuple(rows)))
+
+    def marked(self, rows: list[OutboxRow], at: datetime) -> None:
+        """A batch of rows acknowledged and marked: metrics, the alert log, the views."""
+        self.depth = max(0, self.depth - len(rows))
+        self.observer.outbox_depth(self.depth)
+        self.events.emit(Published(len(rows), self.depth))
+        for row in rows:
+            self.observer.published(row.kind, (at - row.created_at).total_seconds())
+            if row.kind == "alert":
+                log.info("alert.published", event_id=row.event_id,
+                         prefecture=row.prefecture or "national", stage=row.stage,
+                         topic=row.topic, identifier=row.message_id)

@@ -11,6 +11,7 @@
     receipts: parsed and recorded in batches (one transaction each)
     timers: sleep until the next window end / automatic close, then tick
     start-up: open events resume; recorded inputs not yet acted on are acted on now
+    events: what happened is pushed on `Service.events` (service/events.py) for the views
 
 The service owns no connection: `adapters.mqtt.link.run_link` connects to the broker,
 feeds inputs to `Service.accept_*`, and runs the pump with a publisher bound to the client.
@@ -21,11 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
-from datetime import datetime
 from typing import TypeVar
 
 import structlog
@@ -43,16 +42,21 @@ from alertsim.domain.vocabulary import (
 from alertsim.errors import describe_validation_error
 from alertsim.service.clock import real_now
 from alertsim.service.config import ServiceConfig
+from alertsim.service.events import (
+    Closed,
+    Decided,
+    EventStream,
+    ReceiptSeen,
+    Received,
+)
 from alertsim.service.observer import NullObserver, Observer, input_kind
-from alertsim.service.outgoing import alert_message, error_message, state_message
+from alertsim.service.outgoing import error_message, outbox_of, state_message
 from alertsim.service.ports import Clock, Publisher, Record
-from alertsim.service.pump import OutboxPump
+from alertsim.service.pump import OutboxGauge, OutboxPump
 from alertsim.service.records import (
     Change,
     DecisionRecord,
-    EventRow,
     OutboxMessage,
-    OutboxRow,
     ProcessedInput,
 )
 
@@ -60,7 +64,6 @@ __all__ = ["Service"]
 
 log = structlog.get_logger("alertsim.service")
 InputModel = TypeVar("InputModel", bound=BaseModel)
-WATCH_BACKLOG = 10_000
 
 
 class Service:
@@ -70,39 +73,14 @@ class Service:
         self.config = config
         self.clock = clock
         self.observer: Observer = observer or NullObserver()
-        self._depth = 0  # outbox rows not yet acknowledged (a gauge; exact after start-up)
         self._deferred: set[str] | None = None  # prefectures whose state waits for `batch`
         self.engine = config.engine(atlas)
         self._closed: set[str] = set()  # closed before this run (this run's stay in engine)
         self._lock = asyncio.Lock()
-        self.outbox_changed = asyncio.Event()
         self._timeline_changed = asyncio.Event()
-        self._watchers: set[asyncio.Queue[OutboxMessage]] = set()
-
-    # -- observation -----------------------------------------------------------------
-
-    async def watch(self) -> AsyncIterator[OutboxMessage]:
-        """Every outbox row as it is written (alerts, states, errors): for live views.
-
-        A watcher that falls WATCH_BACKLOG rows behind is dropped rather than slowing the
-        service down; nothing else depends on watchers.
-        """
-        queue: asyncio.Queue[OutboxMessage] = asyncio.Queue(maxsize=WATCH_BACKLOG)
-        self._watchers.add(queue)
-        try:
-            while True:
-                yield await queue.get()
-        finally:
-            self._watchers.discard(queue)
-
-    def _notify(self, rows: Iterable[OutboxMessage]) -> None:
-        for queue in list(self._watchers):
-            try:
-                for row in rows:
-                    queue.put_nowait(row)
-            except asyncio.QueueFull:
-                self._watchers.discard(queue)
-                log.warning("watcher.dropped", backlog=WATCH_BACKLOG)
+        # What happened, pushed to the views (dashboard, drill progress and settle)
+        self.events = EventStream()
+        self.outbox = OutboxGauge(self.observer, self.events)
 
     # -- start-up --------------------------------------------------------------------
 
@@ -125,7 +103,7 @@ class Service:
                     await self._act_on_action(
                         OperatorAction.model_validate_json(pending.raw), pending.id)
         self._timeline_changed.set()
-        self.outbox_changed.set()
+        self.outbox.changed.set()
         return len(rows)
 
     # -- inputs ----------------------------------------------------------------------
@@ -154,6 +132,7 @@ class Service:
                 raw=raw, parsed_json=detection.model_dump_json(), event_id=detection.event_id,
                 sequence=detection.sequence, source=source, received_at=real_now())
             alerts = await self._act_on_detection(detection, row_id)
+            self.events.emit(Decided(detection))
         log.info("detection.accepted", event_id=detection.event_id,
                  sequence=detection.sequence, alerts=alerts)
         return True
@@ -223,8 +202,7 @@ class Service:
         finally:
             self._deferred = None
         if rows:
-            self._written(len(rows))
-            self._notify(rows)
+            self.outbox.written(rows)
 
     async def _act_on_action(self, command: OperatorAction, row_id: int) -> None:
         transition = self.engine.action(command, now=self.clock.now())
@@ -239,12 +217,19 @@ class Service:
         the others are rejected one by one. Returns how many were recorded."""
         receipts = [r for raw, source in messages
                     if (r := await self._parse(Receipt, raw, source)) is not None]
-        if receipts:
-            now = real_now()
-            await self.store.record_receipts([(r.client_id, r.identifier, r.received_at, now)
-                                              for r in receipts])
-            self.observer.receipts(len(receipts))
+        await self.record_receipts([ReceiptSeen(r.client_id, r.identifier, r.received_at)
+                                    for r in receipts])
         return len(receipts)
+
+    async def record_receipts(self, receipts: Sequence[ReceiptSeen]) -> None:
+        """Record receipts already parsed (the one way in for every kind of receiver)."""
+        if not receipts:
+            return
+        now = real_now()
+        await self.store.record_receipts([(r.client_id, r.message_id, r.received_at, now)
+                                          for r in receipts])
+        self.observer.receipts(len(receipts))
+        self.events.emit(Received(tuple(receipts)))
 
     async def _parse(self, model: type[InputModel], raw: bytes, source: str) -> InputModel | None:
         """The payload as `model`, or None once it has been rejected (size, JSON, schema)."""
@@ -265,8 +250,7 @@ class Service:
                                          received_at=now)
         row = error_message(raw, reason, source, self.config.topics, now)
         await self.store.enqueue([row])
-        self._written(1)
-        self._notify([row])
+        self.outbox.written([row])
         self.observer.rejected(input_kind(self.config.topics, source))
         log.warning("input.rejected", source=source, reason=reason, size=len(raw))
 
@@ -302,36 +286,21 @@ class Service:
         """Commit transitions (states, alerts, the states they touch, what the flow
         withheld, told on the errors topic) in one transaction."""
         now = real_now()
-        rows: list[OutboxMessage] = []
-        events: list[EventRow] = []
-        withheld: list[tuple[str, str, bytes]] = []
-        touched: set[str] = set()
-        for transition in transitions:
-            state = transition.state
-            for note in transition.withheld:
-                raw = json.dumps({"event_id": note.event_id, "prefecture": note.prefecture,
-                                  "withheld": True}).encode()
-                withheld.append((source, note.reason, raw))
-                rows.append(error_message(raw, note.reason, source, self.config.topics, now))
-                log.warning("alert.withheld", event_id=note.event_id,
-                            prefecture=note.prefecture, reason=note.reason)
-            events.append(EventRow(state.event_id, state.model_dump_json(), state.closed, now))
-            rows += [alert_message(a, self.config.topics, self.config.status, now)
-                     for a in transition.alerts]
-            touched |= {a.prefecture for a in transition.alerts if a.prefecture is not None}
-            if state.closed:  # closing changes every place's state without an alert
-                touched |= set(state.places)
+        made = outbox_of(transitions, self.config.topics, self.config.status, source, now)
+        rows, events, touched = list(made.rows), made.events, made.touched
         if self._deferred is not None:
             self._deferred |= touched
         else:
             rows += [self._state(code) for code in sorted(touched)]
-        await self.store.commit(Change(events=tuple(events), decisions=decisions,
-                                       outbox=tuple(rows), withheld=tuple(withheld),
+        await self.store.commit(Change(events=events, decisions=decisions,
+                                       outbox=tuple(rows), withheld=made.withheld,
                                        processed=processed, processed_at=now))
         if rows:
-            self._written(len(rows))
-            self._notify(rows)
+            self.outbox.written(rows)
             self.observer.alerts([r.stage or "" for r in rows if r.kind == "alert"])
+        for row in events:
+            if row.closed:
+                self.events.emit(Closed(row.event_id))
         self._timeline_changed.set()
 
     def _state(self, code: str) -> OutboxMessage:
@@ -341,22 +310,6 @@ class Service:
                              self.config.status, sim_now=self.clock.now(), now=real_now(),
                              open_events=count)
 
-    def _written(self, count: int) -> None:
-        self._depth += count
-        self.observer.outbox_depth(self._depth)
-        self.outbox_changed.set()
-
-    def _marked(self, rows: list[OutboxRow], at: datetime) -> None:
-        """A batch of rows acknowledged and marked: metrics and the alert log."""
-        self._depth = max(0, self._depth - len(rows))
-        self.observer.outbox_depth(self._depth)
-        for row in rows:
-            self.observer.published(row.kind, (at - row.created_at).total_seconds())
-            if row.kind == "alert":
-                log.info("alert.published", event_id=row.event_id,
-                         prefecture=row.prefecture or "national", stage=row.stage,
-                         topic=row.topic, identifier=row.message_id)
-
     async def restate(self) -> None:
         """Queue every prefecture's retained state again (empty where no event is open).
 
@@ -365,17 +318,17 @@ class Service:
         back a state the service has since cleared (a closed event "sheltering" again).
         """
         async with self._lock:
-            await self.store.enqueue([self._state(code) for code in PREFECTURE_CODES])
-        self._written(len(PREFECTURE_CODES))
+            rows = [self._state(code) for code in PREFECTURE_CODES]
+            await self.store.enqueue(rows)
+        self.outbox.written(rows)
 
     async def pump(self, publisher: Publisher, *, window: int | None = None) -> None:
         """Publish every unpublished outbox row in order, forever; BrokerError ends it.
 
         Up to `window` (default: the config's `publish_window`) publishes await their
         PUBACK at once; acknowledged rows are marked in batches (`pump.OutboxPump`)."""
-        self._depth = await self.store.unpublished_count()
-        self.observer.outbox_depth(self._depth)
-        pump = OutboxPump(self.store, self.clock, self.outbox_changed, self._marked,
+        self.outbox.reset(await self.store.unpublished_count())
+        pump = OutboxPump(self.store, self.clock, self.outbox.changed, self.outbox.marked,
                           window=window or self.config.publish_window)
         await pump.run(publisher)
 

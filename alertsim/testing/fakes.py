@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from alertsim.domain.publication import Publication
 from alertsim.errors import BrokerError
-from alertsim.service.ports import Publication
 from alertsim.testing.builders import DEFAULT_LAUNCH_TIME
 
 __all__ = ["FixedClock", "InMemoryPublisher"]

@@ -1,7 +1,7 @@
 """`eventually`: wait in a test until something observable has happened, without sleeping blind.
 
     await eventually(lambda: len(receiver.deliveries) == 2, what="both alerts delivered")
-    rows = await eventually(lambda: store.outbox(kind="alert"), what="alerts recorded")
+    rows = await eventually(lambda: store.views.outbox(kind="alert"), what="alerts recorded")
 
 Prefer waiting on an event the code under test sets (an `asyncio.Event`, a retained status
 message) when there is one; poll with `eventually` when there is only state to look at.

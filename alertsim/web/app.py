@@ -1,74 +1,45 @@
-"""The dashboard's HTTP side: a Starlette app over a `LiveModel`, and a fan-out hub.
+"""The dashboard's HTTP side: an aiohttp application over a `LiveModel`.
 
     GET /                    the page (map drawn server-side with the current states)
     GET /api/state           {"status", "prefectures": {"01": "none", ...}, "events", ...}
-    GET /api/stream          server-sent events: a snapshot, then every update as it happens
+    GET /api/stream          server-sent events: a snapshot, then frames of changes
+                             (`alertsim.web.frames`)
     GET /static/{name}       the page's own script and stylesheet (no external request)
+
+Why aiohttp and not an ASGI server: a stream must be dropped the moment its client stops
+reading, and an ASGI app only sees `send`, which waits for the client and offers no way
+to abort the connection. aiohttp hands the handler its request's transport (public API):
+a stream is written without waiting and a client over its byte budget is aborted
+(`alertsim.web.stream`, `frames.Broadcaster`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import datetime
 from html import escape
 from importlib import resources
 
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from aiohttp import web
 
+from alertsim.web.frames import Broadcaster, encode
 from alertsim.web.geometry import prefecture_shapes
 from alertsim.web.live import LiveModel, Update
-from alertsim.web.map import MAP_CSS, MapOverlay, render_map_svg, render_overlay_svg
+from alertsim.web.map import MAP_CSS, MapOverlay, render_map_svg
+from alertsim.web.stream import EventStream
 
-__all__ = ["Hub", "build_app", "overlay_update"]
+__all__ = ["DashboardServer", "render_page", "snapshot_message"]
 
-STATIC = {"dashboard.js": "text/javascript; charset=utf-8",
-          "dashboard.css": "text/css; charset=utf-8"}
-CLIENT_BACKLOG = 1_000
+STATIC = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
+NO_STORE = {"Cache-Control": "no-store"}
 SimNow = Callable[[], datetime | None]
 
 
-class Hub:
-    """Fan-out of updates to every open stream; a stream that falls behind is dropped."""
-
-    def __init__(self) -> None:
-        self._queues: set[asyncio.Queue[Update | None]] = set()
-
-    def subscribe(self) -> asyncio.Queue[Update | None]:
-        queue: asyncio.Queue[Update | None] = asyncio.Queue(maxsize=CLIENT_BACKLOG)
-        self._queues.add(queue)
-        return queue
-
-    def unsubscribe(self, queue: asyncio.Queue[Update | None]) -> None:
-        self._queues.discard(queue)
-
-    def publish(self, update: Update) -> None:
-        for queue in list(self._queues):
-            try:
-                queue.put_nowait(update)
-            except asyncio.QueueFull:
-                self._queues.discard(queue)  # its page reconnects and gets a fresh snapshot
-
-    def close(self) -> None:
-        """End every stream (the server is stopping)."""
-        for queue in list(self._queues):
-            with contextlib.suppress(asyncio.QueueFull):  # a full queue's stream is gone
-                queue.put_nowait(None)
-        self._queues.clear()
-
-
-def overlay_update(model: LiveModel) -> Update:
-    overlay = MapOverlay(tuple(model.tracks[e] for e in sorted(model.tracks)))
-    return {"type": "overlay", "svg": render_overlay_svg(overlay), "events": model.events()}
-
-
-def _sse(update: Update) -> bytes:
-    return f"data: {json.dumps(update, ensure_ascii=False)}\n\n".encode()
+def snapshot_message(model: LiveModel, sim_now: datetime | None) -> Update:
+    """A stream's first message: the whole picture, each event's overlay group included."""
+    return {"type": "snapshot", **model.snapshot(sim_now), "tracks": model.track_svgs}
 
 
 def _banner(status: str) -> str:
@@ -116,38 +87,56 @@ def render_page(model: LiveModel, sim_now: datetime | None) -> str:
 </body></html>"""
 
 
-def build_app(model: LiveModel, hub: Hub, sim_now: SimNow) -> Starlette:
-    """The dashboard app; `sim_now` reads the scenario clock."""
+class DashboardServer:
+    """Serves the page, /api/state and the streams of one model."""
 
-    async def page(request: Request) -> Response:
-        return HTMLResponse(render_page(model, sim_now()),
-                            headers={"Cache-Control": "no-store"})
+    def __init__(self, model: LiveModel, broadcaster: Broadcaster, sim_now: SimNow) -> None:
+        self.model = model
+        self.broadcaster = broadcaster
+        self.sim_now = sim_now
+        self._snapshot: tuple[int, float, bytes] | None = None  # frame, built at, bytes
 
-    async def state(request: Request) -> Response:
-        return JSONResponse(model.snapshot(sim_now()), headers={"Cache-Control": "no-store"})
+    def snapshot(self) -> bytes:
+        """The encoded snapshot, shared by the streams opened within one frame (a crowd of
+        pages reconnecting at once costs one encoding)."""
+        now = asyncio.get_running_loop().time()
+        cached = self._snapshot
+        if (cached is None or cached[0] != self.broadcaster.frames
+                or now - cached[1] > self.broadcaster.gap_s):
+            message = encode(snapshot_message(self.model, self.sim_now()))
+            self._snapshot = cached = (self.broadcaster.frames, now, message)
+        return cached[2]
 
-    async def static(request: Request) -> Response:
-        name = request.path_params["name"]
+    def application(self) -> web.Application:
+        """The routes, as an aiohttp application (`serving` runs it on its socket)."""
+        app = web.Application()
+        app.router.add_get("/", self.page)
+        app.router.add_get("/api/state", self.state)
+        app.router.add_get("/api/stream", self.stream)
+        app.router.add_get("/static/{name}", self.static)
+        return app
+
+    async def page(self, _request: web.Request) -> web.Response:
+        page = render_page(self.model, self.sim_now())
+        return web.Response(text=page, content_type="text/html", headers=NO_STORE)
+
+    async def state(self, _request: web.Request) -> web.Response:
+        body = json.dumps(self.model.snapshot(self.sim_now()), ensure_ascii=False)
+        return web.Response(text=body, content_type="application/json", headers=NO_STORE)
+
+    async def static(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
         if name not in STATIC:
-            return Response("not found", status_code=404)
-        body = resources.files(__package__).joinpath("static", name).read_bytes()
-        return Response(body, media_type=STATIC[name])
+            raise web.HTTPNotFound(text="not found")
+        body = resources.files(__package__).joinpath("static", name).read_text("utf-8")
+        return web.Response(text=body, content_type=STATIC[name], headers=NO_STORE)
 
-    async def stream(request: Request) -> Response:
-        queue = hub.subscribe()
-
-        async def events() -> AsyncIterator[bytes]:
-            try:
-                yield _sse({"type": "snapshot", **model.snapshot(sim_now())})
-                yield _sse(overlay_update(model))
-                while (update := await queue.get()) is not None:
-                    yield _sse(update)
-            finally:
-                hub.unsubscribe(queue)
-
-        return StreamingResponse(events(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-store"})
-
-    return Starlette(routes=[Route("/", page), Route("/api/state", state),
-                             Route("/api/stream", stream),
-                             Route("/static/{name}", static)])
+    async def stream(self, request: web.Request) -> web.StreamResponse:
+        """A snapshot, then every frame, until the page leaves or is dropped."""
+        stream = await EventStream.open(request, self.broadcaster.max_buffered)
+        self.broadcaster.join(stream, self.snapshot())
+        try:
+            await stream.pump()
+        finally:
+            self.broadcaster.leave(stream)
+        return stream.response

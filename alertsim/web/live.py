@@ -1,4 +1,8 @@
-"""What the live dashboard shows, kept up to date from the service's outbox rows.
+"""What the live dashboard shows, kept up to date from the service's events.
+
+`LiveModel.take(event)` applies one `ServiceEvent` and returns the small updates it makes
+(the diffs a page applies; `frames` batches them): a prefecture's state, a log row, an
+error, the receipt tallies of the places touched, one event's overlay group per frame.
 
 Display state of a prefecture (the map's `data-state`, `/api/state`'s "prefectures") is
 read from exactly what the service retains on `state/{code}` (`PrefectureState`): one
@@ -16,13 +20,17 @@ Hokkaido keeps it red while the first has passed.
 
 Receipt latency runs from the alert's commit in the service (its outbox row's
 `created_at`, the moment it was decided) to the receiver's `received_at`.
+
+Seeding (`LiveModel.seed`) and the events queued meanwhile overlap: alerts are kept once
+by identifier, tracks by sequence, and receipts in the seed are not counted again when
+their event arrives (until `caught_up`).
 """
 
 from __future__ import annotations
 
 import json
 import statistics
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,11 +38,21 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from alertsim.domain.detection import Detection
 from alertsim.domain.messages import Alert, PlaceEvent, PrefectureState
 from alertsim.domain.model import JST
 from alertsim.domain.vocabulary import PREFECTURE_CODES
+from alertsim.service.events import (
+    Closed,
+    Decided,
+    ReceiptSeen,
+    Received,
+    ServiceEvent,
+    Written,
+)
 from alertsim.service.records import OutboxMessage
-from alertsim.web.map import MapState, TrackOverlay
+from alertsim.web.map import MapState, TrackOverlay, render_track_svg, track_of
+from alertsim.web.seed import DashboardSeed
 
 __all__ = ["LiveModel", "display_state", "event_state", "parse_state"]
 
@@ -111,12 +129,40 @@ class LiveModel:
         self.log: deque[Update] = deque(maxlen=LOG_ROWS)
         self.errors: deque[Update] = deque(maxlen=50)
         self.tracks: dict[str, TrackOverlay] = {}
+        self.track_svgs: dict[str, dict[str, str]] = {}  # event -> frame -> its overlay group
         self.closed: set[str] = set()
+        self._sequences: dict[str, int] = {}
         self._alerts: dict[str, tuple[str, datetime]] = {}  # identifier -> place, created
         self._receipts: dict[str, _Receipts] = {}
-        self._receipt_ids: set[int] = set()
+        self._seeded: Counter[ReceiptSeen] = Counter()  # seed receipts not met again yet
 
-    # -- reading the service's outbox --------------------------------------------------
+    # -- following the service --------------------------------------------------------
+
+    def take(self, event: ServiceEvent) -> list[Update]:
+        """Apply one service event; the updates it makes (none for `Published`)."""
+        if isinstance(event, Written):
+            return [u for row in event.rows for u in self.apply(row)]
+        if isinstance(event, Decided):
+            return self.decided(event.detection)
+        if isinstance(event, Closed):
+            self.closed.add(event.event_id)
+        elif isinstance(event, Received):
+            return self.add_receipts(event.receipts)
+        return []
+
+    def seed(self, seed: DashboardSeed) -> None:
+        """Start from the record's picture (before any page is served)."""
+        for row in seed.rows:
+            self.apply(row)
+        for detection in seed.detections:
+            self.decided(detection)
+        self.closed |= seed.closed
+        self.add_receipts(seed.receipts)
+        self._seeded = Counter(seed.receipts)
+
+    def caught_up(self) -> None:
+        """The events queued while seeding are applied: stop looking for seeded receipts."""
+        self._seeded.clear()
 
     def apply(self, row: OutboxMessage) -> list[Update]:
         """Take one outbox row (alert, state, error); the updates it makes, if any."""
@@ -142,28 +188,37 @@ class LiveModel:
             return [{"type": "error", "row": entry}]
         return []
 
-    def add_receipts(self, receipts: Iterable[tuple[int, str, datetime]]) -> list[Update]:
-        """Receipts (row id, alert identifier, received_at) not seen before."""
+    def add_receipts(self, receipts: Iterable[ReceiptSeen]) -> list[Update]:
+        """Receipts of known alerts; the tallies of the places they touched."""
         touched: set[str] = set()
-        for row_id, identifier, received_at in receipts:
-            if row_id in self._receipt_ids or identifier not in self._alerts:
+        for receipt in receipts:
+            if self._seeded[receipt] > 0:  # counted from the seed already
+                self._seeded[receipt] -= 1
                 continue
-            self._receipt_ids.add(row_id)
-            place, created = self._alerts[identifier]
+            if receipt.message_id not in self._alerts:
+                continue
+            place, created = self._alerts[receipt.message_id]
             tally = self._receipts.setdefault(place, _Receipts())
             tally.count += 1
-            tally.latencies_ms.append((received_at - created).total_seconds() * 1000.0)
+            tally.latencies_ms.append((receipt.received_at - created).total_seconds() * 1000.0)
             touched.add(place)
         if not touched:
             return []
-        return [{"type": "receipts", "receipts": self.receipts_json()}]
+        return [{"type": "receipts", "receipts": {p: self._receipts[p].as_json()
+                                                  for p in sorted(touched)}}]
 
-    def set_track(self, track: TrackOverlay) -> bool:
-        """Record an event's latest predicted track; True when it changed."""
-        if self.tracks.get(track.event_id) == track:
-            return False
-        self.tracks[track.event_id] = track
-        return True
+    def decided(self, detection: Detection) -> list[Update]:
+        """An event's latest detection: its track, drawn once per newer sequence."""
+        event_id = detection.event_id
+        if self._sequences.get(event_id, -1) >= detection.sequence:
+            return []
+        self._sequences[event_id] = detection.sequence
+        drawn = track_of(detection)
+        if self.tracks.get(event_id) == drawn:
+            return []
+        self.tracks[event_id] = drawn
+        self.track_svgs[event_id] = render_track_svg(drawn)
+        return [{"type": "track", "event_id": event_id, "svg": self.track_svgs[event_id]}]
 
     # -- views -------------------------------------------------------------------------
 
@@ -171,11 +226,7 @@ class LiveModel:
         return {code: display_state(state) for code, state in self.states.items()}
 
     def prefecture_update(self, code: str) -> Update:
-        state = self.states[code]
-        return {"type": "state", "code": code, "state": display_state(state),
-                "events": [] if state is None else
-                [{"event_id": e.event_id, "stage": e.stage, "state": event_state(e)}
-                 for e in state.events]}
+        return {"type": "state", "code": code, "state": display_state(self.states[code])}
 
     def receipts_json(self) -> dict[str, Update]:
         return {place: tally.as_json() for place, tally in sorted(self._receipts.items())}

@@ -12,7 +12,10 @@ optional overlay (ground tracks, corridors, launch sites, impact points) is proj
 same way into every frame and clipped to it, so a corridor over Okinawa shows in the
 Okinawa inset too. Each track polyline holds points equally spaced in flight time, with
 `data-launch`/`data-impact` (ISO 8601): the dashboard's script moves the missile marker
-along it by interpolating between them. No network: everything is inline.
+along it by interpolating between them. Each event's pieces sit in their own
+`<g class="event-overlay" data-event="ID">` inside each frame's `<g class="overlay">`, so a
+live page replaces one event's track alone (`render_track_svg`). No network: everything
+is inline.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ from alertsim.domain.trajectory import corridor_of, trajectory_of
 from alertsim.web.geometry import Layout, PlacedFrame, layout, prefecture_shapes
 
 __all__ = ["MAP_CSS", "MAP_STATES", "MapOverlay", "MapState", "TrackOverlay",
-           "overlay_of", "render_map_svg", "render_overlay_svg", "track_of"]
+           "overlay_of", "render_map_svg", "render_overlay_svg", "render_track_svg",
+           "track_of"]
 
 MapState = Literal["none", "shelter", "passed", "fell", "cancelled"]
 MAP_STATES: Final[tuple[MapState, ...]] = get_args(MapState)
@@ -141,12 +145,19 @@ def _track_svg(track: TrackOverlay, placed: PlacedFrame) -> list[str]:
     return out
 
 
+def _event_svg(track: TrackOverlay, placed: PlacedFrame) -> str:
+    """One event's pieces in one frame, grouped so that a page can swap them alone."""
+    eid = escape(track.event_id, quote=True)
+    return (f'<g class="event-overlay" data-event="{eid}">'
+            + "".join(_track_svg(track, placed)) + "</g>")
+
+
 def _overlay_svg(overlay: MapOverlay | None, placed: PlacedFrame, clip: str) -> str:
-    if overlay is None or not overlay.tracks:
+    if overlay is None:
         return ""
-    body = [line for t in overlay.tracks for line in _track_svg(t, placed)]
+    body = "".join(_event_svg(t, placed) for t in overlay.tracks)
     return (f'<g class="overlay" data-frame="{placed.frame.name}" clip-path="url(#{clip})">'
-            + "".join(body) + "</g>")
+            f"{body}</g>")
 
 
 def _inset_boxes(geo: Layout, element_id: str) -> tuple[str, str]:
@@ -195,7 +206,13 @@ def render_map_svg(states: Mapping[str, str] | None = None, *,
 
 
 def render_overlay_svg(overlay: MapOverlay | None, *, element_id: str = "japan-map") -> str:
-    """The overlay groups alone (one per frame), for a page that swaps them live."""
+    """The overlay groups alone (one per frame; none without an overlay)."""
     geo = layout()
     return "".join(_overlay_svg(overlay, f, f"{element_id}-clip-{f.frame.name}")
                    for f in geo.frames)
+
+
+def render_track_svg(track: TrackOverlay) -> dict[str, str]:
+    """One event's overlay group per frame (frame name -> `<g data-event>`): what a live
+    page swaps in when that event's track changes, instead of the whole overlay."""
+    return {f.frame.name: _event_svg(track, f) for f in layout().frames}

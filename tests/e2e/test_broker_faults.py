@@ -22,15 +22,16 @@ from pathlib import Path
 
 import pytest
 
-from alertsim.adapters.mqtt.brokers import MosquittoBroker
-from alertsim.adapters.mqtt.client import MqttSettings, Publication, connect, publish
 from alertsim.adapters.mqtt.link import run_link
-from alertsim.adapters.mqtt.receiver import Delivery, Receiver
 from alertsim.adapters.sqlite.store import Store
+from alertsim.brokers.brokers import MosquittoBroker
+from alertsim.clients.receiver import Delivery, Receiver
 from alertsim.domain import topics
 from alertsim.domain.detection import Outcome
 from alertsim.domain.messages import PrefectureState
 from alertsim.domain.prefectures import Atlas
+from alertsim.domain.publication import Publication
+from alertsim.mqtt.client import MqttSettings, connect, publish
 from alertsim.service.clock import ScaledClock
 from alertsim.service.config import ServiceConfig
 from alertsim.service.service import Service
@@ -88,7 +89,7 @@ class Watch:
 async def service_running(atlas: Atlas, store: Store, url: str,
                           clock: ScaledClock) -> AsyncIterator[tuple[Service, asyncio.Event]]:
     """The service's timers and broker link; yields it and the link's `connected` event."""
-    service = Service(atlas=atlas, store=store, clock=clock,
+    service = Service(atlas=atlas, store=store.record, clock=clock,
                       config=ServiceConfig(confirm_after=timedelta(0)))
     connected = asyncio.Event()
     tasks = [asyncio.create_task(service.run_timers(), name="faults:timers"),
@@ -166,11 +167,11 @@ async def finish(url: str, clock: ScaledClock, fault: Fault, store: Store) -> No
         await send(url, topics.DETECTIONS, detection(clock, sequence=2, outcome="impact"))
 
     async def acted_on() -> bool:
-        if await store.pending_inputs():
+        if await store.record.pending_inputs():
             return False
         if fault.finale == "cancel":  # nothing left to cancel after passed: withheld, told
-            return any("nothing is sent" in r.reason for r in await store.rejected())
-        return await store.detection(EVENT, 2) is not None
+            return any("nothing is sent" in r.reason for r in await store.views.rejected())
+        return await store.record.detection(EVENT, 2) is not None
 
     await eventually(acted_on, timeout=10, what=f"the {fault.finale} acted on")
 
@@ -192,7 +193,7 @@ async def test_broker_fault_mid_event_loses_and_repeats_nothing(
             await eventually(lambda: watch.has("passed"), timeout=30, what="passed Updates")
             await finish(broker.url, clock, fault, store)
             await eventually(service.drained, timeout=10, what="the outbox drained")
-        alerts = await store.outbox(EVENT, kind="alert")
+        alerts = await store.views.outbox(EVENT, kind="alert")
     passed_at = min(r.created_at for r in alerts if r.stage == "passed")
     assert passed_at > resubscribed, "precondition: the windows ended before the receiver " \
         f"was back ({(resubscribed - outage_started).total_seconds():.2f} s); lower SPEED"

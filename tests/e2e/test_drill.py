@@ -12,8 +12,8 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from alertsim.adapters.mqtt.brokers import MosquittoBroker
 from alertsim.adapters.sqlite.store import Store
+from alertsim.brokers.brokers import MosquittoBroker
 from alertsim.cli import main
 from alertsim.domain.messages import Alert
 from alertsim.drills.replay import replay
@@ -81,7 +81,7 @@ async def test_drill_on_mosquitto(path: Path, tmp_path: Path, mosquitto: Mosquit
 
 async def _drill_row(db: Path):  # type: ignore[no-untyped-def]
     async with await Store.open(db) as store:
-        return (await store.drills())[-1]
+        return (await store.drills.drills())[-1]
 
 
 async def test_replay_repeats_the_stage_sequence(tmp_path: Path,
@@ -91,7 +91,7 @@ async def test_replay_repeats_the_stage_sequence(tmp_path: Path,
     outcome = await drill(path, tmp_path, mosquitto.url)
     assert outcome.passed
     async with await Store.open(outcome.db_path) as store:
-        rows = await store.outbox(kind="alert")
+        rows = await store.views.outbox(kind="alert")
     event_id = rows[0].event_id
     assert event_id is not None
     original: dict[str, list[str]] = defaultdict(list)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from alertsim.adapters.mqtt.brokers import MosquittoBroker
 from alertsim.adapters.sqlite.store import Store
+from alertsim.brokers.brokers import MosquittoBroker
 from alertsim.domain import texts
 from alertsim.domain.messages import Alert, PlaceEvent, PrefectureState, build_alert
 from alertsim.domain.reception import Reception

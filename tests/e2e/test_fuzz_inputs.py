@@ -24,9 +24,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from alertsim.adapters.mqtt.brokers import MosquittoBroker
 from alertsim.adapters.mqtt.link import run_link
 from alertsim.adapters.sqlite.store import Store
+from alertsim.brokers.brokers import MosquittoBroker
 from alertsim.domain import topics
 from alertsim.domain.detection import Detection
 from alertsim.domain.prefectures import Atlas
@@ -119,7 +119,7 @@ payloads = st.one_of(
 def generate_corpus(atlas: Atlas) -> list[bytes]:
     """Phase 1: the corpus, each payload checked to validate-or-refuse and decide cleanly."""
     corpus: list[bytes] = []
-    engine = ServiceConfig().engine(atlas)
+    config = ServiceConfig()
 
     @settings(max_examples=EXAMPLES, database=None, deadline=None,
               suppress_health_check=list(HealthCheck))
@@ -130,8 +130,9 @@ def generate_corpus(atlas: Atlas) -> list[bytes]:
             detection = Detection.model_validate_json(payload)
         except ValidationError:
             return
-        # A valid detection goes through the whole pure chain without an exception.
-        engine.events.clear()
+        # A valid detection goes through the whole pure chain without an exception, on an
+        # engine of its own (as a fresh service would have: no state from other examples).
+        engine = config.engine(atlas)
         engine.detection(detection, now=NOW, nonce="fuzz")
         engine.tick(now=detection.impact_time + timedelta(hours=3))
 
@@ -158,8 +159,8 @@ def accounted(store: Store, corpus: list[bytes]) -> Callable[[], Awaitable[Count
     """A condition: every payload is recorded, rejected, or a duplicate of a recorded one."""
 
     async def check() -> Counts | None:
-        recorded = {d.raw for d in await store.detections()}
-        rejected = [r.raw for r in await store.rejected()]
+        recorded = {d.raw for d in await store.views.detections()}
+        rejected = [r.raw for r in await store.views.rejected()]
         parsed = {Detection.model_validate_json(r) for r in recorded}
         for payload in corpus:
             if payload in recorded or payload in rejected:
@@ -191,7 +192,7 @@ async def test_fuzzed_detections_never_take_the_service_down(
         async with await Store.open(tmp_path / "fuzz.db") as store, \
                 aiomqtt.Client("127.0.0.1", broker.port, identifier="fuzz-errors") as watcher:
             await watcher.subscribe(topics.ERRORS, qos=1)
-            service = Service(atlas=atlas, store=store, config=ServiceConfig(status="test"),
+            service = Service(atlas=atlas, store=store.record, config=ServiceConfig(status="test"),
                               clock=SystemClock())
             connected = asyncio.Event()
             async with asyncio.TaskGroup() as group:
@@ -207,7 +208,7 @@ async def test_fuzzed_detections_never_take_the_service_down(
                                  what="an errors-topic message for every rejected payload")
                 await publish(broker, [valid_detection("fz-after")])
                 alerts = await eventually(
-                    lambda: store.outbox(event_id="fz-after", kind="alert"), timeout=30,
+                    lambda: store.views.outbox(event_id="fz-after", kind="alert"), timeout=30,
                     what="alerts for a valid detection after the fuzz")
                 assert {a.prefecture for a in alerts} == {"01", "02"}
                 assert not any(task.done() for task in tasks)  # nothing died on the way

@@ -16,9 +16,9 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from alertsim.adapters.mqtt.brokers import MosquittoBroker
 from alertsim.adapters.mqtt.link import run_link
 from alertsim.adapters.sqlite.store import Store
+from alertsim.brokers.brokers import MosquittoBroker
 from alertsim.domain import topics
 from alertsim.domain.prefectures import Atlas
 from alertsim.drills.runner import DrillOptions, run_drill
@@ -42,7 +42,7 @@ class Serving:
     """The service on the default tree, with its own record, until cancelled."""
 
     def __init__(self, atlas: Atlas, store: Store, broker: MosquittoBroker) -> None:
-        self.service = Service(atlas=atlas, store=store, config=ServiceConfig(),
+        self.service = Service(atlas=atlas, store=store.record, config=ServiceConfig(),
                                clock=SystemClock())
         self.broker = broker
         self.connected = asyncio.Event()
@@ -74,7 +74,7 @@ async def test_a_drill_beside_serve_makes_serve_publish_nothing(
     """A drill on the broker a `serve` uses passes; the service sees none of its inputs."""
     broker, store, serving = served
     await eventually(serving.service.drained, what="the states restated on connect sent")
-    before = await store.outbox()
+    before = await store.views.outbox()
     seen: list[tuple[str, bytes]] = []
     async with aiomqtt.Client("127.0.0.1", broker.port, identifier="iso-watch") as watcher:
         await watcher.subscribe("alertsim/v1/exercise/#", qos=1)
@@ -89,9 +89,9 @@ async def test_a_drill_beside_serve_makes_serve_publish_nothing(
     assert outcome.passed, out.getvalue()
     assert "topics under alertsim/v1/drills/2017-08-29-hwasong-12-" in out.getvalue()
     assert seen == []  # nothing on the service's tree, no errors
-    assert await store.detections() == []
-    assert await store.rejected() == []
-    assert await store.outbox() == before  # nothing since it connected
+    assert await store.views.detections() == []
+    assert await store.views.rejected() == []
+    assert await store.views.outbox() == before  # nothing since it connected
 
 
 async def test_an_input_queued_while_serve_was_down_is_refused_when_stale(
@@ -109,15 +109,15 @@ async def test_an_input_queued_while_serve_was_down_is_refused_when_stale(
                                      qos=1)
             back = asyncio.create_task(Serving(atlas, store, broker).run())
             try:
-                rejected = await eventually(store.rejected, timeout=10,
+                rejected = await eventually(store.views.rejected, timeout=10,
                                             what="the queued detection refused")
             finally:
                 back.cancel()
                 await asyncio.gather(back, return_exceptions=True)
             assert "is stale: more than 600 s behind the service clock" in rejected[0].reason
-            errors = [json.loads(r.payload) for r in await store.outbox(kind="error")]
+            errors = [json.loads(r.payload) for r in await store.views.outbox(kind="error")]
             assert [e["source"] for e in errors] == [topics.DETECTIONS]
-            assert await store.outbox(kind="alert") == []
+            assert await store.views.outbox(kind="alert") == []
 
 
 async def start_and_stop(serving: Serving) -> None:

@@ -8,11 +8,15 @@ de-duplicates by identifier, and the record must hold each detection once, none 
 
 A: the kill follows a first detection; B: a final outcome, the breakup that lifts the call
 (after its shelter alerts arrived);
-C: the kill comes 0-3 ms after sending, before the PUBACK is awaited, which is the only way
-to catch serve before it recorded the input (the broker must then redeliver it); its
+C: the kill comes 0-3 ms after sending, before the PUBACK is awaited, the surest way to
+catch serve before it recorded the input (the broker must then redeliver it); its
 launches are older, so "passed" Updates (serve runs with --confirm-after 0: due when the
 last window ends) fall due across the kills too. Each
-round also notes, from the record, how far serve had got when it was killed.
+round also notes, from the record, how far serve had got when it was killed (before the
+record, recorded but not acted on, acted on but not all published, all published), and each
+variant asserts the spread it is for: A landed in the first, a middle and the last phase,
+B before and after its alerts were all out, C before the record. The delays are a seeded
+sweep: each round its own 1/30 of the range, so every run covers the range evenly.
 """
 
 from __future__ import annotations
@@ -33,57 +37,45 @@ from typing import IO
 import aiomqtt
 import pytest
 
-from alertsim.adapters.mqtt.brokers import MosquittoBroker
-from alertsim.adapters.mqtt.client import MqttSettings, Publication, connect, publish
 from alertsim.adapters.sqlite.store import Store
+from alertsim.brokers.brokers import MosquittoBroker
 from alertsim.domain import topics
 from alertsim.domain.detection import Outcome
 from alertsim.domain.messages import Alert
+from alertsim.domain.publication import Publication
+from alertsim.mqtt.client import MqttSettings, connect, publish
 from alertsim.testing import eventually, make_detection
+from tests import helpers
 
 pytestmark = [pytest.mark.slow, pytest.mark.mosquitto, pytest.mark.timeout(400)]
 
 ROUNDS = 30
 MAX_KILL_DELAY_S = 0.040
+# How far serve had got with the round's input when it was killed, read from the record.
+BEFORE_RECORD = "before the record"
+INTERRUPTED = ("recorded, not acted on", "acted on, not all published")
+PUBLISHED = "all published"
 CODES = ("01", "02")  # the Tsugaru route warns Hokkaido and Aomori
 ALERTS = "alertsim/v1/test/alerts/#"
 CLIENT_ID = "kill-svc"
 
 
-class Observer:
-    """A persistent-session aiomqtt client: alerts de-duplicated by identifier, and statuses."""
+class Observer(helpers.Observer):
+    """A persistent-session client: alerts de-duplicated by identifier, and statuses."""
 
-    def __init__(self, port: int) -> None:
-        self.client = aiomqtt.Client("127.0.0.1", port, identifier="kill-observer",
-                                     protocol=aiomqtt.ProtocolVersion.V311,
-                                     clean_session=False)
-        self.alerts: dict[str, Alert] = {}
+    def __init__(self, url: str) -> None:
+        super().__init__(url, [ALERTS, topics.SERVICE_STATUS], "kill-observer", clean=False)
+        self.alerts_by_id: dict[str, Alert] = {}
         self.copies = 0  # alert messages received, duplicates included
         self.statuses: list[str] = []
-        self._task: asyncio.Task[None] | None = None
 
-    async def __aenter__(self) -> Observer:
-        await self.client.__aenter__()
-        await self.client.subscribe(ALERTS, qos=1)
-        await self.client.subscribe(topics.SERVICE_STATUS, qos=1)
-        self._task = asyncio.create_task(self._read(), name="kill-observer")
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
-        await self.client.__aexit__(None, None, None)
-
-    async def _read(self) -> None:
-        async for message in self.client.messages:
-            assert isinstance(message.payload, bytes)
-            if message.topic.matches(topics.SERVICE_STATUS):
-                self.statuses.append(json.loads(message.payload)["status"])
-                continue
-            alert = Alert.model_validate_json(message.payload)
-            self.copies += 1
-            self.alerts.setdefault(alert.identifier, alert)
+    def seen(self, topic: str, payload: bytes, retain: bool) -> None:
+        if topic == topics.SERVICE_STATUS:
+            self.statuses.append(json.loads(payload)["status"])
+            return
+        alert = Alert.model_validate_json(payload)
+        self.copies += 1
+        self.alerts_by_id.setdefault(alert.identifier, alert)
 
     def said(self, status: str, since: int) -> bool:
         """True once `status` arrived after the first `since` status messages."""
@@ -91,7 +83,7 @@ class Observer:
 
     def missing(self, event_id: str, stages: tuple[str, ...]) -> set[tuple[str, str]]:
         """(prefecture, stage) pairs of `stages` for 01 and 02 not received for the event."""
-        got = {(a.prefecture, a.stage) for a in self.alerts.values()
+        got = {(a.prefecture, a.stage) for a in self.alerts_by_id.values()
                if a.alertsim.event_id == event_id}
         return {(code, stage) for code in CODES for stage in stages} - got
 
@@ -149,6 +141,13 @@ class Rig:
     rng: random.Random
     delays: list[float] = field(default_factory=list)
     landed: Counter[str] = field(default_factory=Counter)
+    slots: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # Round n kills within its own slice of the delay range (slices dealt in a seeded
+        # order, the delay random inside it): the sweep covers the range evenly every run.
+        self.slots = list(range(ROUNDS))
+        self.rng.shuffle(self.slots)
 
     async def send(self, payload: bytes) -> None:
         """Publish a detection with QoS 1 and return once the broker's PUBACK is in."""
@@ -163,21 +162,27 @@ class Rig:
                         max_delay_s: float = MAX_KILL_DELAY_S) -> None:
         """Sleep the round's random 0-40 ms (the experiment's input), SIGKILL serve, and
         note from the record how far it got with the input (its alerts are of `stage`)."""
-        delay = self.rng.uniform(0.0, max_delay_s)
+        slot = self.slots[len(self.delays) % ROUNDS]
+        delay = max_delay_s * (slot + self.rng.random()) / ROUNDS
         self.delays.append(delay)
         await asyncio.sleep(delay)
         await self.serve.kill()
         async with await Store.open(self.serve.db) as store:
-            row = await store.detection(event_id, sequence)
-            alerts = [r for r in await store.outbox(event_id, kind="alert") if r.stage == stage]
+            row = await store.record.detection(event_id, sequence)
+            alerts = [r for r in await store.views.outbox(event_id, kind="alert") if r.stage == stage]
         if row is None:
-            self.landed["before the record"] += 1
+            self.landed[BEFORE_RECORD] += 1
         elif row.processed_at is None:
-            self.landed["recorded, not acted on"] += 1
+            self.landed[INTERRUPTED[0]] += 1
         elif not all(r.published_at for r in alerts):
-            self.landed["acted on, not all published"] += 1
+            self.landed[INTERRUPTED[1]] += 1
         else:
-            self.landed["all published"] += 1
+            self.landed[PUBLISHED] += 1
+
+    def assert_kills_landed(self, *groups: tuple[str, ...]) -> None:
+        """The sweep did what it claims: in each group of phases, some kill landed."""
+        assert all(sum(self.landed[p] for p in group) for group in groups), (
+            f"kills landed {dict(self.landed)}; wanted some in each of {groups}")
 
 
 @pytest.fixture
@@ -186,7 +191,7 @@ async def rig(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[R
     The kill delays are seeded by the test's name."""
     with (tmp_path / "serve.log").open("ab") as log:
         async with MosquittoBroker(data_dir=tmp_path / "broker") as broker, \
-                Observer(broker.port) as observer, \
+                Observer(broker.url) as observer, \
                 connect(MqttSettings(url=broker.url, client_id="kill-sensor")) as sensor:
             serve = Serve(broker.url, tmp_path / "serve.db", log, observer)
             try:
@@ -227,18 +232,18 @@ async def recover(rig: Rig, events: list[str], stages: tuple[str, ...]) -> float
 async def check_record(rig: Rig, events: list[str], sequences: int) -> None:
     """Each detection recorded once, none pending, shelter rows for 01 and 02 per event."""
     async with await Store.open(rig.serve.db) as store:
-        recorded = [(d.event_id, d.sequence) for d in await store.detections()]
+        recorded = [(d.event_id, d.sequence) for d in await store.views.detections()]
         assert sorted(recorded) == sorted(
             (e, s) for e in events for s in range(1, sequences + 1))
-        assert await store.pending_inputs() == []
-        shelters = {(r.event_id, r.prefecture) for r in await store.outbox(kind="alert")
+        assert await store.record.pending_inputs() == []
+        shelters = {(r.event_id, r.prefecture) for r in await store.views.outbox(kind="alert")
                     if r.stage == "shelter"}
         assert shelters == {(e, code) for e in events for code in CODES}
 
 
 def check_no_orphan_passed(observer: Observer) -> None:
     """No "passed" Update reached anyone for a prefecture whose "shelter" never arrived."""
-    seen = {(a.alertsim.event_id, a.prefecture, a.stage) for a in observer.alerts.values()}
+    seen = {(a.alertsim.event_id, a.prefecture, a.stage) for a in observer.alerts_by_id.values()}
     orphans = {(e, p) for e, p, stage in seen if stage == "passed"
                and (e, p, "shelter") not in seen}
     assert not orphans
@@ -246,8 +251,8 @@ def check_no_orphan_passed(observer: Observer) -> None:
 
 def report(variant: str, rig: Rig, stages: tuple[str, ...], recovery_s: float,
            total_s: float, after: str = "the PUBACK") -> None:
-    distinct = len(rig.observer.alerts)
-    wanted = sum(a.stage in stages for a in rig.observer.alerts.values())
+    distinct = len(rig.observer.alerts_by_id)
+    wanted = sum(a.stage in stages for a in rig.observer.alerts_by_id.values())
     startups = rig.serve.startups
     print(f"\nkill-restart {variant}: {ROUNDS} rounds, kill delay "
           f"{min(rig.delays) * 1000:.1f}-{max(rig.delays) * 1000:.1f} ms after {after}; "
@@ -269,6 +274,9 @@ async def test_kill_after_detection_loses_nothing(rig: Rig) -> None:
         await rig.serve.start()
         await rig.send(detection(event_id, datetime.now(UTC) - timedelta(minutes=1)))
         await rig.kill_soon(event_id, 1, "shelter")
+    # The PUBACK is the broker's, so even after it serve may not have the input yet; the
+    # sweep catches serve before its record, mid-way, and after it published everything.
+    rig.assert_kills_landed((BEFORE_RECORD,), INTERRUPTED, (PUBLISHED,))
     recovery_s = await recover(rig, events, ("shelter",))
     await rig.serve.kill()
     await check_record(rig, events, sequences=1)
@@ -290,6 +298,8 @@ async def test_kill_after_final_outcome_loses_nothing(rig: Rig) -> None:
         await rig.arrived(event_id, ("shelter",))
         await rig.send(detection(event_id, launch, sequence=2, outcome="breakup"))
         await rig.kill_soon(event_id, 2, "cancel")
+    # Some kills land before the closing alerts are all out, some after.
+    rig.assert_kills_landed((BEFORE_RECORD, *INTERRUPTED), (PUBLISHED,))
     recovery_s = await recover(rig, events, ("shelter", "cancel"))
     await rig.serve.kill()
     await check_record(rig, events, sequences=2)
@@ -314,6 +324,8 @@ async def test_kill_before_the_puback_loses_nothing(rig: Rig) -> None:
             await rig.kill_soon(event_id, 1, "shelter", max_delay_s=0.003)
         finally:
             await sending  # the broker, still up, accepts it: from now on it must not be lost
+    # What this variant is for: serve killed before it recorded the input.
+    rig.assert_kills_landed((BEFORE_RECORD,))
     recovery_s = await recover(rig, events, ("shelter", "passed"))
     await rig.serve.kill()
     await check_record(rig, events, sequences=1)

@@ -5,29 +5,20 @@ from __future__ import annotations
 import asyncio
 import io
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from alertsim.adapters.mqtt.client import MqttSettings, Publication, connect, publish, received
-from alertsim.adapters.mqtt.client import subscribe as mqtt_subscribe
-from alertsim.adapters.mqtt.nats import NatsCluster
+from alertsim.brokers.nats import NatsCluster
+from alertsim.domain.publication import Publication
 from alertsim.drills.runner import DrillOptions, run_drill
 from alertsim.drills.spread import spread
+from alertsim.mqtt.client import MqttSettings, connect, publish, received
+from alertsim.mqtt.client import subscribe as mqtt_subscribe
 
 SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "salvo-three-launches.yaml"
 
 pytestmark = pytest.mark.nats
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[NatsCluster]:
-    """Three nats-server nodes routed into one cluster, MQTT on each, ready to carry QoS 1."""
-    nats = NatsCluster(nodes=3)
-    asyncio.run(nats.start())
-    yield nats
-    nats.close()
 
 
 def test_spread_puts_each_places_receivers_on_every_broker() -> None:
@@ -40,15 +31,15 @@ def test_spread_puts_each_places_receivers_on_every_broker() -> None:
         spread(plan, [])
 
 
-async def test_retained_state_crosses_nodes(cluster: NatsCluster) -> None:
+async def test_retained_state_crosses_nodes(nats_cluster: NatsCluster) -> None:
     """A retained message published on node 1 is handed to a later subscriber on node 3."""
     topic = f"alertsim-test/state/{uuid.uuid4().hex}"
-    first = MqttSettings(url=cluster.urls[0], client_id=f"pub-{uuid.uuid4().hex[:8]}",
+    first = MqttSettings(url=nats_cluster.urls[0], client_id=f"pub-{uuid.uuid4().hex[:8]}",
                          protocol="3.1.1")
     async with connect(first) as client:
         await publish(client, Publication(topic, b"sheltering", qos=1, retain=True),
                       protocol="3.1.1")
-    last = MqttSettings(url=cluster.urls[2], client_id=f"sub-{uuid.uuid4().hex[:8]}",
+    last = MqttSettings(url=nats_cluster.urls[2], client_id=f"sub-{uuid.uuid4().hex[:8]}",
                         protocol="3.1.1")
     async with connect(last) as client:
         await mqtt_subscribe(client, topic, qos=1)
@@ -57,10 +48,10 @@ async def test_retained_state_crosses_nodes(cluster: NatsCluster) -> None:
     assert (message.topic, message.payload) == (topic, b"sheltering")
 
 
-async def test_drill_on_cluster_loses_nothing(cluster: NatsCluster, tmp_path: Path) -> None:
+async def test_drill_on_cluster_loses_nothing(nats_cluster: NatsCluster, tmp_path: Path) -> None:
     """Service on node 1, 94 receivers spread over nodes 2 and 3: every alert of the salvo
     scenario reaches every receiver of its place, and the expectations pass."""
-    service_url, receiver_urls = cluster.urls[0], cluster.urls[1:]
+    service_url, receiver_urls = nats_cluster.urls[0], nats_cluster.urls[1:]
     options = DrillOptions(scenario_path=SCENARIO, speed=120.0, broker_url=service_url,
                            receiver_urls=receiver_urls, extra_receivers=47,
                            reports_dir=tmp_path, out=io.StringIO(), settle_timeout_s=60.0,

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
-from alertsim.adapters.mqtt.brokers import MosquittoBroker
 from alertsim.adapters.sqlite.store import Store
+from alertsim.brokers.brokers import MosquittoBroker
 from alertsim.domain.detection import Detection
 from alertsim.domain.lifecycle import DEFAULT_CONFIRM_AFTER
 from alertsim.domain.vocabulary import Policy
@@ -150,8 +150,8 @@ async def test_published_flow_live_on_mosquitto(case: Case, tmp_path: Path,
         confirmed = min(confirmations, default=last + DEFAULT_CONFIRM_AFTER)
         assert min(passed_at) >= max(last, _second(confirmed))
     async with await Store.open(outcome.db_path) as store:
-        reasons = [r.reason for r in await store.rejected()]
-        errors = await store.outbox(kind="error")
+        reasons = [r.reason for r in await store.views.rejected()]
+        errors = await store.views.outbox(kind="error")
     assert len(reasons) == case.refused
     # each one told on the errors topic, with its reason, and published
     assert sorted(json.loads(e.payload)["reason"] for e in errors) == sorted(reasons)

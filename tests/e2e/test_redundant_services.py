@@ -17,24 +17,24 @@ import signal
 import sys
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from alertsim.adapters.mqtt.client import MqttSettings, Publication, connect, publish
-from alertsim.adapters.mqtt.nats import NatsCluster
-from alertsim.adapters.mqtt.receiver import Receiver
+from alertsim.brokers.nats import NatsCluster
+from alertsim.clients.receiver import Receiver
 from alertsim.domain.detection import Detection
 from alertsim.domain.messages import Alert
 from alertsim.domain.prefectures import Atlas
+from alertsim.domain.publication import Publication
 from alertsim.domain.timeline import Engine, OperatorAction
 from alertsim.domain.topics import TopicTree
 from alertsim.drills.spread import spread
+from alertsim.mqtt.client import MqttSettings, connect, publish
 from alertsim.testing import eventually, make_detection
-from tests.helpers import running
+from tests.helpers import restore_sigint, running
 
 pytestmark = [pytest.mark.nats, pytest.mark.timeout(240)]
 
@@ -44,11 +44,6 @@ CODES = ("01", "02", "03", "05")  # 01 and 02 warned first; 03 and 05 after the 
 TSUGARU_LAUNCH = (40.6, 126.4)
 FIRST_IMPACT = (34.33, 178.57)  # over Tsugaru: 01 and 02
 SECOND_IMPACT = (38.0, 150.0)  # further south: 03 and 05 (01 and 02 cancelled)
-
-
-def _default_sigint() -> None:
-    """In the child: SIGINT back to its default (a background test run inherits it ignored)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @dataclass
@@ -73,7 +68,7 @@ class Serve:
                 env={**os.environ, "ALERTSIM_CLIENT_ID": self.name,
                      "ALERTSIM_LOG_FORMAT": "json"},
                 stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
-                preexec_fn=_default_sigint)
+                preexec_fn=restore_sigint)
 
     def connected(self) -> bool:
         """True once the service has subscribed to its inputs and said "online"."""
@@ -92,15 +87,6 @@ class Serve:
         except TimeoutError:
             process.kill()
             await process.wait()
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[NatsCluster]:
-    """Three nats-server nodes routed into one cluster, MQTT on each."""
-    nats = NatsCluster(nodes=3)
-    asyncio.run(nats.start())
-    yield nats
-    nats.close()
 
 
 def detections(event_id: str, launch: datetime) -> tuple[Detection, Detection, Detection]:
@@ -138,13 +124,13 @@ def shown(receiver: Receiver) -> list[str]:
 
 
 async def test_one_of_two_services_killed_loses_nothing_and_shows_nothing_twice(
-        cluster: NatsCluster, tmp_path: Path, atlas: Atlas) -> None:
+        nats_cluster: NatsCluster, tmp_path: Path, atlas: Atlas) -> None:
     """A on node 1 and B on node 2 both publish every alert under the same identifiers; A is
     SIGKILLed right after the update: every receiver shows every predicted alert once."""
     tree = TopicTree(f"alertsim/v1/redundancy-{uuid.uuid4().hex[:8]}")
     secret_file = tmp_path / "identity.secret"
     secret_file.write_text(SECRET + "\n", "utf-8")
-    a, b = Serve("svc-a", cluster.urls[0], tmp_path), Serve("svc-b", cluster.urls[1], tmp_path)
+    a, b = Serve("svc-a", nats_cluster.urls[0], tmp_path), Serve("svc-b", nats_cluster.urls[1], tmp_path)
     event_id = f"red-{uuid.uuid4().hex[:6]}"
     first, second, national = detections(event_id, datetime.now(UTC) - timedelta(minutes=2))
     cancel = OperatorAction(action="cancel", event_id=event_id)
@@ -154,9 +140,9 @@ async def test_one_of_two_services_killed_loses_nothing_and_shows_nothing_twice(
     plan = {f"rx-{code}-{n}": [code] for n in range(2) for code in CODES}
     receivers = [Receiver(url=url, protocol="3.1.1", client_id=cid, codes=codes, tree=tree,
                           persistent=False)
-                 for url, share in spread(plan, [cluster.urls[2], cluster.urls[1]]).items()
+                 for url, share in spread(plan, [nats_cluster.urls[2], nats_cluster.urls[1]]).items()
                  for cid, codes in share.items()]
-    sensor = MqttSettings(url=cluster.urls[2], client_id=f"sensor-{uuid.uuid4().hex[:6]}",
+    sensor = MqttSettings(url=nats_cluster.urls[2], client_id=f"sensor-{uuid.uuid4().hex[:6]}",
                           protocol="3.1.1")
     try:
         for service in (a, b):
@@ -173,7 +159,7 @@ async def test_one_of_two_services_killed_loses_nothing_and_shows_nothing_twice(
 
             await send(tree.detections, first.model_dump_json().encode())
             await both_services_delivered(receivers, before_kill)
-            await check_retained(cluster.urls[2], tree, before_kill, "before the kill")
+            await check_retained(nats_cluster.urls[2], tree, before_kill, "before the kill")
 
             await send(tree.detections, second.model_dump_json().encode())
             await a.end(signal.SIGKILL)  # mid-drill: A may be anywhere in acting on it
@@ -188,7 +174,7 @@ async def test_one_of_two_services_killed_loses_nothing_and_shows_nothing_twice(
             await eventually(lambda: all_shown(receivers, everything), timeout=30,
                              what="every predicted alert shown by every receiver")
             check_everyone_shown_once(receivers, everything)
-            await check_retained(cluster.urls[2], tree, everything, "after the drill")
+            await check_retained(nats_cluster.urls[2], tree, everything, "after the drill")
     finally:
         await a.end(signal.SIGKILL)
         await b.end(signal.SIGINT)

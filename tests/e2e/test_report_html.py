@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from alertsim.adapters.mqtt.brokers import MosquittoBroker
 from alertsim.adapters.sqlite.store import Store
+from alertsim.brokers.brokers import MosquittoBroker
 from alertsim.cli import main
 from alertsim.domain.vocabulary import PREFECTURE_CODES
 from alertsim.drills.report.render import MAX_LINE
@@ -50,7 +50,7 @@ def final_states(db: Path) -> dict[str, str]:
     """Each prefecture's state after the last alert the record shows it was sent."""
     async def read() -> dict[str, str]:
         async with await Store.open(db) as store:
-            rows = await store.outbox(kind="alert")
+            rows = await store.views.outbox(kind="alert")
         states = dict.fromkeys(PREFECTURE_CODES, "none")
         for row in rows:
             if row.prefecture is not None:

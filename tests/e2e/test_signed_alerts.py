@@ -22,19 +22,22 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from alertsim.adapters.mqtt.brokers import EmbeddedBroker, MosquittoBroker
-from alertsim.adapters.mqtt.client import (
-    MqttSettings,
-    Protocol,
-    Publication,
-    connect,
-    incoming,
-    publish,
-    subscribe,
-)
 from alertsim.adapters.mqtt.link import ClientPublisher, run_link
-from alertsim.adapters.mqtt.receiver import Receiver
-from alertsim.adapters.mqtt.signing import (
+from alertsim.adapters.sqlite.store import Store
+from alertsim.brokers.brokers import EmbeddedBroker, MosquittoBroker
+from alertsim.cli.subscribe import UNVERIFIED_WARNING
+from alertsim.clients.receiver import Receiver
+from alertsim.domain import texts
+from alertsim.domain.messages import Alert, PlaceEvent, PrefectureState, Receipt, build_alert
+from alertsim.domain.prefectures import Atlas
+from alertsim.domain.publication import Publication
+from alertsim.domain.topics import TopicTree
+from alertsim.drills.runner import DrillOptions, run_drill
+from alertsim.mqtt.client import MqttSettings, Protocol, connect, incoming, publish, subscribe
+from alertsim.service.clock import ScaledClock
+from alertsim.service.config import ServiceConfig
+from alertsim.service.service import Service
+from alertsim.signing import (
     REASON_TAMPERED,
     REASON_UNSIGNED,
     SigningKey,
@@ -43,18 +46,8 @@ from alertsim.adapters.mqtt.signing import (
     save_key_pair,
     sign_publication,
 )
-from alertsim.adapters.sqlite.store import Store
-from alertsim.cli.subscribe import UNVERIFIED_WARNING
-from alertsim.domain import texts
-from alertsim.domain.messages import Alert, PlaceEvent, PrefectureState, Receipt, build_alert
-from alertsim.domain.prefectures import Atlas
-from alertsim.domain.topics import TopicTree
-from alertsim.drills.runner import DrillOptions, run_drill
-from alertsim.service.clock import ScaledClock
-from alertsim.service.config import ServiceConfig
-from alertsim.service.service import Service
 from alertsim.testing import DEFAULT_LAUNCH_TIME, eventually, make_detection
-from tests.helpers import running
+from tests.helpers import restore_sigint, running
 
 SCRIPT = Path(sys.executable).with_name("alertsim")
 SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "2023-11-21-chollima-1.yaml"
@@ -128,7 +121,7 @@ async def _service(atlas: Atlas, tmp_path: Path, url: str, protocol: Protocol,
     """The service's timers and broker link, signing with `signer`."""
     async with await Store.open(tmp_path / f"{_uid('svc')}.db") as store:
         clock = ScaledClock(start=DEFAULT_LAUNCH_TIME, speed=1.0)
-        service = Service(atlas=atlas, store=store, clock=clock,
+        service = Service(atlas=atlas, store=store.record, clock=clock,
                           config=ServiceConfig(topics=tree))
         connected = asyncio.Event()
         tasks = [asyncio.create_task(service.run_timers()),
@@ -173,7 +166,7 @@ async def _service_link_signs(atlas: Atlas, tmp_path: Path, url: str,
                       protocol=protocol)
         await eventually(lambda: unsigned(trusting) and unsigned(doubting),
                          what="the unsigned forgery rejected by both")
-        receipts = await eventually(store.receipts, what="the trusting receiver's receipt")
+        receipts = await eventually(store.views.receipts, what="the trusting receiver's receipt")
     assert [d.prefecture for d in trusting.deliveries] == ["01"]
     assert trusting.rejected == [(tree.alerts("exercise", "01"), REASON_UNSIGNED)]
     assert doubting.deliveries == []
@@ -282,12 +275,6 @@ async def _wait_for(predicate: Callable[[], bool], what: str) -> None:
     await eventually(predicate, timeout=20, interval=0.05, what=what)
 
 
-def _default_sigint() -> None:
-    """In the child: SIGINT back to its default. A test run started as a background job
-    inherits SIGINT ignored, and Python then never raises KeyboardInterrupt."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 async def _subscriber(url: str, tmp_path: Path, tree: TopicTree,
                       flags: list[str], then: Callable[[], Awaitable[None]]) -> tuple[str, str]:
     """Run `alertsim subscribe` until it shows the retained state, `await then()`, and
@@ -299,7 +286,7 @@ async def _subscriber(url: str, tmp_path: Path, tree: TopicTree,
         proc = await asyncio.create_subprocess_exec(
             SCRIPT, "subscribe", "--prefecture", "47", "--broker", url, "--lang", "en",
             "--topic-root", tree.root, "--client-id", _uid("sub"), *flags,
-            stdout=stdout, stderr=stderr, env=env, preexec_fn=_default_sigint)
+            stdout=stdout, stderr=stderr, env=env, preexec_fn=restore_sigint)
         try:
             await _wait_for(lambda: "[47] EXERCISE state: SHELTERING" in out.read_text("utf-8"),
                             what="the subscriber showing the retained state")

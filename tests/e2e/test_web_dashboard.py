@@ -21,11 +21,12 @@ import aiomqtt
 import pytest
 import yaml
 
-from alertsim.adapters.mqtt.brokers import MosquittoBroker
+from alertsim.brokers.brokers import MosquittoBroker
 from alertsim.domain.vocabulary import PREFECTURE_CODES
 from alertsim.testing import eventually
 from alertsim.web.live import display_state, parse_state
-from tests.browser import Watched, artifacts_dir, chromium_page, restore_sigint
+from tests.browser import Watched, artifacts_dir, chromium_page
+from tests.helpers import restore_sigint
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(sys.executable).with_name("alertsim")
@@ -244,7 +245,7 @@ async def test_2017_twelve_prefectures_shelter_and_no_other(
             chromium_page() as page:
         await page.page.goto(drill.url)
         await wait_for_states(page, drill.url, dict.fromkeys(BLOCK_2017, "shelter"))
-        # The track is read from the record about once a second: on the map before the shot.
+        # The track follows the decision in the next frame (at most 0.2 s): there before the shot.
         await page.page.locator("polyline.track").first.wait_for(state="attached",
                                                                   timeout=30_000)
         await page.page.screenshot(path=shots / "block-2017-twelve-shelter.png")

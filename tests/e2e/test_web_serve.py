@@ -13,10 +13,11 @@ import aiomqtt
 import pytest
 import structlog
 
-from alertsim.adapters.mqtt.brokers import MosquittoBroker
+from alertsim.brokers.brokers import MosquittoBroker
 from alertsim.cli import main
 from alertsim.testing import eventually, make_detection
-from tests.browser import artifacts_dir, chromium_page, restore_sigint
+from tests.browser import artifacts_dir, chromium_page
+from tests.helpers import restore_sigint
 
 SCRIPT = Path(sys.executable).with_name("alertsim")
 

@@ -30,18 +30,19 @@ import yaml
 from jsonschema import Draft7Validator, Draft202012Validator
 
 from alertsim import __version__
-from alertsim.adapters.mqtt.brokers import MosquittoBroker, parse_broker_url
 from alertsim.adapters.mqtt.link import run_link
-from alertsim.adapters.mqtt.receiver import Receiver
-from alertsim.adapters.mqtt.signing import generate
 from alertsim.adapters.sqlite.store import Store
+from alertsim.brokers.brokers import MosquittoBroker
 from alertsim.cli.decide import SchemaName
+from alertsim.clients.receiver import Receiver
 from alertsim.domain.prefectures import Atlas
 from alertsim.domain.topics import DEFAULT_ROOT, TopicTree
 from alertsim.domain.vocabulary import PREFECTURE_CODES, STATUSES
+from alertsim.mqtt.url import parse_broker_url
 from alertsim.service.clock import ScaledClock
 from alertsim.service.config import ServiceConfig
 from alertsim.service.service import Service
+from alertsim.signing import generate
 from alertsim.testing import DEFAULT_LAUNCH_TIME, eventually, make_detection
 from tests.cap_xsd import cap_errors
 from tests.helpers import running
@@ -207,9 +208,9 @@ def payload_problems(message: dict[str, Any], payload: bytes) -> list[str]:
 @asynccontextmanager
 async def observer(url: str, root: str) -> AsyncIterator[list[Seen]]:
     """An MQTT 5 client recording everything under `root`, with user properties."""
-    host, port = parse_broker_url(url)
+    broker = parse_broker_url(url)
     seen: list[Seen] = []
-    async with aiomqtt.Client(host, port, identifier=f"obs-{uuid.uuid4().hex[:8]}",
+    async with aiomqtt.Client(broker.host, broker.port, identifier=f"obs-{uuid.uuid4().hex[:8]}",
                               protocol=aiomqtt.ProtocolVersion.V5) as client:
         await client.subscribe(f"{root}/#", qos=1)
 
@@ -233,7 +234,7 @@ async def service_on(url: str, tree: TopicTree, atlas: Atlas,
     """The service (signed, --cap) on the broker under `tree`, until the block ends."""
     async with await Store.open(tmp_path / "svc.db") as store:
         clock = ScaledClock(start=DEFAULT_LAUNCH_TIME + timedelta(minutes=2), speed=1.0)
-        service = Service(atlas=atlas, store=store, clock=clock,
+        service = Service(atlas=atlas, store=store.record, clock=clock,
                           config=ServiceConfig(topics=tree, national_info=True))
         connected = asyncio.Event()
         tasks = [asyncio.create_task(service.run_timers()),
@@ -254,8 +255,8 @@ async def _send_inputs(url: str, tree: TopicTree) -> None:
     """A warning detection, a national one, a broken one and an operator cancel."""
     warning = make_detection((40.6, 126.4), (34.33, 178.57), 30, 100, event_id="ev-warn")
     national = make_detection((39.0, 125.5), (40.0, 133.0), 10, 10, event_id="ev-national")
-    host, port = parse_broker_url(url)
-    async with aiomqtt.Client(host, port, protocol=aiomqtt.ProtocolVersion.V5) as client:
+    broker = parse_broker_url(url)
+    async with aiomqtt.Client(broker.host, broker.port, protocol=aiomqtt.ProtocolVersion.V5) as client:
         for payload in (warning.model_dump_json().encode(),
                         national.model_dump_json().encode(), BROKEN_INPUT):
             await client.publish(tree.detections, payload, qos=1)

@@ -27,22 +27,15 @@ from typing import IO
 
 import pytest
 
-from alertsim.adapters.mqtt.broker_config import ROLES, acl_text, password_line
-from alertsim.adapters.mqtt.brokers import free_port
-from alertsim.adapters.mqtt.client import (
-    Client,
-    MqttSettings,
-    Publication,
-    connect,
-    incoming,
-    publish,
-    subscribe,
-)
+from alertsim.bootstrap import ServeOptions, serve
+from alertsim.brokers.broker_config import ROLES, acl_text, password_line
+from alertsim.brokers.brokers import free_port
 from alertsim.cli import main
+from alertsim.domain.publication import Publication
 from alertsim.drills.runner import DrillOptions, run_drill
 from alertsim.errors import BrokerError
+from alertsim.mqtt.client import Client, MqttSettings, connect, incoming, publish, subscribe
 from alertsim.service.config import ServiceConfig
-from alertsim.service.run import ServeOptions, serve
 from alertsim.testing import eventually, make_detection
 
 MOSQUITTO = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin")

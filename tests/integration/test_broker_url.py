@@ -7,14 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from alertsim.adapters.mqtt import brokers
-from alertsim.adapters.mqtt.brokers import EmbeddedBroker
-from alertsim.adapters.mqtt.client import MqttSettings
-from alertsim.adapters.mqtt.url import BrokerUrl, parse_broker_url
+from alertsim.bootstrap import ServeOptions
+from alertsim.brokers.brokers import EmbeddedBroker
 from alertsim.drills.runner import DrillOptions, run_drill
 from alertsim.errors import InputError
+from alertsim.mqtt.client import MqttSettings
+from alertsim.mqtt.url import BrokerUrl, parse_broker_url
 from alertsim.service.config import ServiceConfig
-from alertsim.service.run import ServeOptions
 
 SECRET = "s3cr3t-Pw"
 
@@ -70,11 +69,33 @@ def test_settings_and_options_do_not_show_the_password() -> None:
     assert SECRET not in repr(options)
 
 
-def test_brokers_parse_keeps_host_and_port() -> None:
-    """The old `(host, port)` helper keeps working, now with credentials and mqtts."""
-    assert brokers.parse_broker_url("mqtt://u:p@h:5") == ("h", 5)
-    assert brokers.parse_broker_url("mqtts://h") == ("h", 8883)
-    assert brokers.parse_broker_url("127.0.0.1") == ("127.0.0.1", 1883)
+@pytest.mark.parametrize(("url", "expected"), [
+    ("mqtt://127.0.0.1:18830", BrokerUrl("mqtt", "127.0.0.1", 18830)),
+    ("mqtt://broker.example", BrokerUrl("mqtt", "broker.example", 1883)),
+    ("localhost:1884", BrokerUrl("mqtt", "localhost", 1884)),
+    ("localhost", BrokerUrl("mqtt", "localhost", 1883)),
+    ("  mqtt://h:2000/  ", BrokerUrl("mqtt", "h", 2000)),
+    ("mqtt://[::1]:1885", BrokerUrl("mqtt", "::1", 1885)),
+    ("mqtts://h", BrokerUrl("mqtts", "h", 8883)),
+    ("mqtt://user:pw@h:1883", BrokerUrl("mqtt", "h", 1883, "user", "pw")),
+    ("mqtt://u:p@h:5", BrokerUrl("mqtt", "h", 5, "u", "p")),
+    ("127.0.0.1", BrokerUrl("mqtt", "127.0.0.1", 1883)),
+])
+def test_parse_broker_url_accepts(url: str, expected: BrokerUrl) -> None:
+    """Broker URLs with or without scheme and port parse to a BrokerUrl, port 1883 by default."""
+    assert parse_broker_url(url) == expected
+
+
+@pytest.mark.parametrize("url", [
+    "", "   ", "http://h:1883", "mqtt://h:notaport", "mqtt://h:70000",
+    "h:0", "mqtt://:1883", "mqtt://h:1883/path", "mqtt://h?x=1",
+])
+def test_parse_broker_url_rejects(url: str) -> None:
+    """Bad broker URLs raise InputError naming --broker."""
+    with pytest.raises(InputError) as info:
+        parse_broker_url(url)
+    assert info.value.source == "--broker"
+    assert info.value.problems
 
 
 @pytest.mark.parametrize(("text", "message"), [

@@ -10,15 +10,11 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from alertsim.adapters.mqtt import brokers
-from alertsim.adapters.mqtt.brokers import (
-    EmbeddedBroker,
-    MosquittoBroker,
-    free_port,
-    parse_broker_url,
-)
-from alertsim.adapters.mqtt.client import MqttSettings, Protocol, Publication, connect, publish
-from alertsim.errors import BrokerError, InputError
+from alertsim.brokers import brokers
+from alertsim.brokers.brokers import EmbeddedBroker, MosquittoBroker, free_port
+from alertsim.domain.publication import Publication
+from alertsim.errors import BrokerError
+from alertsim.mqtt.client import MqttSettings, Protocol, connect, publish
 from tests.helpers import receive
 
 
@@ -37,8 +33,7 @@ def _accepts(port: int) -> bool:
 def test_module_exports() -> None:
     """`__all__` lists exactly the public launchers and helpers."""
     assert sorted(brokers.__all__) == sorted(
-        ["DEFAULT_MQTT_PORT", "EmbeddedBroker", "MosquittoBroker", "free_port",
-         "parse_broker_url"])
+        ["DEFAULT_MQTT_PORT", "EmbeddedBroker", "MosquittoBroker", "free_port"])
 
 
 def test_free_port_can_be_bound() -> None:
@@ -47,33 +42,6 @@ def test_free_port_can_be_bound() -> None:
     assert port != 1883
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", port))
-
-
-@pytest.mark.parametrize(("url", "expected"), [
-    ("mqtt://127.0.0.1:18830", ("127.0.0.1", 18830)),
-    ("mqtt://broker.example", ("broker.example", 1883)),
-    ("localhost:1884", ("localhost", 1884)),
-    ("localhost", ("localhost", 1883)),
-    ("  mqtt://h:2000/  ", ("h", 2000)),
-    ("mqtt://[::1]:1885", ("::1", 1885)),
-    ("mqtts://h", ("h", 8883)),  # TLS and credentials: see tests/integration/test_broker_url.py
-    ("mqtt://user:pw@h:1883", ("h", 1883)),
-])
-def test_parse_broker_url_accepts(url: str, expected: tuple[str, int]) -> None:
-    """Broker URLs with or without scheme and port parse to (host, port), port 1883 by default."""
-    assert parse_broker_url(url) == expected
-
-
-@pytest.mark.parametrize("url", [
-    "", "   ", "http://h:1883", "mqtt://h:notaport", "mqtt://h:70000",
-    "h:0", "mqtt://:1883", "mqtt://h:1883/path", "mqtt://h?x=1",
-])
-def test_parse_broker_url_rejects(url: str) -> None:
-    """Bad broker URLs raise InputError naming --broker."""
-    with pytest.raises(InputError) as info:
-        parse_broker_url(url)
-    assert info.value.source == "--broker"
-    assert info.value.problems
 
 
 def test_missing_mosquitto_binary_says_how_to_install(tmp_path: Path) -> None:

@@ -21,17 +21,19 @@ import pytest
 import structlog
 from lxml import etree
 
-from alertsim.adapters.mqtt.brokers import MosquittoBroker, parse_broker_url
 from alertsim.adapters.sqlite.store import Store
+from alertsim.brokers.brokers import MosquittoBroker
 from alertsim.cli import main
 from alertsim.domain.cap import CapRenderer
 from alertsim.domain.messages import Alert
 from alertsim.domain.prefectures import Atlas
+from alertsim.domain.publication import Publication
 from alertsim.domain.topics import TopicTree
+from alertsim.mqtt.url import parse_broker_url
 from alertsim.service.outgoing import CapPublisher
-from alertsim.service.ports import Publication
 from alertsim.testing import InMemoryPublisher, eventually, make_detection
 from tests.cap_xsd import NS, cap_errors
+from tests.helpers import restore_sigint
 from tests.integration.test_broker_config import MOSQUITTO, Broker, _broker, _check_denied, _send
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,9 +51,9 @@ def _restore_logging() -> Iterator[None]:
 @asynccontextmanager
 async def watching(url: str, topic_filter: str) -> AsyncIterator[list[tuple[str, bytes]]]:
     """Everything published on `topic_filter` while the block runs."""
-    host, port = parse_broker_url(url)
+    broker = parse_broker_url(url)
     seen: list[tuple[str, bytes]] = []
-    async with aiomqtt.Client(host, port, identifier=f"w-{uuid.uuid4().hex[:8]}",
+    async with aiomqtt.Client(broker.host, broker.port, identifier=f"w-{uuid.uuid4().hex[:8]}",
                               protocol=aiomqtt.ProtocolVersion.V5) as client:
         await client.subscribe(topic_filter, qos=1)
 
@@ -74,7 +76,7 @@ def identifier_of(document: bytes) -> str:
 
 async def recorded_alerts(db: Path) -> list[Alert]:
     async with await Store.open(db) as store:
-        return [Alert.model_validate_json(r.payload) for r in await store.outbox(kind="alert")]
+        return [Alert.model_validate_json(r.payload) for r in await store.views.outbox(kind="alert")]
 
 
 @pytest.mark.mosquitto
@@ -106,30 +108,25 @@ async def test_drill_cap_publishes_every_alert_as_cap_and_export_writes_them(
         assert identifier_of(document) == file.stem
 
 
-def _default_sigint() -> None:
-    """In the child: SIGINT back to its default (a background test run inherits it ignored)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 @pytest.mark.mosquitto
 async def test_serve_cap_publishes_cap_xml(mosquitto: MosquittoBroker, tmp_path: Path) -> None:
     """`alertsim serve --cap` (the real command): a detection's alerts arrive as JSON and as
     CAP 1.2 XML on the cap topic of the same prefecture; Ctrl-C stops it."""
     tree = TopicTree(f"test/serve-cap/{uuid.uuid4().hex[:8]}")
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALERTSIM_")}
-    host, port = parse_broker_url(mosquitto.url)
+    broker = parse_broker_url(mosquitto.url)
     async with watching(mosquitto.url, f"{tree.root}/#") as seen:
         proc = await asyncio.create_subprocess_exec(
             SCRIPT, "serve", "--broker", mosquitto.url, "--db", str(tmp_path / "s.db"),
             "--topic-root", tree.root, "--status", "test", "--cap",
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
-            preexec_fn=_default_sigint)
+            preexec_fn=restore_sigint)
         try:
             await eventually(lambda: (tree.service_status, b'{"status":"online"}') in seen,
                              timeout=30, what="the service online")
             detection = make_detection((40.6, 126.4), (34.33, 178.57), 30, 100,
                                        event_id="serve-cap", launch_time=datetime.now(UTC))
-            async with aiomqtt.Client(host, port) as client:
+            async with aiomqtt.Client(broker.host, broker.port) as client:
                 await client.publish(tree.detections, detection.model_dump_json(), qos=1)
             caps = [tree.cap("test", "01"), tree.cap("test", "02")]
             await eventually(lambda: all(t in [s for s, _ in seen] for t in caps),
@@ -206,7 +203,7 @@ async def test_acl_lets_services_write_and_receivers_read_their_cap_topics(
 
 
 async def _receiver_reads_cap(broker: Broker) -> None:
-    from alertsim.adapters.mqtt.client import connect, incoming, subscribe
+    from alertsim.mqtt.client import connect, incoming, subscribe
 
     seen: list[tuple[str, bytes]] = []
     async with connect(broker.settings("receiver-exercise", "tv-9")) as reader:

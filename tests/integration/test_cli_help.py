@@ -19,14 +19,15 @@ import aiomqtt
 import pytest
 import structlog
 
-from alertsim.adapters.mqtt.brokers import MosquittoBroker
 from alertsim.adapters.sqlite.store import Store
+from alertsim.brokers.brokers import MosquittoBroker
 from alertsim.cli import main
 from alertsim.cli.settings import ServiceSettings
 from alertsim.domain import topics
 from alertsim.domain.messages import PlaceEvent, PrefectureState
 from alertsim.logs import get_logger
 from alertsim.testing import DEFAULT_LAUNCH_TIME, eventually
+from tests.helpers import restore_sigint
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(sys.executable).with_name("alertsim")  # the installed console script
@@ -257,12 +258,6 @@ def _wait_for(predicate: Callable[[], bool], what: str, timeout_s: float = 20.0)
     asyncio.run(eventually(predicate, timeout=timeout_s, interval=0.05, what=what))
 
 
-def _default_sigint() -> None:
-    """In the child: SIGINT back to its default. A test run started as a background job
-    inherits SIGINT ignored, and Python then never raises KeyboardInterrupt."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def _retain_state(broker: MosquittoBroker, *, clear: bool = False) -> None:
     """A retained state for Okinawa (`subscribe` prints it once subscribed), or none."""
     state = PrefectureState(code="47", status="Exercise", updated=DEFAULT_LAUNCH_TIME,
@@ -288,7 +283,7 @@ def _subscribe(broker: MosquittoBroker, tmp_path: Path, env_level: str,
         proc = subprocess.Popen([SCRIPT, "subscribe", "--prefecture", "47", "--broker",
                                  broker.url, "--lang", "en", *flags],
                                 stdout=stdout, stderr=stderr, env=env,
-                                preexec_fn=_default_sigint)
+                                preexec_fn=restore_sigint)
         try:
             _wait_for(lambda: "[47] EXERCISE state: SHELTERING" in out.read_text("utf-8"),
                       what="the subscriber showing the retained state")

@@ -19,14 +19,14 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from alertsim.adapters.mqtt.brokers import MosquittoBroker
-from alertsim.adapters.mqtt.receiver import Receiver
+from alertsim.brokers.brokers import MosquittoBroker
 from alertsim.cli.conformance import render_table
+from alertsim.clients.receiver import Receiver
 from alertsim.conformance.runner import ConformanceOptions, run_conformance
 from alertsim.domain.messages import Alert, PlaceEvent, Receipt
 from alertsim.domain.topics import TopicTree
 from alertsim.testing import eventually
-from tests.helpers import running
+from tests.helpers import restore_sigint, running
 
 pytestmark = pytest.mark.mosquitto
 
@@ -60,7 +60,7 @@ async def test_reference_receiver_passes_every_check(mosquitto: MosquittoBroker)
 async def test_signed_run_against_a_trusting_receiver(mosquitto: MosquittoBroker) -> None:
     """With a signing key (MQTT 5 user properties: conformance speaks what the broker
     offers), a receiver that trusts only that key passes everything and rejects nothing."""
-    from alertsim.adapters.mqtt.signing import generate
+    from alertsim.signing import generate
 
     key = generate()
     tree, client_id = _tree(), f"signed-{uuid.uuid4().hex[:8]}"
@@ -151,11 +151,6 @@ async def test_client_that_never_returns_is_skipped(mosquitto: MosquittoBroker) 
     assert not report.passed
 
 
-def _default_sigint() -> None:
-    """In the child: SIGINT back to its default (a background test run ignores it)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 async def test_cli_conformance_against_cli_subscriber(tmp_path: Path,
                                                       mosquitto: MosquittoBroker) -> None:
     """`alertsim subscribe --conformance` checked by `alertsim conformance --json`: exit 0,
@@ -169,7 +164,7 @@ async def test_cli_conformance_against_cli_subscriber(tmp_path: Path,
             SCRIPT, "subscribe", "--prefecture", "13", "--status", "test", "--broker",
             mosquitto.url, "--topic-root", tree.root, "--client-id", client_id,
             "--conformance", "--log-level", "debug", stdout=stdout, stderr=stderr,
-            env=env, preexec_fn=_default_sigint)
+            env=env, preexec_fn=restore_sigint)
         try:
             await eventually(lambda: "receiver.subscribed" in err.read_text("utf-8"),
                              timeout=20, what="the subscriber subscribed")
@@ -177,7 +172,7 @@ async def test_cli_conformance_against_cli_subscriber(tmp_path: Path,
                 SCRIPT, "conformance", "--broker", mosquitto.url, "--client-id", client_id,
                 "--prefecture", "13", "--topic-root", tree.root, "--json",
                 str(tmp_path / "table.json"), stdout=asyncio.subprocess.PIPE, env=env,
-                preexec_fn=_default_sigint)
+                preexec_fn=restore_sigint)
             async with asyncio.timeout(120):
                 printed, _ = await check.communicate()
         finally:
@@ -218,7 +213,7 @@ async def test_minimal_client_from_the_docs(tmp_path: Path, mosquitto: Mosquitto
     with out.open("w") as stdout:
         proc = await asyncio.create_subprocess_exec(sys.executable, str(script), stdout=stdout,
                                                     stderr=asyncio.subprocess.STDOUT, env=env,
-                                                    preexec_fn=_default_sigint)
+                                                    preexec_fn=restore_sigint)
         try:
             await _until_subscribed(mosquitto.url, tree, client_id)
             report = await run_conformance(ConformanceOptions(
@@ -234,8 +229,9 @@ async def test_minimal_client_from_the_docs(tmp_path: Path, mosquitto: Mosquitto
 
 async def _until_subscribed(url: str, tree: TopicTree, client_id: str) -> None:
     """Publish a probe alert until the client acknowledges one (then it is subscribed)."""
-    from alertsim.adapters.mqtt.client import MqttSettings, Publication, connect, publish, received
     from alertsim.conformance.script import Script
+    from alertsim.domain.publication import Publication
+    from alertsim.mqtt.client import MqttSettings, connect, publish, received
 
     script = Script("13", "東京都", "Tokyo", now=datetime.now(UTC))
     async with connect(MqttSettings(url=url, client_id=f"probe-{uuid.uuid4().hex[:8]}")) as c:

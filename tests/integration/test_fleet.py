@@ -1,4 +1,4 @@
-"""The fleet: its plan, readiness, and a 47+3 receiver drill against a real Mosquitto."""
+"""The reference fleet: its plan, readiness, and 47+3 receivers on a real Mosquitto."""
 
 from __future__ import annotations
 
@@ -7,13 +7,15 @@ from datetime import UTC, datetime
 
 import pytest
 
-from alertsim.adapters.mqtt.brokers import MosquittoBroker, free_port
-from alertsim.adapters.mqtt.client import MqttSettings, Publication, connect, publish
+from alertsim.brokers.brokers import MosquittoBroker, free_port
 from alertsim.domain import texts, topics
 from alertsim.domain.messages import build_alert
+from alertsim.domain.publication import Publication
 from alertsim.domain.vocabulary import PREFECTURE_CODES
-from alertsim.drills.fleet import Fleet, plan_receivers
+from alertsim.drills.fleet import plan_receivers
+from alertsim.drills.reference_fleet import ReferenceFleet
 from alertsim.errors import BrokerError
+from alertsim.mqtt.client import MqttSettings, connect, publish
 from alertsim.testing import eventually
 
 
@@ -36,8 +38,8 @@ def test_plan_refuses_negative_extra() -> None:
 
 async def test_ready_times_out_without_broker() -> None:
     """ready() raises BrokerError when the receivers cannot subscribe in time."""
-    fleet = Fleet(url=f"mqtt://127.0.0.1:{free_port()}", protocol="5", status="exercise",
-                  codes_per_receiver={"rx-nobroker": ["01"]})
+    fleet = ReferenceFleet(urls=[f"mqtt://127.0.0.1:{free_port()}"], protocol="5",
+                           status="exercise", codes_per_receiver={"rx-nobroker": ["01"]})
     async with fleet:
         with pytest.raises(BrokerError, match="1 of 1 receivers not subscribed"):
             await fleet.ready(timeout_s=0.3)
@@ -57,9 +59,10 @@ async def test_fleet_gets_each_prefecture_alert_exactly_once(mosquitto: Mosquitt
     # The national alert goes out last, on the same connection, to every receiver: once a
     # receiver has it, anything sent to its prefecture before (a duplicate too) has arrived.
     marker = alerts[None].identifier
-    async with Fleet(url=mosquitto.url, protocol="5", status="exercise",
-                     codes_per_receiver=plan) as fleet:
-        await fleet.ready()
+    async with ReferenceFleet(urls=[mosquitto.url], protocol="5", status="exercise",
+                              codes_per_receiver=plan) as fleet:
+        ready = await fleet.ready()
+        assert (ready.receivers, ready.subscribed) == (50, 50)
         async with connect(MqttSettings(url=mosquitto.url, client_id=f"pub-{run}")) as pub:
             for code, alert in alerts.items():
                 await publish(pub, Publication(topic=topics.alerts("exercise", code),
@@ -70,3 +73,22 @@ async def test_fleet_gets_each_prefecture_alert_exactly_once(mosquitto: Mosquitt
         got = fleet.deliveries()
     assert {cid: [d.identifier for d in ds] for cid, ds in got.items()} == {
         cid: [alerts[codes[0]].identifier, marker] for cid, codes in plan.items()}
+
+
+async def test_receivers_dealt_over_several_brokers(mosquitto: MosquittoBroker) -> None:
+    """Given two broker URLs, a place's two receivers connect one to each (`spread`)."""
+    other = f"mqtt://127.0.0.1:{mosquitto.port}/"  # the same broker under another URL
+    fleet = ReferenceFleet(urls=[mosquitto.url, other], protocol="5", status="exercise",
+                           codes_per_receiver={"rx-a": ["13"], "rx-b": ["13"]})
+    assert {r.url for r in fleet.receivers.values()} == {mosquitto.url, other}
+    async with fleet:
+        assert (await fleet.ready()).subscribed == 2
+        outcome = await fleet.collect(_NoReceipts())
+    assert (outcome.receivers, outcome.deliveries, outcome.rejected) == (2, 0, ())
+
+
+class _NoReceipts:
+    """A receipt sink that refuses receipts: reference receivers send their own."""
+
+    async def record_receipts(self, receipts: object) -> None:
+        raise AssertionError("a reference fleet hands no receipts to the sink")

@@ -17,16 +17,20 @@ from pathlib import Path
 
 import pytest
 
-from alertsim.adapters.mqtt.brokers import MosquittoBroker
-from alertsim.adapters.mqtt.client import MqttSettings, Publication, connect, publish
+from alertsim.brokers.brokers import MosquittoBroker
 from alertsim.domain import texts
 from alertsim.domain.messages import build_alert
+from alertsim.domain.publication import Publication
 from alertsim.domain.topics import TopicTree
 from alertsim.drills.runner import DrillOptions, run_drill
-from alertsim.fleet.fleet import Fleet
+from alertsim.fleet.fleet import ProcessFleet
 from alertsim.fleet.population import apportion, plan, population
-from alertsim.fleet.tally import Alert, Tally, read_alert, summarise
+from alertsim.fleet.shard import SHARD_LINE
+from alertsim.fleet.summary import Duplicate, WrongArea, summarise
+from alertsim.fleet.tally import Heard, Tally, heard
+from alertsim.mqtt.client import MqttSettings, connect, publish
 from alertsim.testing import eventually
+from tests.helpers import restore_sigint
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(sys.executable).with_name("alertsim")
@@ -72,30 +76,42 @@ def test_tally_counts_wrong_area_and_duplicates() -> None:
     """An alert naming another prefecture is wrong-area; the same identifier twice is one
     delivery and one duplicate; national goes to everyone; a non-alert payload is malformed."""
     tally = Tally([("a", "01"), ("b", "13")])
-    tally.alert(0, Alert("x", "13"), 1000.0, 990.0)  # a receiver of 01 gets 13's alert
-    tally.alert(1, Alert("x", "13"), 1000.0, 990.0)
-    tally.alert(1, Alert("x", "13"), 1005.0, 990.0)  # again
-    tally.alert(0, Alert("n", "national"), 1001.0, None)
+    tally.alert(0, Heard("x", "13"), 1000.0, 990.0)  # a receiver of 01 gets 13's alert
+    tally.alert(1, Heard("x", "13"), 1000.0, 990.0)
+    tally.alert(1, Heard("x", "13"), 1005.0, 990.0)  # again
+    tally.alert(0, Heard("n", "national"), 1001.0, None)
     tally.alert(1, None, 1001.0, None)
     summary = summarise([tally.report()])
-    assert summary["totals"]["wrong_area"] == 1
-    assert summary["wrong_area"] == [{"client_id": "a", "prefecture": "01", "identifier": "x",
-                                      "payload_prefecture": "13"}]
-    assert summary["totals"]["duplicates"] == 1
-    assert summary["duplicates"] == [{"client_id": "b", "identifier": "x", "extra": 1}]
-    assert summary["totals"]["malformed"] == 1
-    by_id = {a["identifier"]: a for a in summary["alerts"]}
-    assert by_id["n"]["expected"] == 2
-    assert by_id["n"]["missed"] == 1
-    assert by_id["x"]["missed"] == 0
-    assert summary["latency_ms"]["count"] == 2
+    assert summary.totals.wrong_area == 1
+    assert summary.wrong_area == (WrongArea(client_id="a", prefecture="01", identifier="x",
+                                            payload_prefecture="13"),)
+    assert summary.totals.duplicates == 1
+    assert summary.duplicates == (Duplicate(client_id="b", identifier="x", extra=1),)
+    assert summary.totals.malformed == 1
+    by_id = {a.identifier: a for a in summary.alerts}
+    assert by_id["n"].expected == 2
+    assert by_id["n"].missed == 1
+    assert by_id["x"].missed == 0
+    assert summary.latency_ms.count == 2
 
 
-def test_read_alert_takes_identifier_and_place() -> None:
-    assert read_alert(alert_payload("id-1", "47")) == Alert("id-1", "47")
-    assert read_alert(alert_payload("id-2", None)) == Alert("id-2", "national")
-    assert read_alert(b"not json") is None
-    assert read_alert(b'{"identifier": 3}') is None
+def test_shard_report_survives_the_pipe() -> None:
+    """A shard's report, written as JSON and read back as the parent reads it, is unchanged."""
+    tally = Tally([("a", "01")])
+    tally.alert(0, Heard("x", "01"), 1000.0, 990.0)
+    tally.alert(0, Heard("x", "01"), 1001.0, 990.0)
+    report = tally.report(rss_mb=12.5)
+    assert SHARD_LINE.validate_json(report.model_dump_json()) == report
+
+
+def test_heard_reads_alerts_with_the_domain_model() -> None:
+    """Identifier and place (national for None) of a valid alert; None for anything else,
+    an alert the domain's `Alert` model refuses included."""
+    assert heard(alert_payload("id-1", "47")) == Heard("id-1", "47")
+    assert heard(alert_payload("id-2", None)) == Heard("id-2", "national")
+    assert heard(b"not json") is None
+    assert heard(b'{"identifier": 3}') is None
+    assert heard(b'{"identifier": "x", "alertsim": {"prefecture": "13"}}') is None
 
 
 @pytest.mark.mosquitto
@@ -110,10 +126,10 @@ async def test_fleet_reports_injected_wrong_area_and_duplicate(
     of_13 = sorted(cid for cid, code in receivers.items() if code == "13")
     assert of_01
     assert of_13
-    fleet = Fleet(receivers, url=mosquitto.url, status="exercise", tree=tree, shards=2)
+    fleet = ProcessFleet(receivers, url=mosquitto.url, status="exercise", tree=tree, shards=2)
     ready = await fleet.start()
     try:
-        assert ready["subscribed"] == 50
+        assert ready.subscribed == 50
         assert fleet.shards == 2
         async with connect(MqttSettings(url=mosquitto.url,
                                         client_id=f"pub-{uuid.uuid4().hex[:8]}")) as pub:
@@ -131,13 +147,13 @@ async def test_fleet_reports_injected_wrong_area_and_duplicate(
         summary = (await fleet.stop()).summary
     finally:
         await fleet.stop()
-    assert summary["totals"]["wrong_area"] == len(of_01)
-    assert sorted(w["client_id"] for w in summary["wrong_area"]) == of_01
-    assert all(w["payload_prefecture"] == "13" for w in summary["wrong_area"])
-    assert summary["totals"]["duplicates"] == len(of_13)
-    assert sorted(d["client_id"] for d in summary["duplicates"]) == of_13
-    everyone = next(a for a in summary["alerts"] if a["identifier"] == "all")
-    assert (everyone["delivered"], everyone["missed"], everyone["duplicates"]) == (50, 0, 0)
+    assert summary.totals.wrong_area == len(of_01)
+    assert sorted(w.client_id for w in summary.wrong_area) == of_01
+    assert all(w.payload_prefecture == "13" for w in summary.wrong_area)
+    assert summary.totals.duplicates == len(of_13)
+    assert sorted(d.client_id for d in summary.duplicates) == of_13
+    everyone = next(a for a in summary.alerts if a.identifier == "all")
+    assert (everyone.delivered, everyone.missed, everyone.duplicates) == (50, 0, 0)
 
 
 @pytest.mark.mosquitto
@@ -196,11 +212,6 @@ def _fetch(url: str) -> str:
         return text
 
 
-def _default_sigint() -> None:
-    """In the child: SIGINT back to its default (a background test run inherits it ignored)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 @pytest.mark.mosquitto
 async def test_fleet_command_writes_a_json_summary(mosquitto: MosquittoBroker,
                                                    tmp_path: Path) -> None:
@@ -212,7 +223,7 @@ async def test_fleet_command_writes_a_json_summary(mosquitto: MosquittoBroker,
         proc = await asyncio.create_subprocess_exec(
             SCRIPT, "fleet", "--receivers", "30", "--broker", mosquitto.url, "--topic-root",
             root, "--shards", "2", "--json", str(summary_file), "--metrics-port", "0",
-            stdout=stdout, stderr=subprocess.STDOUT, preexec_fn=_default_sigint)
+            stdout=stdout, stderr=subprocess.STDOUT, preexec_fn=restore_sigint)
         try:
             line = await eventually(lambda: re.search(r"metrics: (http://\S+)",
                                                       out.read_text("utf-8")),
@@ -234,3 +245,19 @@ async def test_fleet_command_writes_a_json_summary(mosquitto: MosquittoBroker,
                                  "wrong_area": 0, "malformed": 0, "states": 0}
     assert "fleet: 30 receivers in 2 shard(s)" in text
     assert f"summary: {summary_file}" in text
+
+
+def test_process_fleet_deliveries_become_receipts() -> None:
+    """Each receiver's first copy is a receipt at its receive time; each extra copy one more
+    (a duplicate the report counts), at the time of collection."""
+    from datetime import UTC, datetime
+
+    from alertsim.drills.process_fleet import receipts_of
+    from alertsim.fleet.tally import ReceiverTally
+    from alertsim.service.events import ReceiptSeen
+
+    now = datetime(2024, 5, 1, 3, 0, 5, tzinfo=UTC)
+    records = [ReceiverTally("fl-13-1", "13", {"x": 1714532400000.0}, {"x": 2}, [])]
+    assert receipts_of(records, now) == [
+        ReceiptSeen("fl-13-1", "x", datetime(2024, 5, 1, 3, 0, tzinfo=UTC)),
+        ReceiptSeen("fl-13-1", "x", now), ReceiptSeen("fl-13-1", "x", now)]

@@ -21,21 +21,18 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from alertsim.adapters.mqtt.brokers import MosquittoBroker
-from alertsim.adapters.mqtt.client import MqttSettings, Publication, connect, publish
+from alertsim.brokers.brokers import MosquittoBroker
 from alertsim.domain import topics
 from alertsim.domain.messages import Receipt
+from alertsim.domain.publication import Publication
 from alertsim.metrics import PrometheusObserver, start_metrics_server
+from alertsim.mqtt.client import MqttSettings, connect, publish
 from alertsim.testing import eventually, make_detection
+from tests.helpers import restore_sigint
 
 pytestmark = [pytest.mark.mosquitto, pytest.mark.timeout(60)]
 
 URL = re.compile(r"(http://127\.0\.0\.1:\d+/metrics)")  # from the metrics.listening line
-
-
-def _default_sigint() -> None:
-    """A background test run starts children with SIGINT ignored; serve needs it back."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -59,7 +56,7 @@ async def test_serve_exposes_the_counters_after_traffic(tmp_path: Path) -> None:
             str(tmp_path / "serve.db"), "--status", "test", "--metrics-port", "0",
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             env={**os.environ, "ALERTSIM_CLIENT_ID": "metrics-svc"},
-            preexec_fn=_default_sigint)
+            preexec_fn=restore_sigint)
         try:
             found = await eventually(lambda: URL.search(log.read_text("utf-8", "replace")),
                                      timeout=30, what="the metrics.listening log line")

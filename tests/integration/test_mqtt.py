@@ -14,19 +14,13 @@ import aiomqtt
 import pytest
 from paho.mqtt.properties import Properties
 
-from alertsim.adapters.mqtt import client as mqtt
-from alertsim.adapters.mqtt.brokers import EmbeddedBroker, MosquittoBroker, free_port
-from alertsim.adapters.mqtt.client import (
-    MqttSettings,
-    Publication,
-    connect,
-    incoming,
-    negotiate_protocol,
-    publish,
-)
-from alertsim.adapters.mqtt.reconnect import backoff_delays, reconnecting
+from alertsim.brokers.brokers import EmbeddedBroker, MosquittoBroker, free_port
+from alertsim.domain.publication import Publication
 from alertsim.errors import BrokerError
 from alertsim.logs import captured_logs
+from alertsim.mqtt import client as mqtt
+from alertsim.mqtt.client import MqttSettings, connect, incoming, negotiate_protocol, publish
+from alertsim.mqtt.reconnect import backoff_delays, reconnecting
 from alertsim.testing import eventually
 from tests.helpers import receive
 
@@ -59,7 +53,7 @@ class _Lowest(random.Random):
 def test_module_exports() -> None:
     """`__all__` lists exactly the public names of the MQTT client adapter."""
     assert sorted(mqtt.__all__) == sorted(
-        ["DISCONNECT_TIMEOUT_S", "Client", "MqttSettings", "Publication", "Protocol", "Received",
+        ["DISCONNECT_TIMEOUT_S", "Client", "MqttSettings", "Protocol", "Received",
          "acknowledge", "connect", "incoming", "negotiate_protocol", "properties_of", "publish",
          "received", "subscribe", "wait_for_protocol"])
 

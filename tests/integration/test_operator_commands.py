@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from alertsim.adapters.mqtt.brokers import MosquittoBroker
 from alertsim.adapters.mqtt.link import run_link
 from alertsim.adapters.sqlite.store import Store
+from alertsim.brokers.brokers import MosquittoBroker
 from alertsim.cli import main
 from alertsim.domain.prefectures import Atlas
 from alertsim.domain.topics import TopicTree
@@ -50,7 +50,7 @@ async def running(atlas: Atlas, mosquitto: MosquittoBroker,
     root = f"test/operator/{uuid.uuid4().hex[:8]}"
     async with await Store.open(tmp_path / "svc.db") as store:
         clock = ScaledClock(start=DEFAULT_LAUNCH_TIME, speed=1.0)
-        service = Service(atlas=atlas, store=store, clock=clock,
+        service = Service(atlas=atlas, store=store.record, clock=clock,
                           config=ServiceConfig(topics=TopicTree(root)))
         connected = asyncio.Event()
         tasks = [asyncio.create_task(service.run_timers()),
@@ -70,7 +70,7 @@ async def sheltering(running: Running) -> None:
     """Okinawa told to shelter, and everything published (its retained state included)."""
     assert await running.service.accept_detection(OVER_OKINAWA.model_dump_json().encode())
     await eventually(running.service.drained, what="the shelter alert and state published")
-    stages = [r.stage for r in await running.store.outbox(kind="alert")]
+    stages = [r.stage for r in await running.store.views.outbox(kind="alert")]
     assert stages == ["shelter"]
 
 
@@ -80,9 +80,9 @@ async def test_cancel_is_applied(running: Running, capsys: pytest.CaptureFixture
     assert await running.run("cancel", EVENT) == 0
     out = capsys.readouterr().out
     assert f"cancel {EVENT}: applied: {EVENT} cancelled" in out
-    rows = await running.store.outbox(kind="alert")
+    rows = await running.store.views.outbox(kind="alert")
     assert [(r.prefecture, r.stage) for r in rows] == [("47", "shelter"), ("47", "cancel")]
-    assert await running.store.pending_inputs() == []  # recorded and acted on
+    assert await running.store.record.pending_inputs() == []  # recorded and acted on
 
 
 async def test_close_is_applied_and_a_second_close_refused(
@@ -106,7 +106,7 @@ async def test_cancel_of_an_unknown_event_prints_the_services_reason(
     out = capsys.readouterr().out
     assert ("cancel no-such-event: refused by the service: event_id: no event "
             "'no-such-event' is known") in out
-    rejected = await running.store.rejected()
+    rejected = await running.store.views.rejected()
     assert len(rejected) == 1
     assert json.loads(rejected[0].raw)["request_id"]  # the id the refusal was matched by
 

@@ -16,15 +16,16 @@ from pathlib import Path
 import pytest
 from structlog.typing import EventDict
 
-from alertsim.adapters.mqtt.brokers import MosquittoBroker
-from alertsim.adapters.mqtt.client import MqttSettings, Publication, connect, publish
 from alertsim.adapters.mqtt.link import run_link
-from alertsim.adapters.mqtt.receiver import Receiver
 from alertsim.adapters.sqlite.store import Store
+from alertsim.brokers.brokers import MosquittoBroker
+from alertsim.clients.receiver import Receiver
 from alertsim.domain import texts, topics
 from alertsim.domain.messages import build_alert
 from alertsim.domain.prefectures import Atlas
+from alertsim.domain.publication import Publication
 from alertsim.logs import captured_logs
+from alertsim.mqtt.client import MqttSettings, connect, publish
 from alertsim.service.clock import ScaledClock
 from alertsim.service.config import ServiceConfig
 from alertsim.service.service import Service
@@ -189,7 +190,7 @@ async def test_link_stops_within_2s_during_and_after_a_broker_restart(
     """run_link, cancelled with the broker down, just back, or reconnected, ends in 2 s."""
     async with MosquittoBroker(data_dir=tmp_path / "broker") as broker, \
             await Store.open(tmp_path / "svc.db") as store:
-        service = Service(atlas=atlas, store=store, config=ServiceConfig(),
+        service = Service(atlas=atlas, store=store.record, config=ServiceConfig(),
                           clock=ScaledClock(start=DEFAULT_LAUNCH_TIME, speed=1.0))
         connected = asyncio.Event()
 

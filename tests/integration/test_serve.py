@@ -11,16 +11,17 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from alertsim.adapters.mqtt.brokers import MosquittoBroker
 from alertsim.adapters.mqtt.inputs import send_detection
 from alertsim.adapters.sqlite.store import Store
+from alertsim.bootstrap import ServeOptions, serve
+from alertsim.brokers.brokers import MosquittoBroker
 from alertsim.cli import main
 from alertsim.domain.messages import Alert
 from alertsim.service.config import ServiceConfig
-from alertsim.service.run import ServeOptions, serve
 from alertsim.testing import eventually, make_detection
 
 
+@pytest.mark.mosquitto
 async def test_serve_then_detect_publishes_alerts(tmp_path: Path) -> None:
     """A detection sent with `detect` reaches the running service; its alerts are published."""
     with MosquittoBroker() as broker:
@@ -55,7 +56,7 @@ async def test_serve_then_detect_publishes_alerts(tmp_path: Path) -> None:
         assert [(a.prefecture, a.stage, a.status) for a in seen] == [
             ("01", "shelter", "Test"), ("02", "shelter", "Test")]
         async with await Store.open(db) as store:
-            assert len(await store.detections()) == 1
+            assert len(await store.views.detections()) == 1
 
 
 def test_detect_refuses_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,9 +12,9 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from alertsim.adapters.mqtt.brokers import MosquittoBroker, parse_broker_url
 from alertsim.adapters.mqtt.link import run_link
 from alertsim.adapters.sqlite.store import Store
+from alertsim.brokers.brokers import MosquittoBroker
 from alertsim.domain import topics
 from alertsim.domain.messages import Alert, PrefectureState
 from alertsim.domain.prefectures import Atlas
@@ -24,9 +24,12 @@ from alertsim.service.clock import ScaledClock
 from alertsim.service.config import ServiceConfig
 from alertsim.service.service import Service
 from alertsim.testing import DEFAULT_LAUNCH_TIME, eventually, make_detection
+from tests.helpers import Observer
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 MARKER = "alertsim/v1/exercise/alerts/test-end-marker"
+
+pytestmark = pytest.mark.mosquitto  # every test starts a Mosquitto of its own
 
 
 @pytest.fixture
@@ -34,41 +37,6 @@ def broker() -> Iterator[MosquittoBroker]:
     """A Mosquitto of this test's own (these tests stop it, or read every exercise topic)."""
     with MosquittoBroker() as b:
         yield b
-
-
-class Observer:
-    """A plain aiomqtt client recording every message on the given topic filters."""
-
-    def __init__(self, url: str, filters: list[str], client_id: str,
-                 clean: bool = True) -> None:
-        host, port = parse_broker_url(url)
-        self.client = aiomqtt.Client(host, port, identifier=client_id,
-                                     protocol=aiomqtt.ProtocolVersion.V311, clean_session=clean)
-        self.filters = filters
-        self.messages: list[tuple[str, bytes, bool]] = []
-        self.task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> Observer:
-        await self.client.__aenter__()
-        for f in self.filters:
-            await self.client.subscribe(f, qos=1)
-        self.task = asyncio.create_task(self._read())
-        return self
-
-    async def _read(self) -> None:
-        async for m in self.client.messages:
-            payload = m.payload if isinstance(m.payload, bytes) else b""
-            self.messages.append((str(m.topic), payload, m.retain))
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.task is not None
-        self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
-        await self.client.__aexit__(None, None, None)
-
-    def alerts(self) -> list[tuple[str, Alert]]:
-        return [(t, Alert.model_validate_json(p)) for t, p, _ in self.messages
-                if "/alerts/" in t]
 
 
 def cleared_after_shown(observer: Observer, code: str) -> bool:
@@ -83,7 +51,7 @@ async def running(atlas: Atlas, broker: MosquittoBroker,
     """The service (timers and broker link) running against the test's broker."""
     async with await Store.open(tmp_path / "svc.db") as store:
         clock = ScaledClock(start=DEFAULT_LAUNCH_TIME, speed=1.0)
-        service = Service(atlas=atlas, store=store, config=ServiceConfig(), clock=clock)
+        service = Service(atlas=atlas, store=store.record, config=ServiceConfig(), clock=clock)
         connected = asyncio.Event()
         tasks = [asyncio.create_task(service.run_timers()),
                  asyncio.create_task(run_link(service, url=broker.url, protocol="5",
@@ -104,7 +72,7 @@ async def test_2023_11_21_over_mosquitto(atlas: Atlas, broker: MosquittoBroker,
     async with await Store.open(tmp_path / "drill.db") as store, Observer(
             broker.url, ["alertsim/v1/exercise/#"], "observer") as observer:
         clock = ScaledClock(start=scenario.start, speed=speed)
-        service = Service(atlas=atlas, store=store, clock=clock,
+        service = Service(atlas=atlas, store=store.record, clock=clock,
                           config=service_config(scenario))
         connected = asyncio.Event()
         tasks = [asyncio.create_task(service.run_timers()),
@@ -160,7 +128,7 @@ async def test_bad_inputs_over_mqtt(broker: MosquittoBroker,
     assert "Invalid JSON" in errors[0]
     assert "sequence: Input should be greater than or equal to 1" in errors[1]
     assert "payload too large" in errors[2]
-    assert len(await store.rejected()) == 3
+    assert len(await store.views.rejected()) == 3
     assert [a.prefecture for _, a in observer.alerts()] == ["01", "02"]
 
 
@@ -172,7 +140,7 @@ async def test_outbox_with_broker_stopped(atlas: Atlas, broker: MosquittoBroker,
         pass  # register a persistent session for the receiver, then go offline
     async with await Store.open(tmp_path / "outage.db") as store:
         clock = ScaledClock(start=DEFAULT_LAUNCH_TIME, speed=1.0)
-        service = Service(atlas=atlas, store=store, config=ServiceConfig(), clock=clock)
+        service = Service(atlas=atlas, store=store.record, config=ServiceConfig(), clock=clock)
         connected = asyncio.Event()
         link = asyncio.create_task(run_link(service, url=broker.url, protocol="5",
                                             client_id="svc-outage", connected=connected))
@@ -184,7 +152,7 @@ async def test_outbox_with_broker_stopped(atlas: Atlas, broker: MosquittoBroker,
             d = make_detection((40.6, 126.4), (34.33, 178.57), 30, 100, event_id=event,
                                launch_time=DEFAULT_LAUNCH_TIME + timedelta(seconds=i))
             assert await service.accept_detection(d.model_dump_json().encode())
-        assert len(await store.unpublished()) == 8  # 4 alerts and 4 retained states
+        assert len(await store.record.unpublished()) == 8  # 4 alerts and 4 retained states
         broker.start()
         await asyncio.wait_for(connected.wait(), 30)
         await eventually(service.drained, timeout=10, what="outbox drained")

@@ -13,22 +13,19 @@ from pathlib import Path
 
 import pytest
 
-from alertsim.adapters.mqtt.brokers import MosquittoBroker
-from alertsim.adapters.mqtt.client import MqttSettings, Publication, connect, publish
-from alertsim.adapters.mqtt.receiver import RawMessage
+from alertsim.brokers.brokers import MosquittoBroker
 from alertsim.cli.subscribe import json_line
+from alertsim.clients.receiver import RawMessage
 from alertsim.domain import texts
 from alertsim.domain.messages import PlaceEvent, PrefectureState, build_alert
+from alertsim.domain.publication import Publication
 from alertsim.domain.topics import TopicTree
+from alertsim.mqtt.client import MqttSettings, connect, publish
 from alertsim.testing import eventually
+from tests.helpers import restore_sigint
 
 SCRIPT = Path(sys.executable).with_name("alertsim")
 SENT = datetime(2023, 11, 21, 13, 46, 5, tzinfo=UTC)
-
-
-def _default_sigint() -> None:
-    """In the child: SIGINT back to its default (a background test run ignores it)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _lines(path: Path) -> list[str]:
@@ -60,7 +57,7 @@ async def test_subscribe_json_lines_parse(tmp_path: Path, mosquitto: MosquittoBr
                 SCRIPT, "subscribe", "--prefecture", "47", "--broker", mosquitto.url,
                 "--topic-root", tree.root, "--client-id", f"sub-{uuid.uuid4().hex[:8]}",
                 "--format", "json", stdout=stdout, stderr=stderr, env=env,
-                preexec_fn=_default_sigint)
+                preexec_fn=restore_sigint)
             try:
                 await eventually(lambda: _lines(out), timeout=20, what="the retained state")
                 message = Publication(tree.alerts("exercise", "47"),

@@ -13,11 +13,10 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from alertsim.adapters.mqtt.brokers import MosquittoBroker
-from alertsim.adapters.mqtt.client import MqttSettings, Protocol, Publication, connect, publish
-from alertsim.adapters.mqtt.receiver import Delivery, Receiver
+from alertsim.brokers.brokers import MosquittoBroker
 from alertsim.cli.render import default_client_id, render_alert, render_state
 from alertsim.cli.subscribe import run_subscriber
+from alertsim.clients.receiver import Delivery, Receiver
 from alertsim.domain import texts, topics
 from alertsim.domain.messages import (
     Alert,
@@ -26,9 +25,11 @@ from alertsim.domain.messages import (
     Receipt,
     build_alert,
 )
+from alertsim.domain.publication import Publication
 from alertsim.domain.vocabulary import AlertStatus, Status
 from alertsim.errors import InputError
 from alertsim.logs import captured_logs
+from alertsim.mqtt.client import MqttSettings, Protocol, connect, publish
 from alertsim.testing import eventually
 from tests.helpers import running
 
@@ -203,6 +204,7 @@ async def test_persistent_session_gets_alert_sent_while_offline(
     assert [d.identifier for d in again.deliveries] == [alert.identifier]
 
 
+@pytest.mark.mosquitto
 async def test_reconnects_after_broker_restart(tmp_path: Path) -> None:
     """When the broker goes away and comes back, the receiver reconnects and keeps receiving."""
     async with MosquittoBroker(data_dir=tmp_path / "broker") as broker:

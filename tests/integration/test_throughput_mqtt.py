@@ -24,12 +24,13 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from alertsim.adapters.mqtt.brokers import MosquittoBroker
-from alertsim.adapters.mqtt.client import MqttSettings, Publication, connect
-from alertsim.adapters.mqtt.link import ClientPublisher, allow_window, run_link
+from alertsim.adapters.mqtt.link import ClientPublisher, in_flight, run_link
 from alertsim.adapters.sqlite.store import Store
+from alertsim.brokers.brokers import MosquittoBroker
 from alertsim.domain.messages import Alert
 from alertsim.domain.prefectures import Atlas
+from alertsim.domain.publication import Publication
+from alertsim.mqtt.client import MqttSettings, connect
 from alertsim.service.clock import ScaledClock
 from alertsim.service.config import ServiceConfig
 from alertsim.service.service import Service
@@ -92,8 +93,9 @@ class Breaking:
 async def pumping(service: Service, url: str,
                   breaker: Callable[[], None] | None = None) -> AsyncIterator[Breaking]:
     """The service's pump on a connection of its own (as the link runs it), until exit."""
-    async with connect(MqttSettings(url=url, client_id="burst-svc-out")) as client:
-        allow_window(client, service.config.publish_window)
+    window = in_flight(service.config.publish_window)
+    async with connect(MqttSettings(url=url, client_id="burst-svc-out",
+                                    max_inflight_messages=window)) as client:
         publisher = Breaking(ClientPublisher(client, "5"), breaker)
         task = asyncio.create_task(service.pump(publisher))
         try:
@@ -133,17 +135,17 @@ async def test_broker_lost_mid_window_loses_nothing(atlas: Atlas, tmp_path: Path
                                                     kill: bool) -> None:
     async with MosquittoBroker(data_dir=tmp_path / "broker") as broker, \
             await Store.open(tmp_path / "svc.db") as store:
-        service = Service(atlas=atlas, store=store, config=ServiceConfig(),
+        service = Service(atlas=atlas, store=store.record, config=ServiceConfig(),
                           clock=ScaledClock(start=DEFAULT_LAUNCH_TIME + timedelta(minutes=2)))
         for detection in burst(40):
             assert await service.accept_detection(detection.model_dump_json().encode())
-        alerts = {r.message_id: r.seq for r in await store.outbox(kind="alert")}
+        alerts = {r.message_id: r.seq for r in await store.views.outbox(kind="alert")}
         async with Subscriber(broker.port) as before, \
                 pumping(service, broker.url, broker.kill if kill else broker.stop) as first:
             await asyncio.wait_for(first.broken.wait(), 30)
             with pytest.raises(aiomqtt.MqttError):
                 await before.client.publish("test/probe", b"", qos=1, timeout=5)
-        unacknowledged = {r.message_id for r in await store.unpublished() if r.kind == "alert"}
+        unacknowledged = {r.message_id for r in await store.record.unpublished() if r.kind == "alert"}
         assert len(unacknowledged) > 100, "precondition: the broker went away mid-burst"
         broker.start()
         async with Subscriber(broker.port) as after, pumping(service, broker.url):
@@ -162,13 +164,13 @@ async def test_burst_arrives_whole_and_in_order(atlas: Atlas, tmp_path: Path) ->
     """100 detections at once: every alert arrives, in outbox order on each topic."""
     async with MosquittoBroker(data_dir=tmp_path / "broker") as broker, \
             await Store.open(tmp_path / "svc.db") as store:
-        service = Service(atlas=atlas, store=store, config=ServiceConfig(),
+        service = Service(atlas=atlas, store=store.record, config=ServiceConfig(),
                           clock=ScaledClock(start=DEFAULT_LAUNCH_TIME + timedelta(minutes=2)))
         async with Subscriber(broker.port) as subscriber, linked(service, broker.url) as up:
             await asyncio.wait_for(up.wait(), 10)
             for detection in burst(100, seed=11):
                 assert await service.accept_detection(detection.model_dump_json().encode())
-            alerts = {r.message_id: r.seq for r in await store.outbox(kind="alert")}
+            alerts = {r.message_id: r.seq for r in await store.views.outbox(kind="alert")}
             await eventually(lambda: len(subscriber.seen) >= len(alerts), timeout=30,
                              what="every alert")
             await eventually(service.drained, what="outbox drained")

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from alertsim.adapters.mqtt.broker_config import ROLES
+from alertsim.brokers.broker_config import ROLES
 from alertsim.cli import main
 
 COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"

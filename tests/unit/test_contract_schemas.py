@@ -109,7 +109,7 @@ async def test_service_payloads_satisfy_their_schemas(atlas: Atlas, tmp_path: Pa
     service status it announces."""
     async with await Store.open(tmp_path / "svc.db") as store:
         clock = ScaledClock(start=DEFAULT_LAUNCH_TIME + timedelta(minutes=2), speed=1.0)
-        service = Service(atlas=atlas, store=store, config=ServiceConfig(), clock=clock)
+        service = Service(atlas=atlas, store=store.record, config=ServiceConfig(), clock=clock)
         publisher = InMemoryPublisher()
         detection = make_detection((40.6, 126.4), (34.33, 178.57), 30, 100, event_id="ev-1")
         assert await service.accept_detection(detection.model_dump_json().encode())

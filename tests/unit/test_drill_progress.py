@@ -1,14 +1,11 @@
-"""A drill's progress: plain lines when stdout is not a terminal (a real `alertsim drill` in a
-subprocess), and the live Rich view (rendered in-process to a recording console), fed by
-the service's own stream of outbox rows."""
+"""A drill's progress: the live Rich view (rendered in-process to a recording console), fed
+by the service's own stream of outbox rows. (Plain lines from a real `alertsim drill`, which
+starts a broker: tests/integration/test_drill_progress_cli.py.)"""
 
 from __future__ import annotations
 
 import asyncio
 import io
-import signal
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,38 +16,17 @@ from alertsim.domain.prefectures import Atlas
 from alertsim.drills.progress import DrillProgress
 from alertsim.drills.scenario import load_scenario
 from alertsim.service.config import ServiceConfig
+from alertsim.service.events import ReceiptSeen
 from alertsim.service.service import Service
 from alertsim.testing import FixedClock, eventually
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = Path(sys.executable).with_name("alertsim")
 CHOLLIMA = ROOT / "scenarios" / "2023-11-21-chollima-1.yaml"
-
-
-def restore_sigint() -> None:
-    """A background test run starts children with SIGINT ignored: give it back."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def test_plain_lines_when_stdout_is_not_a_terminal(tmp_path: Path) -> None:
-    """Piped, a drill prints one line per timeline entry and per alert, no escape codes."""
-    done = subprocess.run(
-        [SCRIPT, "drill", str(CHOLLIMA), "--speed", "300", "--reports", str(tmp_path)],
-        capture_output=True, text=True, timeout=120, preexec_fn=restore_sigint, check=False)
-    assert done.returncode == 0, done.stdout + done.stderr
-    out = done.stdout
-    assert "\x1b[" not in out
-    lines = out.splitlines()
-    alerts = [line.split("] ", 1)[1] for line in lines if "] alert " in line]
-    assert alerts == ["alert 47 shelter (Alert)", "alert 47 passed (Update)"]
-    entries = [line for line in lines if "] detection " in line or "] operator " in line]
-    assert len(entries) == len(load_scenario(CHOLLIMA).timeline)
-    assert "Scenario clock" not in out  # the live view is for terminals only
 
 
 async def test_live_view_follows_the_service(atlas: Atlas, tmp_path: Path) -> None:
     """The Rich view shows the scenario clock, the next event, stages sent, receipts and
-    failures, from rows the service itself writes (Service.watch)."""
+    failures, from the service's own events (Service.events), never the record."""
     scenario = load_scenario(CHOLLIMA)
     first = scenario.detections()[0]
     clock = FixedClock(current=scenario.time_of(first) + timedelta(seconds=1))
@@ -58,16 +34,15 @@ async def test_live_view_follows_the_service(atlas: Atlas, tmp_path: Path) -> No
     progress = DrillProgress(scenario, clock.now, io.StringIO(), speed=60.0, live=True,
                              console=console)
     async with await Store.open(tmp_path / "progress.db") as store:
-        service = Service(atlas=atlas, store=store, clock=clock,
+        service = Service(atlas=atlas, store=store.record, clock=clock,
                           config=ServiceConfig(policy=scenario.policy))
-        task = asyncio.create_task(progress.run(service, store))
+        task = asyncio.create_task(progress.run(service.events))
         try:
             await eventually(lambda: progress._shown is not None, what="the live view up")
             progress.say("[22:46:00 +   180s] detection 2023-11-21-sohae #1")
             assert await service.accept_detection(first.detection.model_dump_json().encode())
             assert not await service.accept_operator(b'{"action": "cancel", "event_id": "x"}')
-            await store.record_receipt(client_id="rx-47", message_id="m1",
-                                       received_at=clock.now(), recorded_at=clock.now())
+            await service.record_receipts([ReceiptSeen("rx-47", "m1", clock.now())])
             await eventually(lambda: progress.receipts == 1 and progress.failures,
                              what="the alert, the refusal and the receipt taken in")
         finally:

@@ -72,7 +72,7 @@ async def record_drill(store: Store, *, expect: dict[str, Any],
                 "receivers": receivers, "national_receivers": national_receivers,
                 "speed": 60.0, "broker": "mqtt://127.0.0.1:1883", "status": "exercise",
                 "policy": "prefecture"}
-    await store.record_drill(drill_id=drill_id, scenario="scenarios/test.yaml",
+    await store.drills.record_drill(drill_id=drill_id, scenario="scenarios/test.yaml",
                              started_at=started_at, settings_json=json.dumps(settings))
 
 
@@ -87,13 +87,13 @@ async def send(store: Store, identifier: str, stage: Stage, code: str | None, *,
                         object_kind="ballistic_missile", code=code,
                         name_ja="北海道" if code else "", name_en="Hokkaido" if code else "")
     created = base + timedelta(seconds=at_s)
-    await store.enqueue([OutboxMessage(
+    await store.record.enqueue([OutboxMessage(
         message_id=identifier, event_id=event_id, kind="alert", prefecture=code, stage=stage,
         topic=topics.alerts("exercise", code), payload=alert.model_dump_json().encode(),
         msg_type=alert.msgType, qos=1, retain=False, sim_time=alert.sent,
         expires_at=alert.info[0].expires, created_at=created)])
     if published:
-        await store.mark_published(identifier, created + timedelta(milliseconds=2))
+        await store.record.mark_published(identifier, created + timedelta(milliseconds=2))
     return created
 
 
@@ -101,7 +101,7 @@ async def ack(store: Store, client_id: str, identifier: str, created: datetime,
               after_ms: int) -> None:
     """Record a receipt `after_ms` milliseconds after the alert's created_at."""
     received = created + timedelta(milliseconds=after_ms)
-    await store.record_receipt(client_id=client_id, message_id=identifier,
+    await store.record.record_receipt(client_id=client_id, message_id=identifier,
                                received_at=received, recorded_at=received)
 
 
@@ -322,7 +322,7 @@ async def test_store_without_drill_row_still_reports(store: Store) -> None:
     """A `serve` database gets a report with inferred receivers and no judgement."""
     created = await send(store, "A1", "shelter", "01", at_s=0.0)
     await ack(store, "rx-01", "A1", created, 12)
-    await store.record_receipt(client_id="rx-01", message_id="unknown", received_at=created,
+    await store.record.record_receipt(client_id="rx-01", message_id="unknown", received_at=created,
                                recorded_at=created)
     report = await build_report(store)
     assert (report.drill_id, report.scenario, report.passed) == (None, None, None)
@@ -364,9 +364,9 @@ async def test_drill_settings_round_trip_through_the_store(tmp_path: Path) -> No
         national_receivers=True, speed=600.0, broker="mqtt://127.0.0.1:1883", protocol="3.1.1",
         status="exercise", policy="prefecture+adjacent")
     async with await Store.open(tmp_path / "settings.db") as store:
-        await store.record_drill(drill_id="drill-1", scenario="scenarios/test.yaml",
+        await store.drills.record_drill(drill_id="drill-1", scenario="scenarios/test.yaml",
                                  started_at=REAL_T0, settings_json=settings.model_dump_json())
-        (row,) = await store.drills()
+        (row,) = await store.drills.drills()
         report = await build_report(store)
     assert DrillSettings.model_validate_json(row.settings_json) == settings
     assert json.loads(row.settings_json)["protocol"] == "3.1.1"
@@ -399,7 +399,7 @@ async def test_unreadable_drill_settings_are_a_clear_input_error(
     """Settings JSON that is not a DrillSettings gives an InputError naming the drill and field."""
     db = tmp_path / "old.db"
     async with await Store.open(db) as store:
-        await store.record_drill(drill_id="drill-1", scenario="scenarios/test.yaml",
+        await store.drills.record_drill(drill_id="drill-1", scenario="scenarios/test.yaml",
                                  started_at=REAL_T0, settings_json=json.dumps(settings))
         with pytest.raises(InputError) as caught:
             await build_report(store)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import signal
 import subprocess
 import sys
 from datetime import timedelta
@@ -20,6 +19,7 @@ from alertsim.domain import topics
 from alertsim.drills.report import build_report, render_markdown
 from alertsim.drills.report.render import MAX_LINE
 from alertsim.service.records import OutboxMessage
+from tests.helpers import restore_sigint
 from tests.unit.test_report import (
     EXPECT_01,
     REAL_T0,
@@ -33,11 +33,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(sys.executable).with_name("alertsim")
 CHOLLIMA = ROOT / "scenarios" / "2023-11-21-chollima-1.yaml"
 LONG_EVENT = "e" * 64  # the longest event id the contract allows
-
-
-def restore_sigint() -> None:
-    """A background test run starts children with SIGINT ignored: give it back."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.fixture
@@ -105,7 +100,7 @@ async def test_timeline_is_numbered_1_2_3_between_other_outbox_rows(store: Store
     """Retained-state rows interleave with alerts in the outbox; the report counts alerts."""
     await record_drill(store, expect=EXPECT_01, receivers={"rx-01": ["01"]})
     for n, stage in enumerate(("shelter", "passed", "cancel"), start=1):
-        await store.enqueue([OutboxMessage(
+        await store.record.enqueue([OutboxMessage(
             message_id=f"state-{n}", event_id=None, kind="state", prefecture="01",
             stage=None, topic=topics.V1.state("exercise", "01"), payload=b"", qos=1,
             retain=True, sim_time=None, created_at=REAL_T0 + timedelta(seconds=n))])

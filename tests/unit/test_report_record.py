@@ -63,7 +63,7 @@ async def record_drill(store: Store, *, expect: dict[str, Any] = EXPECT_01,
         receivers={"rx-01": ("01",)}, national_receivers=False, speed=60.0,
         broker="mqtt://127.0.0.1:1883", status="exercise", policy=played.resolved_policy(),
         topic_root=TREE.root)
-    await store.record_drill(drill_id=drill_id, scenario="scenarios/record-test.yaml",
+    await store.drills.record_drill(drill_id=drill_id, scenario="scenarios/record-test.yaml",
                              started_at=started_at, settings_json=settings.model_dump_json())
 
 
@@ -77,22 +77,22 @@ async def send(store: Store, identifier: str, stage: Stage, code: str, *, sent: 
     created = REAL_T0 + (at - SIM_T0) / 60
     payload = {"identifier": identifier, "sent": at.isoformat(), "status": "Exercise",
                "msgType": MSG_TYPES[stage]}
-    await store.enqueue([OutboxMessage(
+    await store.record.enqueue([OutboxMessage(
         message_id=identifier, event_id=EVENT, kind="alert", prefecture=code, stage=stage,
         topic=TREE.alerts("exercise", code), payload=json.dumps(payload).encode(),
         msg_type=MSG_TYPES[stage], qos=1, retain=False, sim_time=at,
         expires_at=at + timedelta(hours=1), created_at=created)])
-    await store.mark_published(identifier, created + timedelta(milliseconds=2))
+    await store.record.mark_published(identifier, created + timedelta(milliseconds=2))
     if ack_ms is not None:
         received = created + timedelta(milliseconds=ack_ms)
-        await store.record_receipt(client_id="rx-01", message_id=identifier,
+        await store.record.record_receipt(client_id="rx-01", message_id=identifier,
                                    received_at=received, recorded_at=received)
 
 
 async def refuse(store: Store, reason: str, *, after_s: float, source: str | None = None,
                  base: datetime = REAL_T0) -> None:
     """Record a refusal note `after_s` real seconds after `base`."""
-    await store.record_rejected(raw=b'{"event_id": "x"}', reason=reason,
+    await store.record.record_rejected(raw=b'{"event_id": "x"}', reason=reason,
                                 source=source or TREE.detections,
                                 received_at=base + timedelta(seconds=after_s))
 
@@ -328,7 +328,7 @@ async def test_a_record_written_before_the_authoring_rules_still_reports(store: 
     settings = {"scenario": data, "scenario_path": "scenarios/old.yaml",
                 "receivers": {"rx-01": ["01"]}, "national_receivers": False, "speed": 60.0,
                 "broker": "mqtt://127.0.0.1:1883", "status": "exercise", "policy": "prefecture"}
-    await store.record_drill(drill_id="old-1", scenario="scenarios/old.yaml",
+    await store.drills.record_drill(drill_id="old-1", scenario="scenarios/old.yaml",
                              started_at=REAL_T0, settings_json=json.dumps(settings))
     await send(store, "A1", "shelter", "01", sent="10:03:00")
     report = await build_report(store)

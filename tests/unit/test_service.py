@@ -17,6 +17,15 @@ from alertsim.domain.prefectures import Atlas
 from alertsim.errors import BrokerError
 from alertsim.service.clock import ScaledClock
 from alertsim.service.config import ServiceConfig
+from alertsim.service.events import (
+    Decided,
+    EventStream,
+    Lagged,
+    Published,
+    ReceiptSeen,
+    Received,
+    Written,
+)
 from alertsim.service.service import Service
 from alertsim.testing import DEFAULT_LAUNCH_TIME, InMemoryPublisher, eventually, make_detection
 
@@ -37,7 +46,7 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 
 def make_service(atlas: Atlas, store: Store, speed: float = 1.0) -> Service:
     clock = ScaledClock(start=DEFAULT_LAUNCH_TIME + timedelta(minutes=2), speed=speed)
-    return Service(atlas=atlas, store=store, config=ServiceConfig(), clock=clock)
+    return Service(atlas=atlas, store=store.record, config=ServiceConfig(), clock=clock)
 
 
 async def pump_until_drained(service: Service, publisher: InMemoryPublisher) -> None:
@@ -63,8 +72,8 @@ async def test_detection_to_alerts_and_retained_state(atlas: Atlas, store: Store
     assert state.sheltering
     assert publisher.messages[2].retain
     assert ("identifier", alert.identifier) in publisher.messages[0].user_properties
-    assert len(await store.detections()) == 1
-    assert len(await store.decisions("ev-1")) == 1
+    assert len(await store.views.detections()) == 1
+    assert len(await store.views.decisions("ev-1")) == 1
 
 
 @pytest.mark.parametrize(("payload", "reason"), [
@@ -80,7 +89,7 @@ async def test_bad_input_is_rejected_and_reported(atlas: Atlas, store: Store, pa
     assert not await service.accept_detection(payload)
     assert await service.accept_detection(detection_bytes())
     await pump_until_drained(service, publisher)
-    rejected = await store.rejected()
+    rejected = await store.views.rejected()
     assert len(rejected) == 1
     assert reason in rejected[0].reason
     errors = [m for m in publisher.messages if m.topic == topics.ERRORS]
@@ -96,7 +105,7 @@ async def test_outbox_survives_a_broker_outage(atlas: Atlas, store: Store) -> No
     assert await service.accept_detection(detection_bytes())
     with pytest.raises(BrokerError):
         await service.pump(publisher)
-    assert len(await store.unpublished()) == 4
+    assert len(await store.record.unpublished()) == 4
     publisher.down = False
     await pump_until_drained(service, publisher)
     assert len(publisher.messages) == 4
@@ -147,9 +156,9 @@ async def test_operator_cancel_and_unknown_event(atlas: Atlas, store: Store) -> 
     assert await service.accept_operator(b'{"action": "cancel", "event_id": "ev-1"}')
     assert not await service.accept_operator(b'{"action": "cancel", "event_id": "nope"}')
     assert not await service.accept_operator(b'{"action": "explode", "event_id": "ev-1"}')
-    stages = [row.stage for row in await store.outbox(kind="alert")]
+    stages = [row.stage for row in await store.views.outbox(kind="alert")]
     assert stages == ["shelter", "shelter", "cancel", "cancel"]
-    reasons = [r.reason for r in await store.rejected()]
+    reasons = [r.reason for r in await store.views.rejected()]
     assert any("no event 'nope'" in r for r in reasons)
     assert any("action" in r for r in reasons)
 
@@ -167,25 +176,34 @@ async def test_close_clears_retained_state(atlas: Atlas, store: Store) -> None:
     assert service.open_events() == []
 
 
-async def test_watchers_see_every_outbox_row(atlas: Atlas, store: Store) -> None:
-    """A watcher (e.g. a future web view) gets alerts, states and errors as they are written."""
+async def test_followers_see_every_event_in_order(atlas: Atlas, store: Store) -> None:
+    """A view following the service gets rows written, decisions and receipts, in order;
+    following starts at the call, so nothing emitted after it is missed."""
     service = make_service(atlas, store)
-    seen: list[str] = []
-    watching = asyncio.Event()
-
-    async def watch() -> None:
-        watching.set()  # the first step of the loop below registers the watcher
-        async for row in service.watch():
-            seen.append(row.kind)
-
-    watcher = asyncio.create_task(watch())
-    await watching.wait()
+    events = service.events.follow()
     assert await service.accept_detection(detection_bytes())
     assert not await service.accept_detection(b"not json")
-    await eventually(lambda: len(seen) >= 5, what="five outbox rows watched")
-    watcher.cancel()
-    await asyncio.gather(watcher, return_exceptions=True)
-    assert seen == ["alert", "alert", "state", "state", "error"]
+    await service.record_receipts([ReceiptSeen("rx-1", "m1", DEFAULT_LAUNCH_TIME)])
+    got = [await anext(events) for _ in range(4)]
+    assert isinstance(got[0], Written)
+    assert [r.kind for r in got[0].rows] == ["alert", "alert", "state", "state"]
+    assert isinstance(got[1], Decided)
+    assert got[1].detection.event_id == "ev-1"
+    assert isinstance(got[2], Written)
+    assert [r.kind for r in got[2].rows] == ["error"]
+    assert got[3] == Received((ReceiptSeen("rx-1", "m1", DEFAULT_LAUNCH_TIME),))
+
+
+async def test_a_lagging_follower_is_cut_off_not_waited_for() -> None:
+    """Emitting never waits: a follower BACKLOG events behind is cut off and told so."""
+    stream = EventStream(backlog=2)
+    slow = stream.follow()
+    for n in range(3):
+        stream.emit(Published(1, n))  # the third finds the queue full
+    assert stream.followers == 0
+    assert [await anext(slow), await anext(slow)] == [Published(1, 0), Published(1, 1)]
+    with pytest.raises(Lagged):
+        await anext(slow)
 
 
 async def test_resumed_event_timers_still_fire(atlas: Atlas, tmp_path: Path) -> None:
@@ -195,10 +213,10 @@ async def test_resumed_event_timers_still_fire(atlas: Atlas, tmp_path: Path) -> 
         assert await make_service(atlas, first_store).accept_detection(detection_bytes())
     async with await Store.open(path) as second_store:
         later = ScaledClock(start=DEFAULT_LAUNCH_TIME + timedelta(minutes=40), speed=1.0)
-        second = Service(atlas=atlas, store=second_store, config=ServiceConfig(), clock=later)
+        second = Service(atlas=atlas, store=second_store.record, config=ServiceConfig(), clock=later)
         assert await second.resume() == 1
         assert await second.tick() == 2
-        stages = [row.stage for row in await second_store.outbox(kind="alert")]
+        stages = [row.stage for row in await second_store.views.outbox(kind="alert")]
         assert stages == ["shelter", "shelter", "passed", "passed"]
 
 
@@ -210,8 +228,8 @@ async def test_bad_receipt_is_rejected(atlas: Atlas, store: Store) -> None:
     assert await service.accept_receipt(
         b'{"client_id": "rx-1", "identifier": "a", "received_at": "2023-11-21T13:46:00Z"}',
         source="alertsim/v1/receipts/rx-1")
-    reasons = [r.reason for r in await store.rejected()]
+    reasons = [r.reason for r in await store.views.rejected()]
     assert len(reasons) == 1
     assert "client_id: String should match pattern" in reasons[0]
     assert "received_at: Field required" in reasons[0]
-    assert [r.client_id for r in await store.receipts()] == ["rx-1"]
+    assert [r.client_id for r in await store.views.receipts()] == ["rx-1"]

@@ -44,12 +44,12 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 def service_on(atlas: Atlas, store: Store, clock: FixedClock | None = None) -> Service:
     """A service reading a fixed clock two minutes after the default launch."""
     clock = clock or FixedClock(DEFAULT_LAUNCH_TIME + timedelta(minutes=2))
-    return Service(atlas=atlas, store=store, config=ServiceConfig(), clock=clock)
+    return Service(atlas=atlas, store=store.record, config=ServiceConfig(), clock=clock)
 
 
 async def errors(store: Store) -> list[str]:
     """Reasons on the errors topic, in order."""
-    return [json.loads(r.payload)["reason"] for r in await store.outbox(kind="error")]
+    return [json.loads(r.payload)["reason"] for r in await store.views.outbox(kind="error")]
 
 
 async def test_identical_redelivery_is_a_silent_duplicate(atlas: Atlas, store: Store) -> None:
@@ -57,8 +57,8 @@ async def test_identical_redelivery_is_a_silent_duplicate(atlas: Atlas, store: S
     service = service_on(atlas, store)
     assert await service.accept_detection(raw())
     assert await service.accept_detection(raw())
-    assert len(await store.detections()) == 1
-    assert len(await store.outbox(kind="alert")) == 2
+    assert len(await store.views.detections()) == 1
+    assert len(await store.views.outbox(kind="alert")) == 2
     assert await errors(store) == []
 
 
@@ -69,8 +69,8 @@ async def test_same_sequence_different_content_is_a_conflict(atlas: Atlas, store
     assert not await service.accept_detection(raw(route=OKINAWA))
     assert await errors(store) == [
         "sequence: 1 of event 'ev-1' was already received with different content"]
-    assert len(await store.rejected()) == 1
-    assert [a.prefecture for a in await store.outbox(kind="alert")] == ["01", "02"]
+    assert len(await store.views.rejected()) == 1
+    assert [a.prefecture for a in await store.views.outbox(kind="alert")] == ["01", "02"]
 
 
 async def test_older_sequence_after_a_newer_one_is_refused(atlas: Atlas, store: Store) -> None:
@@ -108,14 +108,14 @@ async def test_observations_far_from_the_clock_are_refused(
     (reason,) = await errors(store)
     assert reason.startswith("observed_at: 2023-11-21T22:45:00+09:00 ")
     assert expected in reason
-    assert await store.detections() == []
+    assert await store.views.detections() == []
 
 
 async def test_limits_are_configurable(atlas: Atlas, store: Store) -> None:
     """A wider stale limit accepts what the default refuses."""
     clock = FixedClock(DEFAULT_LAUNCH_TIME + timedelta(hours=3))
     config = ServiceConfig(limits=Limits(stale_after=timedelta(hours=4)))
-    service = Service(atlas=atlas, store=store, config=config, clock=clock)
+    service = Service(atlas=atlas, store=store.record, config=config, clock=clock)
     assert await service.accept_detection(raw())
 
 
@@ -139,24 +139,24 @@ async def test_recorded_but_undecided_input_is_acted_on_at_start(atlas: Atlas,
     """A detection recorded just before a crash is decided and alerted when the service
     starts again, exactly once."""
     detection = make_detection(*TSUGARU, 30, 100, event_id="ev-1")
-    await store.record_detection(raw=raw(), parsed_json=detection.model_dump_json(),
+    await store.record.record_detection(raw=raw(), parsed_json=detection.model_dump_json(),
                                  event_id="ev-1", sequence=1, source="alertsim/v1/detections",
                                  received_at=DEFAULT_LAUNCH_TIME)
-    await store.record_operator_action(raw=b'{"action": "cancel", "event_id": "ev-1"}',
+    await store.record.record_operator_action(raw=b'{"action": "cancel", "event_id": "ev-1"}',
                                        event_id="ev-1", action="cancel", source="op",
                                        received_at=DEFAULT_LAUNCH_TIME + timedelta(seconds=1))
-    assert len(await store.pending_inputs()) == 2
+    assert len(await store.record.pending_inputs()) == 2
     assert await service_on(atlas, store).resume() == 0
-    stages = [(a.prefecture, a.stage) for a in await store.outbox(kind="alert")]
+    stages = [(a.prefecture, a.stage) for a in await store.views.outbox(kind="alert")]
     assert stages == [("01", "shelter"), ("02", "shelter"), ("01", "cancel"), ("02", "cancel")]
-    assert await store.pending_inputs() == []
+    assert await store.record.pending_inputs() == []
     await service_on(atlas, store).resume()  # a second start redoes nothing
-    assert len(await store.outbox(kind="alert")) == 4
+    assert len(await store.views.outbox(kind="alert")) == 4
 
 
 async def test_a_change_is_written_whole_or_not_at_all(store: Store) -> None:
     """Event state, outbox rows and the processed mark share one transaction."""
-    row_id = await store.record_detection(raw=b"{}", parsed_json="{}", event_id="ev-1",
+    row_id = await store.record.record_detection(raw=b"{}", parsed_json="{}", event_id="ev-1",
                                           sequence=1, source="s", received_at=DEFAULT_LAUNCH_TIME)
     bad = OutboxMessage(message_id="m", event_id="ev-1", kind="gossip",  # type: ignore[arg-type]
                         prefecture=None, stage=None, topic="t", payload=b"", qos=1,
@@ -164,9 +164,9 @@ async def test_a_change_is_written_whole_or_not_at_all(store: Store) -> None:
     change = Change(events=(EventRow("ev-1", "{}", False, DEFAULT_LAUNCH_TIME),),
                     outbox=(bad,), processed=("detection", row_id))
     with pytest.raises(StoreError):
-        await store.commit(change)
-    assert await store.events() == []
-    assert [p.id for p in await store.pending_inputs()] == [row_id]
+        await store.record.commit(change)
+    assert await store.views.events() == []
+    assert [p.id for p in await store.record.pending_inputs()] == [row_id]
 
 
 async def test_restate_queues_every_prefecture_state(atlas: Atlas, store: Store) -> None:
@@ -174,9 +174,9 @@ async def test_restate_queues_every_prefecture_state(atlas: Atlas, store: Store)
     event's where it has one, empty (cleared) everywhere else."""
     service = service_on(atlas, store)
     assert await service.accept_detection(raw())
-    before = len(await store.outbox(kind="state"))
+    before = len(await store.views.outbox(kind="state"))
     await service.restate()
-    states = (await store.outbox(kind="state"))[before:]
+    states = (await store.views.outbox(kind="state"))[before:]
     assert [s.prefecture for s in states] == list(PREFECTURE_CODES)
     assert [s.prefecture for s in states if s.payload] == ["01", "02"]
     assert all(s.retain for s in states)

@@ -12,7 +12,10 @@ import pytest
 import structlog
 from cryptography.hazmat.primitives import serialization
 
-from alertsim.adapters.mqtt.signing import (
+from alertsim.cli import main
+from alertsim.domain.publication import Publication
+from alertsim.errors import InputError
+from alertsim.signing import (
     REASON_MALFORMED,
     REASON_TAMPERED,
     REASON_UNSIGNED,
@@ -30,9 +33,6 @@ from alertsim.adapters.mqtt.signing import (
     unwrap,
     verify,
 )
-from alertsim.cli import main
-from alertsim.errors import InputError
-from alertsim.service.ports import Publication
 
 PAYLOAD = '{"identifier":"id-1","headline":"ミサイル発射"}'.encode()
 ALERT = Publication("alertsim/v1/exercise/alerts/47", PAYLOAD, qos=1,

@@ -12,15 +12,17 @@ from pathlib import Path
 
 import pytest
 
+from alertsim.adapters.sqlite.database import Database
+from alertsim.adapters.sqlite.record import ServiceRecord
 from alertsim.adapters.sqlite.store import Store
 from alertsim.domain import lifecycle
 from alertsim.domain.messages import STATE_EVENTS_MAX, PrefectureState, Receipt
 from alertsim.domain.prefectures import Atlas
+from alertsim.domain.publication import Publication
 from alertsim.domain.timeline import Engine
 from alertsim.errors import BrokerError
 from alertsim.service.clock import ScaledClock
 from alertsim.service.config import ServiceConfig
-from alertsim.service.ports import Publication
 from alertsim.service.records import OutboxRow
 from alertsim.service.service import Service
 from alertsim.testing import DEFAULT_LAUNCH_TIME, eventually, make_detection
@@ -29,10 +31,12 @@ from alertsim.testing.bursts import burst
 START = DEFAULT_LAUNCH_TIME + timedelta(minutes=2)
 
 
-class CountingStore(Store):
-    """The real store, counting the transactions that mark rows published."""
+class CountingRecord(ServiceRecord):
+    """The real service record, counting the transactions that mark rows published."""
 
-    marks: list[int]
+    def __init__(self, database: Database) -> None:
+        super().__init__(database)
+        self.marks: list[int] = []
 
     async def mark_all_published(self, message_ids: Sequence[str],
                                  published_at: datetime) -> int:
@@ -40,12 +44,20 @@ class CountingStore(Store):
         return await super().mark_all_published(message_ids, published_at)
 
 
+class CountingStore(Store):
+    """The real store, its service record a CountingRecord."""
+
+    record: CountingRecord
+
+    def __init__(self, database: Database) -> None:
+        super().__init__(database)
+        self.record = CountingRecord(database)
+
+
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[CountingStore]:
     plain = await Store.open(tmp_path / "alertsim.db")
-    counting = CountingStore(plain._conn, plain.path)
-    counting.marks = []
-    async with counting:
+    async with CountingStore(plain.database) as counting:
         yield counting
 
 
@@ -76,7 +88,7 @@ class SlowPublisher:
 
 
 def service_on(atlas: Atlas, store: Store, **config: int) -> Service:
-    return Service(atlas=atlas, store=store, config=ServiceConfig(**config),  # type: ignore[arg-type]
+    return Service(atlas=atlas, store=store.record, config=ServiceConfig(**config),  # type: ignore[arg-type]
                    clock=ScaledClock(start=START))
 
 
@@ -106,19 +118,19 @@ async def test_window_publishes_in_order_and_marks_everything(
     fetched together only the last is sent (window 1: the serial pump, everything)."""
     service = service_on(atlas, store, publish_window=window)
     await accept_burst(service, 30)
-    rows = await store.outbox()
+    rows = await store.views.outbox()
     publisher = SlowPublisher()
     await pump_until_drained(service, publisher)
     sent = [r.payload for r in rows] if window == 1 else coalesced(rows)
     assert [m.payload for m in publisher.messages] == sent
-    assert all(r.published_at is not None for r in await store.outbox())
-    assert sum(store.marks) == len(rows) > 200
+    assert all(r.published_at is not None for r in await store.views.outbox())
+    assert sum(store.record.marks) == len(rows) > 200
     if window == 1:
         assert publisher.most_in_flight == 1
-        assert len(store.marks) == len(rows)
+        assert len(store.record.marks) == len(rows)
     else:
         assert 1 < publisher.most_in_flight <= window
-        assert len(store.marks) < len(rows) / 4
+        assert len(store.record.marks) < len(rows) / 4
 
 
 async def test_failure_mid_window_loses_nothing(atlas: Atlas, store: CountingStore) -> None:
@@ -126,13 +138,13 @@ async def test_failure_mid_window_loses_nothing(atlas: Atlas, store: CountingSto
     not acknowledged stays unmarked and the next pump publishes it, in order."""
     service = service_on(atlas, store)
     await accept_burst(service, 20)
-    rows = await store.outbox()
+    rows = await store.views.outbox()
     failing = SlowPublisher(fail_at=100)
     with pytest.raises(BrokerError):
         await service.pump(failing)
-    left = await store.unpublished()
+    left = await store.record.unpublished()
     assert coalesced(rows)[100] in {r.payload for r in left}  # the failed one
-    marked = {r.payload for r in await store.outbox() if r.published_at is not None}
+    marked = {r.payload for r in await store.views.outbox() if r.published_at is not None}
     superseded = {r.payload for r in rows} - set(coalesced(rows))
     # every acknowledgement before the failure marked, and the states superseded before it
     assert set(failing.acked) <= marked <= set(failing.acked) | superseded
@@ -154,8 +166,8 @@ async def test_receipts_recorded_in_one_batch(atlas: Atlas, store: CountingStore
              .model_dump_json().encode(), f"alertsim/v1/receipts/r{i}") for i in range(300)]
     bad = [(b"{not json", "alertsim/v1/receipts/bad"), (b"{}", "alertsim/v1/receipts/bad")]
     assert await service.accept_receipts([*good[:150], *bad, *good[150:]]) == 300
-    assert len(await store.receipts()) == 300
-    assert len(await store.rejected()) == 2
+    assert len(await store.views.receipts()) == 300
+    assert len(await store.views.rejected()) == 2
 
 
 def brute_next_deadline(engine: Engine) -> datetime | None:
@@ -205,7 +217,7 @@ async def test_state_message_stays_small(atlas: Atlas, store: CountingStore) -> 
         assert await service.accept_detection(d.model_dump_json().encode())
     cancel = b'{"action": "cancel", "event_id": "many-0"}'
     assert await service.accept_operator(cancel)
-    states = [r for r in await store.outbox(kind="state") if r.prefecture == "01"]
+    states = [r for r in await store.views.outbox(kind="state") if r.prefecture == "01"]
     last = PrefectureState.model_validate_json(states[-1].payload)
     assert last.open_events == 25
     assert len(last.events) == STATE_EVENTS_MAX
@@ -223,10 +235,10 @@ async def test_a_batch_writes_each_touched_state_once(atlas: Atlas,
         for n in range(3):  # the Tsugaru route: warns 01 and 02
             d = make_detection((40.6, 126.4), (34.33, 178.57), 30, 100, event_id=f"b-{n}")
             assert await service.accept_detection(d.model_dump_json().encode())
-        assert await store.outbox(kind="state") == []
+        assert await store.views.outbox(kind="state") == []
         assert not await service.drained()
-    states = await store.outbox(kind="state")
+    states = await store.views.outbox(kind="state")
     assert [r.prefecture for r in states] == ["01", "02"]
     assert PrefectureState.model_validate_json(states[0].payload).open_events == 3
-    rows = await store.outbox()
+    rows = await store.views.outbox()
     assert [r.kind for r in rows] == ["alert"] * 6 + ["state"] * 2

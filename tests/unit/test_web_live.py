@@ -1,4 +1,5 @@
-"""The dashboard's model: display states from retained states, the log, receipts, seeding."""
+"""The dashboard's model: display states from retained states, the log, receipts, seeding,
+and the frames it sends (diffs, coalesced, encoded once)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,13 @@ from alertsim.domain.timeline import simulate
 from alertsim.domain.topics import TopicTree
 from alertsim.domain.vocabulary import PREFECTURE_CODES
 from alertsim.service.config import ServiceConfig
+from alertsim.service.events import Closed, Decided, Published, ReceiptSeen, Received, Written
 from alertsim.service.outgoing import alert_message
 from alertsim.service.records import OutboxMessage
 from alertsim.testing import make_detection
+from alertsim.web.frames import coalesce, encode
 from alertsim.web.live import LiveModel, display_state, event_state
+from alertsim.web.seed import DashboardSeed
 
 NOW = datetime(2025, 1, 1, 1, 0, tzinfo=UTC)
 
@@ -71,8 +75,7 @@ def test_state_rows_drive_the_snapshot() -> None:
     """Retained state rows set and clear a prefecture; the snapshot lists all 47."""
     model = LiveModel(status="Exercise")
     updates = model.apply(state_row("47", state("47", place("e", "shelter", True))))
-    assert updates == [{"type": "state", "code": "47", "state": "shelter",
-                        "events": [{"event_id": "e", "stage": "shelter", "state": "shelter"}]}]
+    assert updates == [{"type": "state", "code": "47", "state": "shelter"}]
     snapshot = model.snapshot(NOW)
     assert snapshot["status"] == "Exercise"
     assert list(snapshot["prefectures"]) == list(PREFECTURE_CODES)
@@ -93,11 +96,68 @@ def test_receipts_count_and_latency_per_place(atlas: Atlas) -> None:
     [log] = model.apply(row)
     assert log["row"]["identifier"] == sent.alert.identifier
     assert model.apply(row) == []  # the same alert again (seeded, then watched) logs once
-    receipts = [(1, sent.alert.identifier, NOW + timedelta(milliseconds=40)),
-                (2, sent.alert.identifier, NOW + timedelta(milliseconds=60)),
-                (3, "unknown", NOW)]
-    model.add_receipts(receipts)
-    assert model.add_receipts(receipts) == []  # already counted
+    receipts = (ReceiptSeen("a", sent.alert.identifier, NOW + timedelta(milliseconds=40)),
+                ReceiptSeen("b", sent.alert.identifier, NOW + timedelta(milliseconds=60)),
+                ReceiptSeen("c", "unknown", NOW))
     place_code = sent.alert.prefecture or "national"
-    assert model.receipts_json() == {place_code: {"count": 2, "latency_ms_median": 50,
-                                                  "latency_ms_max": 60}}
+    tally = {"count": 2, "latency_ms_median": 50, "latency_ms_max": 60}
+    assert model.take(Received(receipts)) == [{"type": "receipts",
+                                                "receipts": {place_code: tally}}]
+    assert model.receipts_json() == {place_code: tally}
+
+
+def test_seed_then_queued_events_count_once(atlas: Atlas) -> None:
+    """Events queued while the seed was read (subscribed first) are not counted twice:
+    the alert logs once, the receipt counts once, the track is drawn once."""
+    engine = ServiceConfig().engine(atlas)
+    detection = make_detection((39.66, 124.705), (26.5, 127.9), 50, 100)
+    sent = next(iter(simulate([(detection.observed_at, detection)], engine, nonce="t")))
+    row = alert_message(sent.alert, TopicTree(), "exercise", NOW)
+    receipt = ReceiptSeen("a", sent.alert.identifier, NOW + timedelta(milliseconds=40))
+    model = LiveModel(status="Exercise")
+    model.seed(DashboardSeed(rows=(row,), detections=(detection,),
+                             closed=frozenset({"old"}), receipts=(receipt,)))
+    assert [model.take(e) for e in (Written((row,)), Decided(detection), Received((receipt,)))] \
+        == [[], [], []]
+    model.caught_up()
+    assert (len(model.log), model.closed) == (1, {"old"})
+    assert model.receipts_json()[sent.alert.prefecture or "national"]["count"] == 1
+    assert model.take(Received((receipt,)))  # after catching up, a new one counts
+    model.take(Closed(detection.event_id))
+    assert detection.event_id in model.closed
+    assert model.take(Published(3, 0)) == []
+
+
+def test_a_track_update_carries_that_event_only(atlas: Atlas) -> None:
+    """A new detection sends its own event's overlay group per map frame, not the overlay."""
+    model = LiveModel(status="Exercise")
+    first = make_detection((39.66, 124.705), (26.5, 127.9), 50, 100, event_id="one")
+    model.take(Decided(first))
+    [update] = model.take(Decided(make_detection((39.66, 124.705), (40.0, 140.0), 30, 100,
+                                                 event_id="two")))
+    assert (update["type"], update["event_id"]) == ("track", "two")
+    assert set(update["svg"]) == {"main", "okinawa", "ogasawara", "minamitorishima"}
+    assert all('data-event="two"' in g and 'data-event="one"' not in g
+               for g in update["svg"].values())
+    assert model.take(Decided(first)) == []  # the same sequence again draws nothing
+
+
+def test_coalesce_keeps_the_last_state_and_every_row() -> None:
+    """A frame folds its updates: last state per prefecture and track per event, every log
+    row and error in order, receipt tallies merged."""
+    frame = coalesce([
+        {"type": "state", "code": "47", "state": "shelter"},
+        {"type": "log", "row": {"identifier": "a"}},
+        {"type": "state", "code": "47", "state": "passed"},
+        {"type": "receipts", "receipts": {"47": {"count": 1}}},
+        {"type": "receipts", "receipts": {"01": {"count": 2}}},
+        {"type": "log", "row": {"identifier": "b"}},
+        {"type": "track", "event_id": "e", "svg": {"main": "1"}},
+        {"type": "track", "event_id": "e", "svg": {"main": "2"}},
+    ])
+    assert frame == {"type": "frame", "states": {"47": "passed"},
+                     "log": [{"identifier": "a"}, {"identifier": "b"}],
+                     "receipts": {"47": {"count": 1}, "01": {"count": 2}},
+                     "tracks": {"e": {"main": "2"}}}
+    assert coalesce([]) == {"type": "frame"}
+    assert encode({"type": "frame"}) == b'data: {"type":"frame"}\n\n'

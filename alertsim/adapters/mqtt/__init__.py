@@ -1,1 +1,1 @@
-"""adapters/mqtt"""
+"""The service's link to the broker (`link`) and the inputs a sensor sends (`inputs`)."""

@@ -6,11 +6,11 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from alertsim.adapters.mqtt.client import MqttSettings, connect, negotiate_protocol, publish
-from alertsim.adapters.mqtt.url import redacted
 from alertsim.domain.detection import Detection
+from alertsim.domain.publication import Publication
 from alertsim.domain.topics import V1, TopicTree
-from alertsim.service.ports import Publication
+from alertsim.mqtt.client import MqttSettings, connect, negotiate_protocol, publish
+from alertsim.mqtt.url import redacted
 
 __all__ = ["send_detection"]
 

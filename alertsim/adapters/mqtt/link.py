@@ -24,7 +24,11 @@ from pathlib import Path
 
 import structlog
 
-from alertsim.adapters.mqtt.client import (
+from alertsim.domain.cap import CapRenderer
+from alertsim.domain.notices import ServiceStatus
+from alertsim.domain.publication import Publication
+from alertsim.domain.topics import TopicTree
+from alertsim.mqtt.client import (
     Client,
     MqttSettings,
     Protocol,
@@ -35,17 +39,14 @@ from alertsim.adapters.mqtt.client import (
     received,
     subscribe,
 )
-from alertsim.adapters.mqtt.reconnect import reconnecting
-from alertsim.adapters.mqtt.signing import SigningKey, needs_signature, sign_publication
-from alertsim.adapters.mqtt.url import parse_broker_url
-from alertsim.domain.cap import CapRenderer
-from alertsim.domain.notices import ServiceStatus
-from alertsim.domain.topics import TopicTree
+from alertsim.mqtt.reconnect import reconnecting
+from alertsim.mqtt.url import parse_broker_url
 from alertsim.service.outgoing import CapPublisher
-from alertsim.service.ports import Publication, Publisher
+from alertsim.service.ports import Publisher
 from alertsim.service.service import Service
+from alertsim.signing import SigningKey, needs_signature, sign_publication
 
-__all__ = ["STATUS_OFFLINE", "STATUS_ONLINE", "ClientPublisher", "allow_window", "run_link"]
+__all__ = ["STATUS_OFFLINE", "STATUS_ONLINE", "ClientPublisher", "in_flight", "run_link"]
 
 log = structlog.get_logger("alertsim.link")
 
@@ -94,7 +95,8 @@ async def run_link(service: Service, *, url: str, protocol: Protocol, client_id:
                           manual_ack=True, username=username, password=password,
                           ca_file=ca_file)
     outputs = MqttSettings(url=url, client_id=f"{client_id}-out", protocol=protocol,
-                           will=will, username=username, password=password, ca_file=ca_file)
+                           will=will, username=username, password=password, ca_file=ca_file,
+                           max_inflight_messages=in_flight(service.config.publish_window))
 
     async def session(up: Callable[[], None]) -> None:
         try:
@@ -113,7 +115,6 @@ async def _session(service: Service, inputs: MqttSettings, outputs: MqttSettings
     """One broker session: until the broker goes away (BrokerError) or cancellation."""
     tree = service.config.topics
     async with connect(outputs) as out_client, connect(inputs) as in_client:
-        allow_window(out_client, service.config.publish_window)
         publisher = ClientPublisher(out_client, outputs.protocol, signer)
         for topic in (tree.detections, tree.operator, tree.receipts_all):
             await subscribe(in_client, topic)
@@ -135,16 +136,11 @@ async def _session(service: Service, inputs: MqttSettings, outputs: MqttSettings
             group.create_task(_listen(service, in_client, inputs_queue), name="input-listener")
 
 
-def allow_window(client: Client, window: int) -> None:
-    """Let `window` QoS 1 publishes be in flight on the client (`Service.pump`).
-
-    paho sends at most 20 by default and queues the rest (in order); aiomqtt warns above
-    10 pending publishes. Neither has a setting on our connect path, so they are set here,
-    before the first publish: paho's setter refuses a connected client only because of
-    messages already queued, and there are none yet.
-    """
-    client._client._max_inflight_messages = max(20, window)
-    client.pending_calls_threshold = max(10, 2 * window)
+def in_flight(window: int) -> int:
+    """How many QoS 1 publishes the output connection lets be in flight for the pump's
+    `window` (`Service.pump`): the window, and never fewer than paho's default of 20
+    (`MqttSettings.max_inflight_messages`; paho queues the rest, in order)."""
+    return max(20, window)
 
 
 def _outgoing(publisher: Publisher, service: Service, *, cap: bool) -> Publisher:

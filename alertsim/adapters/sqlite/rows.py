@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from alertsim.errors import StoreError
-from alertsim.service.records import EventRow, OutboxRow
+from alertsim.service.records import DetectionRow, EventRow, OutboxRow
 
-__all__ = ["DecisionRow", "DrillRow", "ReceiptRow", "RejectedRow", "event_row",
-           "mapped", "opt_text", "opt_time", "outbox_row", "text", "time"]
+__all__ = ["DecisionRow", "DrillRow", "ReceiptRow", "RejectedRow", "decision_row",
+           "detection_row", "drill_row", "event_row", "mapped", "opt_text", "opt_time",
+           "outbox_row", "receipt_row", "rejected_row", "text", "time"]
 
 
 @dataclass(frozen=True)
@@ -103,3 +104,31 @@ def outbox_row(r: sqlite3.Row) -> OutboxRow:
 def event_row(r: sqlite3.Row) -> EventRow:
     return EventRow(event_id=r["event_id"], state_json=r["state_json"], closed=bool(r["closed"]),
                     updated_at=time(r["updated_at"]))
+
+
+def detection_row(r: sqlite3.Row) -> DetectionRow:
+    return DetectionRow(id=r["id"], event_id=r["event_id"], sequence=r["sequence"],
+                        source=r["source"], received_at=time(r["received_at"]),
+                        raw=bytes(r["raw"]), parsed_json=r["parsed_json"],
+                        processed_at=opt_time(r["processed_at"]))
+
+
+def rejected_row(r: sqlite3.Row) -> RejectedRow:
+    return RejectedRow(id=r["id"], source=r["source"], received_at=time(r["received_at"]),
+                       reason=r["reason"], raw=bytes(r["raw"]))
+
+
+def decision_row(r: sqlite3.Row) -> DecisionRow:
+    return DecisionRow(id=r["id"], event_id=r["event_id"], sequence=r["sequence"],
+                       decision_json=r["decision_json"], decided_at=time(r["decided_at"]))
+
+
+def receipt_row(r: sqlite3.Row) -> ReceiptRow:
+    return ReceiptRow(id=r["id"], client_id=r["client_id"], message_id=r["message_id"],
+                      received_at=time(r["received_at"]), recorded_at=time(r["recorded_at"]))
+
+
+def drill_row(r: sqlite3.Row) -> DrillRow:
+    return DrillRow(drill_id=r["drill_id"], scenario=r["scenario"],
+                    started_at=time(r["started_at"]), settings_json=r["settings_json"],
+                    finished_at=opt_time(r["finished_at"]), report_json=r["report_json"])

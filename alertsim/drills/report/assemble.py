@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Container, Iterable, Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from datetime import datetime
-
-import numpy as np
 
 from alertsim.adapters.sqlite.rows import DrillRow, ReceiptRow, RejectedRow
 from alertsim.adapters.sqlite.store import Store
+from alertsim.domain.latency import latency_of
 from alertsim.domain.model import JST
 from alertsim.domain.vocabulary import PREFECTURE_CODES
 from alertsim.drills.report.against_record import hold_against, record_failures
@@ -33,7 +32,6 @@ from alertsim.drills.report.model import (
     Check,
     DrillReport,
     ExpectationResults,
-    Latency,
     PlaceSummary,
     ReceiverSummary,
     TimelineRow,
@@ -48,16 +46,6 @@ from alertsim.service.records import OutboxRow
 __all__ = ["RecordedDrill", "assemble", "build_report", "latency_of"]
 
 NO_SCENARIO = "no scenario recorded"
-
-
-def latency_of(values_ms: Iterable[float]) -> Latency:
-    """Count, nearest-rank p50/p99 and max of latencies in milliseconds."""
-    values = np.sort(np.fromiter(values_ms, dtype=np.float64))
-    if values.size == 0:
-        return Latency()
-    p50, p99 = np.percentile(values, [50, 99], method="inverted_cdf")
-    return Latency(count=int(values.size), p50_ms=float(p50), p99_ms=float(p99),
-                   max_ms=float(values[-1]))
 
 
 def _jst(moment: datetime | None) -> datetime | None:
@@ -304,7 +292,8 @@ def assemble(drill: RecordedDrill | None, drills: Sequence[DrillRow],
 
 async def _check_event(store: Store, event_id: str, alerts: Sequence[OutboxRow]) -> None:
     """InputError unless the record knows the event (an alert or an event row names it)."""
-    known = {r.event_id for r in alerts if r.event_id} | {e.event_id for e in await store.events()}
+    saved = {e.event_id for e in await store.views.events()}
+    known = {r.event_id for r in alerts if r.event_id} | saved
     if event_id not in known:
         listed = ", ".join(sorted(known)) or "none"
         raise InputError(store.path, [f"event: no event {event_id!r} in this record "
@@ -316,7 +305,7 @@ async def build_report(store: Store, drill_id: str | None = None,
     """The report of one drill (the latest when `drill_id` is None), optionally restricted
     to one event; InputError when `drill_id` names no recorded drill or the drill's
     recorded settings cannot be read."""
-    drills = await store.drills()
+    drills = await store.drills.drills()
     row: DrillRow | None = drills[-1] if drills else None
     if drill_id is not None:
         row = next((d for d in drills if d.drill_id == drill_id), None)
@@ -325,9 +314,9 @@ async def build_report(store: Store, drill_id: str | None = None,
             raise InputError(store.path, [f"drill_id: no drill {drill_id!r} "
                                           f"(recorded: {known})"])
     drill = RecordedDrill.read(row, store.path) if row is not None else None
-    alerts = await store.outbox(kind="alert")
+    alerts = await store.views.outbox(kind="alert")
     if event_id is not None:
         await _check_event(store, event_id, alerts)
-    receipts = await store.receipts()
-    return assemble(drill, drills, alerts, receipts, rejected=await store.rejected(),
+    receipts = await store.views.receipts()
+    return assemble(drill, drills, alerts, receipts, rejected=await store.views.rejected(),
                     event_id=event_id)

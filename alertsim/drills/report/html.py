@@ -106,7 +106,7 @@ async def _windows(store: Store, report: DrillReport) -> dict[str, tuple[datetim
     own)."""
     windows: dict[str, tuple[datetime, datetime]] = {}
     for event_id in dict.fromkeys(r.event_id for r in report.timeline if r.event_id):
-        rows = await store.decisions(event_id)
+        rows = await store.views.decisions(event_id)
         if not rows:
             continue
         decision = Decision.model_validate_json(rows[-1].decision_json)
@@ -121,7 +121,7 @@ async def _receipts(store: Store, report: DrillReport) -> dict[str, list[float]]
     created = {r.identifier: r.created_at for r in report.timeline}
     seen: set[tuple[str, str]] = set()
     latencies: dict[str, list[float]] = defaultdict(list)
-    for receipt in await store.receipts():
+    for receipt in await store.views.receipts():
         key = (receipt.client_id, receipt.message_id)
         if receipt.message_id in created and key not in seen:
             seen.add(key)
@@ -270,7 +270,7 @@ async def build_html(store: Store, report: DrillReport) -> str:
     latencies = await _receipts(store, report)
     events = {r.event_id for r in report.timeline}
     overlay = overlay_of(Detection.model_validate_json(row.parsed_json)
-                         for row in await store.detections() if row.event_id in events)
+                         for row in await store.views.detections() if row.event_id in events)
     # The map's geometry is built once per process, off the event loop.
     return await asyncio.to_thread(render_html, report, windows, latencies, overlay)
 

@@ -13,10 +13,11 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from alertsim.adapters.mqtt.client import Protocol
+from alertsim.domain.latency import Latency
 from alertsim.domain.topics import DEFAULT_ROOT
 from alertsim.domain.vocabulary import Policy, PrefectureCode, Status
 from alertsim.drills.scenario import Scenario
+from alertsim.mqtt.client import Protocol
 
 __all__ = [
     "NATIONAL",
@@ -78,15 +79,6 @@ class FaultApplied(_Model):
     kind: str
     target: str  # an alert identifier, a receiver's client id, or a state topic
     detail: str
-
-
-class Latency(_Model):
-    """Delivery latency in milliseconds; the statistics are None when nothing was timed."""
-
-    count: int = 0
-    p50_ms: float | None = None
-    p99_ms: float | None = None
-    max_ms: float | None = None
 
 
 class TimelineRow(_Model):

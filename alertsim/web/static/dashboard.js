@@ -1,5 +1,8 @@
 // alertsim live dashboard: follows /api/stream (server-sent events) and keeps the map,
 // the message log, the receipts table and the scenario clock current. No dependencies.
+// The stream sends a snapshot, then frames of changes (alertsim/web/frames.py): states,
+// log rows, errors, receipt tallies of the places touched, one event's overlay group per
+// map frame. A dropped stream reconnects by itself and starts again from a snapshot.
 "use strict";
 (() => {
   const map = document.getElementById("japan-map");
@@ -56,15 +59,28 @@
     }
   }
 
-  function setOverlay(svgText) {
-    map.querySelectorAll("g.overlay").forEach((g) => g.remove());
-    const doc = new DOMParser().parseFromString(
-      `<svg xmlns="http://www.w3.org/2000/svg">${svgText}</svg>`, "image/svg+xml");
-    const labels = map.querySelector("g.labels");
-    for (const g of [...doc.documentElement.children]) {
-      map.insertBefore(document.importNode(g, true), labels);
+  function setTrack(eventId, frames) {
+    // frames: map frame name -> that event's <g class="event-overlay"> in the frame
+    for (const [frame, svgText] of Object.entries(frames)) {
+      const holder = map.querySelector(`g.overlay[data-frame="${CSS.escape(frame)}"]`);
+      if (!holder) continue;
+      const doc = new DOMParser().parseFromString(
+        `<svg xmlns="http://www.w3.org/2000/svg">${svgText}</svg>`, "image/svg+xml");
+      const group = document.importNode(doc.documentElement.firstElementChild, true);
+      const old = holder.querySelector(
+        `g.event-overlay[data-event="${CSS.escape(eventId)}"]`);
+      if (old) old.replaceWith(group); else holder.append(group);
     }
+  }
+
+  function setTracks(tracks) {
+    for (const [eventId, frames] of Object.entries(tracks)) setTrack(eventId, frames);
     tick(); // place the missiles on the new tracks now, not at the next tick
+  }
+
+  function addError(row) {
+    document.getElementById("errors").append(
+      el("div", {}, `${row.time} rejected from ${row.source}: ${row.reason}`));
   }
 
   function setClock(c) {
@@ -108,19 +124,21 @@
     s.log.forEach(addLog);
     receipts = s.receipts;
     setClock(s.clock);
+    setTracks(s.tracks);
     renderReceipts();
   }
 
-  const handlers = {
-    snapshot,
-    state: (u) => { setState(u.code, u.state); renderReceipts(); },
-    log: (u) => addLog(u.row),
-    receipts: (u) => { receipts = u.receipts; renderReceipts(); },
-    overlay: (u) => setOverlay(u.svg),
-    clock: setClock,
-    error: (u) => document.getElementById("errors").append(
-      el("div", {}, `${u.row.time} rejected from ${u.row.source}: ${u.row.reason}`)),
-  };
+  function frame(f) {
+    for (const [code, state] of Object.entries(f.states || {})) setState(code, state);
+    (f.log || []).forEach(addLog);
+    (f.errors || []).forEach(addError);
+    Object.assign(receipts, f.receipts || {});
+    if (f.tracks) setTracks(f.tracks);
+    if (f.clock) setClock(f.clock);
+    if (f.states || f.receipts) renderReceipts();
+  }
+
+  const handlers = {snapshot, frame};
 
   const stream = new EventSource("api/stream");
   stream.onmessage = (m) => {

@@ -2,7 +2,7 @@
 
 `write_config(dir, ...)` writes `mosquitto.conf`, `passwd`, `acl` and `credentials.json`
 (mode 0600: every user's random password and broker URL), and with `tls=True` a private CA
-and a server certificate (`alertsim.adapters.mqtt.certificates`). Anonymous clients are
+and a server certificate (`alertsim.brokers.certificates`). Anonymous clients are
 refused. All paths in the config are absolute. The config has no `user` line: run
 Mosquitto as the owner of `dir` (as root, add `user root`, or Mosquitto switches to the
 `mosquitto` user and cannot read the 0600 files).
@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from alertsim.adapters.mqtt.certificates import TlsFiles, write_tls_files
+from alertsim.brokers.certificates import TlsFiles, write_tls_files
 from alertsim.domain.topics import DEFAULT_ROOT
 
 __all__ = [

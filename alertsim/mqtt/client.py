@@ -12,6 +12,9 @@ CancelledError, when the awaited future completes in the same loop iteration as 
 asks aiomqtt to wait without a timeout (a plain `await`, which never loses a cancellation)
 and bounds every wait itself with `asyncio.timeout`; the connection handshake runs in a task
 of its own that is never cancelled, and a connection whose caller went away is closed.
+
+What aiomqtt offers no public call for (the two races it leaves open, manual
+acknowledgements, closing a socket at once) is done in `paho_compat`, and only there.
 """
 
 from __future__ import annotations
@@ -25,20 +28,19 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import aiomqtt
 import structlog
-from paho.mqtt import client as paho
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
 
-from alertsim.adapters.mqtt.reconnect import reconnecting
-from alertsim.adapters.mqtt.url import client_auth, parse_broker_url
-from alertsim.adapters.mqtt.url import redacted as _redacted
+from alertsim.domain.publication import Publication
 from alertsim.errors import BrokerError
-from alertsim.service.ports import Publication
+from alertsim.mqtt.paho_compat import PatchedClient, ack, enable_manual_ack, force_close
+from alertsim.mqtt.reconnect import reconnecting
+from alertsim.mqtt.url import client_auth, parse_broker_url
+from alertsim.mqtt.url import redacted as _redacted
 
 log = structlog.get_logger("alertsim.mqtt")
 
@@ -47,7 +49,6 @@ __all__ = [
     "Client",
     "MqttSettings",
     "Protocol",
-    "Publication",
     "Received",
     "acknowledge",
     "connect",
@@ -119,6 +120,9 @@ class MqttSettings:
     # The application acknowledges each QoS 1 message (`acknowledge`) once it has kept it;
     # until then a broker redelivers it to the session after a crash.
     manual_ack: bool = False
+    # QoS 1/2 publishes in flight at once (paho's default: 20); more wait in paho's queue,
+    # in order.
+    max_inflight_messages: int | None = None
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     ca_file: Path | None = None
@@ -141,47 +145,14 @@ class Received:
     retain: bool = False  # a retained message sent on subscribe (the receiver was away)
 
 
-class _Client(aiomqtt.Client):
-    """aiomqtt's client with two races of aiomqtt 2.5 closed.
-
-    - A connection that drops before the CONNACK fails the handshake at once. aiomqtt
-      ignores the drop and waits out its timeout: a connect that reached a broker in the
-      middle of shutting down (the kernel accepted it, nobody answered) stalled a reconnect
-      for `timeout_s`.
-    - The socket writer is registered only if the socket is still open. aiomqtt registers it
-      one loop iteration after paho asks; a socket closed meanwhile made `add_writer` fail
-      (EBADF), or, with its descriptor already reused, watch someone else's socket.
-    """
-
-    def _on_disconnect(self, client: paho.Client, userdata: Any, flags: paho.DisconnectFlags,
-                       reason_code: ReasonCode, properties: Properties | None = None) -> None:
-        if not self._connected.done():
-            self._connected.set_exception(
-                aiomqtt.MqttError(f"connection lost before CONNACK ({reason_code})"))
-            return
-        super()._on_disconnect(client, userdata, flags, reason_code, properties)
-
-    def _on_socket_register_write(self, client: paho.Client, userdata: Any,
-                                  sock: paho.SocketLike) -> None:
-        def write() -> None:  # as aiomqtt's
-            try:
-                client.loop_write()
-            except Exception as exc:
-                if not self._disconnected.done():
-                    self._disconnected.set_exception(exc)
-
-        def register() -> None:
-            if client.socket() is sock:
-                self._loop.add_writer(sock.fileno(), write)
-
-        self._loop.call_soon_threadsafe(register)
-
-
 def _client(settings: MqttSettings) -> aiomqtt.Client:
     client = _new_client(settings)
     if settings.manual_ack:
-        # aiomqtt 2.5 has no switch for this yet (aiomqtt issue #345, PR #346); paho has.
-        client._client.manual_ack_set(True)
+        enable_manual_ack(client)
+    if settings.max_inflight_messages is not None:
+        # aiomqtt warns when more calls than this wait; a wider window is meant.
+        client.pending_calls_threshold = max(client.pending_calls_threshold,
+                                             2 * settings.max_inflight_messages)
     return client
 
 
@@ -199,36 +170,25 @@ def _new_client(settings: MqttSettings) -> aiomqtt.Client:
         if not settings.clean_start:
             connect_props = _new_properties(PacketTypes.CONNECT)
             connect_props.SessionExpiryInterval = settings.session_expiry_s
-        return _Client(
+        return PatchedClient(
             host, port, identifier=settings.client_id, protocol=_VERSIONS["5"], will=will,
             clean_start=settings.clean_start, properties=connect_props,
-            keepalive=settings.keepalive, timeout=settings.timeout_s, **auth,
+            keepalive=settings.keepalive, timeout=settings.timeout_s,
+            max_inflight_messages=settings.max_inflight_messages, **auth,
         )
-    return _Client(
+    return PatchedClient(
         host, port, identifier=settings.client_id, protocol=_VERSIONS["3.1.1"], will=will,
         clean_session=settings.clean_start, keepalive=settings.keepalive,
-        timeout=settings.timeout_s, **auth,
+        timeout=settings.timeout_s, max_inflight_messages=settings.max_inflight_messages,
+        **auth,
     )
-
-
-def _force_close(client: aiomqtt.Client) -> None:
-    """Close the socket now, without DISCONNECT (a will, if any, is then published).
-
-    Neither aiomqtt nor paho has a public call for this; paho's `_sock_close` also tells
-    aiomqtt, which stops watching the socket and cancels its keepalive task. A no-op when
-    the socket is already closed.
-    """
-    client._client._sock_close()
-    lost = client._disconnected
-    if lost.done() and not lost.cancelled():
-        lost.exception()  # retrieved: a publish-only client never reads it, and asyncio logs it
 
 
 def _discard(client: aiomqtt.Client, handshake: asyncio.Task[aiomqtt.Client]) -> None:
     """Close a connection whose caller stopped waiting for the handshake."""
     if not handshake.cancelled():
         handshake.exception()  # retrieved: nobody else will look at it
-    _force_close(client)
+    force_close(client)
 
 
 async def _open(client: aiomqtt.Client, settings: MqttSettings) -> None:
@@ -268,7 +228,7 @@ async def _close(client: aiomqtt.Client) -> None:
         log.debug("broker.disconnect_forced", client_id=client.identifier,
                   error=str(exc) or type(exc).__name__)
     finally:
-        _force_close(client)
+        force_close(client)
 
 
 @contextlib.asynccontextmanager
@@ -360,8 +320,7 @@ async def received(client: aiomqtt.Client) -> AsyncGenerator[Received, None]:
 
 def acknowledge(client: aiomqtt.Client, message: Received) -> None:
     """Send the PUBACK of a message received with `manual_ack` (nothing for QoS 0)."""
-    if message.qos > 0:
-        client._client.ack(message.mid, message.qos)
+    ack(client, message.mid, message.qos)
 
 
 async def negotiate_protocol(url: str, *, timeout_s: float = 5.0, username: str | None = None,

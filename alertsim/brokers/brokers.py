@@ -10,7 +10,7 @@ Both listen on a loopback port chosen here (never 1883, which a system broker ma
 - `EmbeddedBroker` runs amqtt inside the current event loop: MQTT 3.1.1 only, QoS 1 and
   retained messages, anonymous clients.
 
-`parse_broker_url` turns a `--broker` value into `(host, port)`.
+Broker URLs are parsed by `alertsim.mqtt.url.parse_broker_url` (a `BrokerUrl`).
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ __all__ = [
     "EmbeddedBroker",
     "MosquittoBroker",
     "free_port",
-    "parse_broker_url",
 ]
 
 DEFAULT_MQTT_PORT = 1883
@@ -57,15 +56,6 @@ def _accepts(host: str, port: int) -> bool:
             return True
     except OSError:
         return False
-
-
-def parse_broker_url(url: str) -> tuple[str, int]:
-    """`mqtt[s]://[user[:pass]@]host[:port]`, `host:port` or `host` -> (host, port);
-    port 1883 (8883 for mqtts). The full parse is `alertsim.adapters.mqtt.url`."""
-    from alertsim.adapters.mqtt.url import parse_broker_url as parse
-
-    parsed = parse(url)
-    return parsed.host, parsed.port
 
 
 # Debian installs mosquitto in /usr/sbin, which is not on a normal user's PATH.

@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import aiomqtt
-
-from alertsim.adapters.mqtt.client import (
+from alertsim.domain.publication import Publication
+from alertsim.domain.topics import TopicTree
+from alertsim.mqtt.client import (
+    Client,
     MqttSettings,
-    Publication,
     Received,
     connect,
     negotiate_protocol,
@@ -38,8 +38,7 @@ from alertsim.adapters.mqtt.client import (
     received,
     subscribe,
 )
-from alertsim.adapters.mqtt.signing import MalformedEnvelope, unwrap
-from alertsim.domain.topics import TopicTree
+from alertsim.signing import MalformedEnvelope, unwrap
 
 __all__ = ["OperatorOutcome", "send_operator_action"]
 
@@ -137,7 +136,7 @@ def _event_stage(payload: bytes, event_id: str) -> str | None:
     return None
 
 
-async def _read_retained(client: aiomqtt.Client, watch: _Watch, tree: TopicTree,
+async def _read_retained(client: Client, watch: _Watch, tree: TopicTree,
                          messages: asyncio.Queue[Received]) -> None:
     """States first, the service status last: when the status arrives, the states have."""
     await subscribe(client, [(f"{tree.root}/+/state/+", 1), (tree.errors, 1),
@@ -149,7 +148,7 @@ async def _read_retained(client: aiomqtt.Client, watch: _Watch, tree: TopicTree,
             watch.snapshot(message, tree)
 
 
-async def _pump(client: aiomqtt.Client, messages: asyncio.Queue[Received]) -> None:
+async def _pump(client: Client, messages: asyncio.Queue[Received]) -> None:
     async for message in received(client):
         await messages.put(message)
 

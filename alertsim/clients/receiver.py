@@ -18,7 +18,7 @@ come back N seconds later with a clean session, as a device switched off would, 
 must rely on the retained state. `drop_connection()` (fault injection) leaves the
 connection and reconnects with the usual backoff, keeping the session.
 
-Signatures (`alertsim.adapters.mqtt.signing`): the 3.1.1 envelope is always unwrapped. With
+Signatures (`alertsim.signing`): the 3.1.1 envelope is always unwrapped. With
 `trust`, an alert or state that is unsigned, tampered, malformed or signed by an unknown
 key is rejected before anything else: not delivered, not de-duplicated (a forgery cannot
 suppress the real alert with its identifier), no receipt; `on_rejected(topic, reason)`.
@@ -39,26 +39,26 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
-import aiomqtt
 from pydantic import BaseModel, ValidationError
 
-from alertsim.adapters.mqtt.client import (
-    MqttSettings,
-    Protocol,
-    Publication,
-    connect,
-    publish,
-    received,
-    subscribe,
-)
-from alertsim.adapters.mqtt.reconnect import reconnecting
-from alertsim.adapters.mqtt.signing import MalformedEnvelope, TrustedKeys, check, unwrap
 from alertsim.domain.messages import Alert, Outcome, PrefectureState, Receipt, Via
+from alertsim.domain.publication import Publication
 from alertsim.domain.reception import HOLD_S, Handled, Reception
 from alertsim.domain.topics import V1, TopicTree
 from alertsim.domain.vocabulary import Status, is_prefecture_code
 from alertsim.errors import BrokerError, InputError, describe_validation_error
 from alertsim.logs import get_logger
+from alertsim.mqtt.client import (
+    Client,
+    MqttSettings,
+    Protocol,
+    connect,
+    publish,
+    received,
+    subscribe,
+)
+from alertsim.mqtt.reconnect import reconnecting
+from alertsim.signing import MalformedEnvelope, TrustedKeys, check, unwrap
 
 __all__ = [
     "Delivery",
@@ -178,6 +178,7 @@ class Receiver:
         self._now = now
         self._stopping = asyncio.Event()
         self._dropping = asyncio.Event()
+        self._held = asyncio.Event()  # a message was held: its due time may be the first
         self._rejoin_after: float | None = None
         self._clean_next = False
         self.tree = tree
@@ -262,7 +263,7 @@ class Receiver:
                     for helper in helpers:
                         helper.cancel()
 
-    async def _send_receipts(self, client: aiomqtt.Client) -> None:
+    async def _send_receipts(self, client: Client) -> None:
         while True:
             while not self.pending_receipts:
                 self._receipt_added.clear()
@@ -275,9 +276,15 @@ class Receiver:
             self.pending_receipts.popleft()  # only once the broker has it
 
     async def _release_overdue(self) -> None:
-        """Show held Updates whose Alert has not come within the hold limit."""
+        """Show held Updates whose Alert has not come within the hold limit, at the moment
+        the first falls due (woken when a message is held, to look again)."""
         while True:
-            await asyncio.sleep(min(1.0, self.reception.hold.total_seconds()))
+            due = self.reception.next_due()
+            self._held.clear()
+            wait = None if due is None else max(0.0, (due - self._now()).total_seconds())
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._held.wait()
             await self._emit(self.reception.overdue(self._now()))
 
     async def _watch_drop(self) -> None:
@@ -310,10 +317,13 @@ class Receiver:
         try:
             body = json.loads(payload)
             after = float(body["after_s"])
-            if body.get("action") != "rejoin" or not 0 <= after <= 300:
-                raise ValueError("action must be rejoin, after_s 0..300")
+            action = body.get("action")
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("receiver.bad_control", client_id=self.client_id, error=str(exc))
+            return False
+        if action != "rejoin" or not 0 <= after <= 300:
+            log.warning("receiver.bad_control", client_id=self.client_id,
+                        error="action must be rejoin, after_s 0..300")
             return False
         self._rejoin_after = after
         return True
@@ -365,6 +375,8 @@ class Receiver:
         if alert is None:
             return
         handled = self.reception.on_alert(alert, received_at)
+        if self.reception.held:
+            self._held.set()
         if not handled:
             log.debug("alert.held", client_id=self.client_id, identifier=alert.identifier,
                       references=list(alert.referenced_identifiers()))

@@ -40,30 +40,33 @@ class BrokerUrl:
         """True for `mqtts://`."""
         return self.scheme == "mqtts"
 
-    def _text(self, password: str | None) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        auth = ""
-        if self.username is not None:
-            auth = quote(self.username, safe="")
-            if password is not None:
-                auth += f":{password}"
-            auth += "@"
-        return f"{self.scheme}://{auth}{host}:{self.port}"
-
     def redacted(self) -> str:
         """`mqtt://user:***@host:port` (no `:***` without a password)."""
-        return self._text(None if self.password is None else "***")
+        return _compose(self, self.username, None if self.password is None else "***")
 
     def secret(self) -> str:
         """The full URL, password included: never log it."""
-        return self._text(None if self.password is None else quote(self.password, safe=""))
+        return _compose(self, self.username,
+                        None if self.password is None else quote(self.password, safe=""))
 
     def without_credentials(self) -> str:
         """`scheme://host:port`."""
-        return BrokerUrl(self.scheme, self.host, self.port)._text(None)
+        return _compose(self, None, None)
 
     def __str__(self) -> str:
         return self.redacted()
+
+
+def _compose(url: BrokerUrl, username: str | None, password: str | None) -> str:
+    """`url` as text with these credentials (`password` as given: already masked or quoted)."""
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    auth = ""
+    if username is not None:
+        auth = quote(username, safe="")
+        if password is not None:
+            auth += f":{password}"
+        auth += "@"
+    return f"{url.scheme}://{auth}{host}:{url.port}"
 
 
 def with_credentials(url: str, username: str | None, password: str | None) -> str:

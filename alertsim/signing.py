@@ -43,9 +43,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from alertsim.adapters.mqtt.client import Protocol
+from alertsim.domain.publication import Publication
 from alertsim.errors import InputError
-from alertsim.service.ports import Publication
+from alertsim.mqtt.client import Protocol
 
 __all__ = [
     "ALG",
@@ -264,7 +264,7 @@ def _write_new(path: Path, data: bytes, mode: int) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     with os.fdopen(fd, "wb") as file:
         file.write(data)
-    os.chmod(path, mode)  # the umask may have taken bits from a public key's mode
+    path.chmod(mode)  # the umask may have taken bits from a public key's mode
 
 
 # ---- transport ----------------------------------------------------------------------------

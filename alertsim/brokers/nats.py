@@ -30,10 +30,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
 
-from alertsim.adapters.mqtt.brokers import free_port
-from alertsim.adapters.mqtt.client import MqttSettings, Publication, connect, publish, received
-from alertsim.adapters.mqtt.client import subscribe as mqtt_subscribe
+from alertsim.brokers.brokers import free_port
+from alertsim.domain.publication import Publication
 from alertsim.errors import BrokerError
+from alertsim.mqtt.client import MqttSettings, connect, publish, received
+from alertsim.mqtt.client import subscribe as mqtt_subscribe
 
 __all__ = ["NatsCluster", "NatsNode"]
 
@@ -190,10 +191,11 @@ class NatsCluster:
             try:
                 async with asyncio.timeout(max(0.1, deadline - time.monotonic())):
                     await self._probe()
-                return
             except (BrokerError, TimeoutError) as exc:
                 errors.append(str(exc) or type(exc).__name__)
                 await asyncio.sleep(_POLL_S)  # between attempts at an observable condition
+            else:
+                return
         raise BrokerError(f"NATS MQTT not ready within {_READY_TIMEOUT_S} s: "
                           f"{errors[-1:] or 'no attempt'}: {self.log_tail()}")
 
