@@ -179,6 +179,7 @@ class Receiver:
         self._stopping = asyncio.Event()
         self._dropping = asyncio.Event()
         self._held = asyncio.Event()  # a message was held: its due time may be the first
+        self._handled = asyncio.Condition()  # notified after messages are handled
         self._rejoin_after: float | None = None
         self._clean_next = False
         self.tree = tree
@@ -401,3 +402,12 @@ class Receiver:
                 prefecture=h.prefecture, stage=h.stage, duplicate=h.duplicate,
                 outcome=h.outcome, via=h.via, belief=h.belief))
             self._receipt_added.set()
+        if handled:
+            async with self._handled:
+                self._handled.notify_all()
+
+    async def handled(self, identifier: str) -> None:
+        """Return once this receiver has handled the message `identifier` (shown, held
+        or ignored): for faults that act right after a delivery."""
+        async with self._handled:
+            await self._handled.wait_for(lambda: identifier in self.reception.known)

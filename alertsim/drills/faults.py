@@ -64,7 +64,6 @@ DELAY_S = (0.05, 0.4)
 REORDER_HOLD_S = 30.0  # an Alert nothing follows is relayed in order after this long
 HANDLED_WAIT_S = 5.0  # a drop waits this long for the receiver to have handled the Alert
 MAX_DROPS = 2
-POLL_S = 0.02
 IDLE_S = 2 * DELAY_S[1]  # the relay has caught up when it has had nothing for this long
 
 
@@ -146,6 +145,7 @@ class FaultRelay:
         self._client: Client | None = None
         self._stopped = False
         self._last = 0.0  # loop time the relay last finished a message
+        self._relayed = asyncio.Event()  # set after each message relayed
 
     def record(self, kind: FaultKind, target: str, detail: str) -> None:
         self.applied.append(FaultApplied(kind=kind, target=target, detail=detail))
@@ -195,6 +195,7 @@ class FaultRelay:
                 async with self._lock:
                     await self._on_message(client, message)
                 self._last = asyncio.get_running_loop().time()
+                self._relayed.set()
 
     def _to_target(self, topic: str) -> str:
         return self.target.root + topic.removeprefix(self.source.root)
@@ -273,13 +274,26 @@ class FaultRelay:
         """Once the service has sent everything (`await drained()`) and the relay has caught
         up, relay what is still held (nothing more will come to overtake it) and wait for
         the relay to be idle again. Bounded by REORDER_HOLD_S."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(REORDER_HOLD_S):
+                while True:
+                    await self._caught_up(drained)
+                    if not self._held:
+                        return
+                    await self._release_all()
+
+    async def _caught_up(self, drained: Callable[[], Awaitable[bool]]) -> None:
+        """Until the service has sent everything and the relay has relayed nothing for
+        IDLE_S; woken by each message relayed (never a fixed poll)."""
         loop = asyncio.get_running_loop()
-        for _ in range(int(REORDER_HOLD_S / POLL_S)):
-            if await drained() and loop.time() - self._last >= IDLE_S:
-                if not self._held:
-                    return
-                await self._release_all()
-            await asyncio.sleep(POLL_S)
+        while True:
+            quiet_for = loop.time() - self._last
+            if quiet_for >= IDLE_S and await drained():
+                return
+            self._relayed.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, IDLE_S - quiet_for) or IDLE_S):
+                    await self._relayed.wait()
 
     async def _release_all(self) -> None:
         async with self._lock:
@@ -298,10 +312,9 @@ class FaultRelay:
             if alert.prefecture not in receiver.codes:
                 continue
             del self._drops[cid]
-            for _ in range(int(HANDLED_WAIT_S / POLL_S)):
-                if alert.identifier in receiver.reception.known:
-                    break
-                await asyncio.sleep(POLL_S)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(HANDLED_WAIT_S):
+                    await receiver.handled(alert.identifier)
             handled = alert.identifier in receiver.reception.known
             receiver.drop_connection()
             self._dropped[cid] = receiver

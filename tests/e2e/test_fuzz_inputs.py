@@ -32,6 +32,7 @@ from alertsim.domain.detection import Detection
 from alertsim.domain.prefectures import Atlas
 from alertsim.service.clock import SystemClock
 from alertsim.service.config import ServiceConfig
+from alertsim.service.observer import DetectionOutcome, InputKind, NullObserver
 from alertsim.service.service import Service
 from alertsim.testing import eventually
 
@@ -176,6 +177,29 @@ def accounted(store: Store, corpus: list[bytes]) -> Callable[[], Awaitable[Count
     return check
 
 
+class Tally(NullObserver):
+    """Counts detections as the service takes them (accepted, duplicate, or rejected);
+    `done` is set when `expected` have been taken: the test waits on that, not on polls."""
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.taken = 0
+        self.done = asyncio.Event()
+
+    def _took(self) -> None:
+        self.taken += 1
+        if self.taken >= self.expected:
+            self.done.set()
+
+    def detection(self, outcome: DetectionOutcome) -> None:
+        if outcome != "refused":  # a refusal is also told as `rejected`
+            self._took()
+
+    def rejected(self, kind: InputKind) -> None:
+        if kind == "detection":
+            self._took()
+
+
 class Counts(NamedTuple):
     recorded: int
     rejected: int
@@ -192,8 +216,9 @@ async def test_fuzzed_detections_never_take_the_service_down(
         async with await Store.open(tmp_path / "fuzz.db") as store, \
                 aiomqtt.Client("127.0.0.1", broker.port, identifier="fuzz-errors") as watcher:
             await watcher.subscribe(topics.ERRORS, qos=1)
+            tally = Tally(len(corpus))
             service = Service(atlas=atlas, store=store.record, config=ServiceConfig(status="test"),
-                              clock=SystemClock())
+                              clock=SystemClock(), observer=tally)
             connected = asyncio.Event()
             async with asyncio.TaskGroup() as group:
                 tasks = [group.create_task(run_link(service, url=broker.url, protocol="5",
@@ -202,8 +227,9 @@ async def test_fuzzed_detections_never_take_the_service_down(
                          group.create_task(collect(watcher, errors))]
                 await asyncio.wait_for(connected.wait(), 10)
                 await publish(broker, corpus)
-                counts = await eventually(accounted(store, corpus), timeout=240, interval=1.0,
-                                          what="every payload accounted for")
+                await asyncio.wait_for(tally.done.wait(), 240)  # every payload taken
+                counts = await accounted(store, corpus)()
+                assert counts is not None, "a payload taken but neither recorded nor rejected"
                 await eventually(lambda: len(errors) >= counts.rejected, timeout=60,
                                  what="an errors-topic message for every rejected payload")
                 await publish(broker, [valid_detection("fz-after")])
