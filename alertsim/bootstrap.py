@@ -18,8 +18,8 @@ import structlog
 from alertsim.adapters.mqtt.link import run_link
 from alertsim.adapters.sqlite.store import Store
 from alertsim.data import load_atlas
-from alertsim.mqtt.client import Protocol as MqttProtocol
-from alertsim.mqtt.client import wait_for_protocol
+from alertsim.mqtt.negotiation import wait_for_protocol
+from alertsim.mqtt.protocol import Protocol as MqttProtocol
 from alertsim.mqtt.url import parse_broker_url
 from alertsim.service.clock import SystemClock
 from alertsim.service.config import ServiceConfig

@@ -50,7 +50,8 @@ from alertsim.drills.scenario import DetectionEntry, load_scenario
 from alertsim.fleet.fleet import ProcessFleet
 from alertsim.fleet.population import plan
 from alertsim.logs import configure_logging
-from alertsim.mqtt.client import MqttSettings, connect, publish
+from alertsim.mqtt.client import MqttSettings, connect
+from alertsim.mqtt.messages import publish
 from alertsim.service.clock import ScaledClock
 from alertsim.service.config import ServiceConfig
 from alertsim.service.records import OutboxRow
@@ -150,7 +151,7 @@ async def measure(fleet: ProcessFleet, views: RecordViews, url: str, tree: Topic
         for run in range(-1, runs):  # run -1 warms both paths up and is not counted
             t0 = time.time() * 1000
             await publish(client, Publication(tree.detections, detection(run)))
-            # Only the fleet is polled meanwhile: the service's process is left to the service.
+            # The fleet pushes its progress meanwhile: the service's process is left to the service.
             await fleet.wait_until(lambda got: any(v >= n and k not in sent
                                                    for k, v in got.items()), timeout_s=60)
             row = await national_alert(views, f"bench-fanout-{run}")

@@ -6,7 +6,9 @@ Both listen on a loopback port chosen here (never 1883, which a system broker ma
   directory: persistence on (or off, for fault tests), generous queues (Mosquitto's default
   of 1,000 queued messages per client silently drops messages for a slow subscriber). It can
   be stopped and started again on the same port with its persistence intact, which outbox
-  tests rely on, or killed (SIGKILL: nothing saved since the last save is kept).
+  tests rely on, or killed (SIGKILL: nothing saved since the last save is kept). Its log
+  goes to its output pipe, which a thread copies into `mosquitto.log` (`OutputLog`): `start`
+  returns when the log says the listener is open and the broker running, not after a poll.
 - `EmbeddedBroker` runs amqtt inside the current event loop: MQTT 3.1.1 only, QoS 1 and
   retained messages, anonymous clients.
 
@@ -18,15 +20,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Self
+from typing import Any, Self
 
+from alertsim.brokers.output import OutputLog, tail
 from alertsim.errors import BrokerError
 
 __all__ = [
@@ -34,6 +37,7 @@ __all__ = [
     "EmbeddedBroker",
     "MosquittoBroker",
     "free_port",
+    "ready_lines",
 ]
 
 DEFAULT_MQTT_PORT = 1883
@@ -50,12 +54,12 @@ def free_port() -> int:
         return port
 
 
-def _accepts(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
+def ready_lines(port: int) -> list[re.Pattern[bytes]]:
+    """The lines of a Mosquitto log that say it is ready: its listener on `port` opened,
+    then running. Both, from the process's own output: a port that accepts could be
+    someone else's."""
+    return [re.compile(rb"Opening ipv4 listen socket on port %d\." % port),
+            re.compile(rb"mosquitto version \S+ running")]
 
 
 # Debian installs mosquitto in /usr/sbin, which is not on a normal user's PATH.
@@ -104,7 +108,7 @@ class MosquittoBroker:
         self.config_path = self.data_dir / "mosquitto.conf"
         self.log_path = self.data_dir / "mosquitto.log"
         self._process: subprocess.Popen[bytes] | None = None
-        self._stderr: IO[bytes] | None = None
+        self._output: OutputLog | None = None
 
     @property
     def url(self) -> str:
@@ -130,7 +134,7 @@ class MosquittoBroker:
             # Alerts are small: without it, back-to-back messages to a client waited ~40 ms
             # for a delayed ACK (Nagle), seen in drills as p99 ~46 ms for a 2-alert burst.
             "set_tcp_nodelay true",
-            f"log_dest file {self.log_path}",
+            "log_dest stderr",  # a pipe, copied into log_path by `OutputLog`
             "log_type error",
             "log_type warning",
             "log_type notice",
@@ -146,44 +150,32 @@ class MosquittoBroker:
         return "\n".join(lines) + "\n"
 
     def start(self) -> None:
-        """Start the subprocess and block until the port accepts connections (10 s)."""
+        """Start the subprocess and block until its log says it listens on our port and
+        runs (10 s); BrokerError with the log's tail if it exits first or is slower."""
         if self.running:
             return
         binary = _mosquitto_binary(self._search_path)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(self.config_text(), encoding="utf-8")
-        self._close_stderr()
-        self._stderr = (self.data_dir / "stderr.log").open("ab")
-        log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        self._process = subprocess.Popen(
+        process = self._process = subprocess.Popen(
             [binary, "-c", str(self.config_path)],
-            stdin=subprocess.DEVNULL,
-            stdout=self._stderr,
-            stderr=self._stderr,
-        )
-        # Wait for both: the port alone could be answered by someone else holding it.
-        deadline = time.monotonic() + _START_TIMEOUT_S
-        while not (self._logged_running(log_offset) and _accepts(_LOOPBACK, self.port)):
-            if self._process.poll() is not None:
-                code = self._process.returncode
-                self._process = None
-                self._close_stderr()
-                raise BrokerError(
-                    f"mosquitto exited with code {code} on port {self.port}: {self._log_tail()}"
-                )
-            if time.monotonic() > deadline:
-                self.stop()
-                raise BrokerError(f"mosquitto did not listen on port {self.port} within "
-                                  f"{_START_TIMEOUT_S} s: {self._log_tail()}")
-            time.sleep(0.02)
-
-    def _logged_running(self, offset: int) -> bool:
-        try:
-            with self.log_path.open("rb") as log:
-                log.seek(offset)
-                return b" running" in log.read()
-        except FileNotFoundError:
-            return False
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        assert process.stdout is not None
+        output = self._output = OutputLog(process.stdout, self.log_path,
+                                          ready_lines(self.port),
+                                          name=f"mosquitto-{self.port}")
+        if output.wait(_START_TIMEOUT_S):
+            return
+        exited = output.settled.is_set()  # its output ended before it said it runs
+        if exited:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=_STOP_TIMEOUT_S)  # for its exit code
+        self.stop()
+        if exited:
+            raise BrokerError(f"mosquitto exited with code {process.returncode} on port "
+                              f"{self.port}: {tail(self.log_path)}")
+        raise BrokerError(f"mosquitto did not listen on port {self.port} within "
+                          f"{_START_TIMEOUT_S} s: {tail(self.log_path)}")
 
     def stop(self) -> None:
         """Terminate the subprocess (SIGTERM, so it saves its persistence) and wait for it."""
@@ -195,7 +187,7 @@ class MosquittoBroker:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        self._close_stderr()
+        self._close_output()
 
     def kill(self) -> None:
         """End the subprocess with SIGKILL (no shutdown, nothing saved) and wait for it."""
@@ -204,7 +196,7 @@ class MosquittoBroker:
             if process.poll() is None:
                 process.kill()
             process.wait()
-        self._close_stderr()
+        self._close_output()
 
     def restart(self) -> None:
         """Stop and start again on the same port with the same persistence."""
@@ -217,17 +209,11 @@ class MosquittoBroker:
         if self._owns_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
-    def _close_stderr(self) -> None:
-        if self._stderr is not None:
-            self._stderr.close()
-            self._stderr = None
-
-    def _log_tail(self, lines: int = 5) -> str:
-        texts = []
-        for path in (self.data_dir / "stderr.log", self.log_path):
-            with contextlib.suppress(OSError):
-                texts += path.read_text(encoding="utf-8", errors="replace").splitlines()
-        return " | ".join(texts[-lines:]) or "(no output)"
+    def _close_output(self) -> None:
+        """Wait for the output copy to finish (the process has exited: its pipe ends)."""
+        output, self._output = self._output, None
+        if output is not None:
+            output.join()
 
     def __enter__(self) -> Self:
         self.start()

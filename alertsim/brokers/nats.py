@@ -33,8 +33,9 @@ from typing import IO, Any, Self
 from alertsim.brokers.brokers import free_port
 from alertsim.domain.publication import Publication
 from alertsim.errors import BrokerError
-from alertsim.mqtt.client import MqttSettings, connect, publish, received
-from alertsim.mqtt.client import subscribe as mqtt_subscribe
+from alertsim.mqtt.client import MqttSettings, connect
+from alertsim.mqtt.messages import publish, received
+from alertsim.mqtt.messages import subscribe as mqtt_subscribe
 
 __all__ = ["NatsCluster", "NatsNode"]
 

@@ -70,7 +70,7 @@ async def _run(*, url: str, receivers: int, status: Status, root: str, shards: i
     from alertsim.domain.topics import TopicTree
     from alertsim.errors import BrokerError
     from alertsim.fleet.population import plan
-    from alertsim.mqtt.client import negotiate_protocol
+    from alertsim.mqtt.negotiation import negotiate_protocol
 
     if await negotiate_protocol(url, ca_file=ca_file) != "5":
         raise BrokerError("the fleet speaks MQTT 5 only, and this broker offers 3.1.1")

@@ -43,7 +43,7 @@ from alertsim.mqtt.url import redacted
 
 if TYPE_CHECKING:
     from alertsim.clients.receiver import Delivery, RawMessage
-    from alertsim.mqtt.client import Protocol
+    from alertsim.mqtt.protocol import Protocol
     from alertsim.signing import TrustedKeys
 
 __all__ = ["UNVERIFIED_WARNING", "json_line", "run_subscriber", "subscribe_command"]
@@ -119,17 +119,18 @@ async def run_subscriber(*, url: str, codes: Sequence[str], lang: Lang, status: 
     With `trust`, only what one of its keys signed is printed; `rejected TOPIC: REASON` goes
     to `err` (default stderr) for the rest. Without it, `err` gets UNVERIFIED_WARNING once.
     """
-    from alertsim.clients.receiver import Receiver
-    from alertsim.mqtt.client import negotiate_protocol
+    from alertsim.clients.receiver import Receiver, ReceiverOptions
+    from alertsim.mqtt.negotiation import negotiate_protocol
 
     console = _Console(out or sys.stdout, err or sys.stderr, lang, output)
     chosen: Protocol = (await negotiate_protocol(url, ca_file=ca_file) if protocol == "auto"
                         else protocol)
-    receiver = Receiver(url=url, protocol=chosen, client_id=client_id, codes=codes,
-                        status=status, national=True, persistent=True, tree=tree,
-                        on_delivery=console.alert, on_state=console.state,
-                        trust=trust, on_rejected=console.rejected, ca_file=ca_file,
-                        control=control, on_message=console.raw if output == "json" else None)
+    options = ReceiverOptions(url=url, protocol=chosen, client_id=client_id, codes=codes,
+                              status=status, national=True, persistent=True, tree=tree,
+                              trust=trust, ca_file=ca_file, control=control)
+    receiver = Receiver(options, on_delivery=console.alert, on_state=console.state,
+                        on_rejected=console.rejected,
+                        on_message=console.raw if output == "json" else None)
     if trust is None:
         console.complain(UNVERIFIED_WARNING)
     banner = (f"alertsim subscriber {client_id}: {status} alerts for "
@@ -163,7 +164,7 @@ def subscribe_command(
         help="obey `alertsim conformance` on {root}/conformance/control/CLIENT_ID")] = False,
 ) -> int:
     """Print alerts for some prefectures as people read them (or as JSON lines)."""
-    from alertsim.mqtt.client import wait_for_protocol
+    from alertsim.mqtt.negotiation import wait_for_protocol
 
     settings = settings_and_logging(quiet=True, broker_url=broker, status=status,
                                     topic_root=topic_root, log_level=log_level,

@@ -28,16 +28,9 @@ from typing import Literal
 
 from alertsim.domain.publication import Publication
 from alertsim.domain.topics import TopicTree
-from alertsim.mqtt.client import (
-    Client,
-    MqttSettings,
-    Received,
-    connect,
-    negotiate_protocol,
-    publish,
-    received,
-    subscribe,
-)
+from alertsim.mqtt.client import Client, MqttSettings, connect
+from alertsim.mqtt.messages import Received, publish, received, subscribe
+from alertsim.mqtt.negotiation import negotiate_protocol
 from alertsim.signing import MalformedEnvelope, unwrap
 
 __all__ = ["OperatorOutcome", "send_operator_action"]

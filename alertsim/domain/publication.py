@@ -1,6 +1,6 @@
 """`Publication`: one PUBLISH as alertsim means it, before any transport sees it.
 
-The service's `Publisher` port sends it, the transport (`alertsim.mqtt.client`) encodes it,
+The service's `Publisher` port sends it, the transport (`alertsim.mqtt`) encodes it,
 and signing (`alertsim.signing`) signs it; it lives here, in the pure core, so that none of
 them has to import another to name it.
 """

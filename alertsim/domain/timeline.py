@@ -210,19 +210,32 @@ def simulate(inputs: Iterable[tuple[datetime, TimelineInput]], engine: Engine, *
     for at, item in inputs:
         yield from ticks_until(at)
         last = at
-        state = engine.events.get(item.event_id)
-        if isinstance(item, Detection):
-            key = (item.event_id, item.sequence)
-            verdict = admit_detection(item, state, closed=False, recorded=recorded.get(key),
-                                      now=at, limits=limits)
-            if verdict == "new":
-                recorded[key] = item
-                yield from results(at, engine.detection(item, now=at, nonce=nonce))
+        applied = _admit_and_apply(engine, item, at, nonce=nonce, limits=limits,
+                                   recorded=recorded)
+        if isinstance(applied, Refused):
+            told.append(Note(at, applied.reason))
         else:
-            verdict = admit_action(item, state, closed=False)
-            if verdict == "new":
-                yield from results(at, engine.action(item, now=at))
-        if isinstance(verdict, Refused):
-            told.append(Note(at, verdict.reason))
+            yield from results(at, applied)
     if until is not None or last is not None:
         yield from ticks_until(until or (last or datetime.max) + engine.close_after)
+
+
+def _admit_and_apply(engine: Engine, item: TimelineInput, at: datetime, *, nonce: str,
+                     limits: Limits, recorded: dict[tuple[str, int], Detection],
+                     ) -> Transition | Refused | None:
+    """Admit one input as the service does and, when new, apply it to the engine: its
+    transition, the refusal, or None (a duplicate, or an action on an unknown event).
+    `recorded` is the detections admitted so far, by (event id, sequence)."""
+    state = engine.events.get(item.event_id)
+    if isinstance(item, Detection):
+        key = (item.event_id, item.sequence)
+        verdict = admit_detection(item, state, closed=False, recorded=recorded.get(key),
+                                  now=at, limits=limits)
+        if verdict == "new":
+            recorded[key] = item
+            return engine.detection(item, now=at, nonce=nonce)
+    else:
+        verdict = admit_action(item, state, closed=False)
+        if verdict == "new":
+            return engine.action(item, now=at)
+    return verdict if isinstance(verdict, Refused) else None

@@ -20,8 +20,10 @@ so the receivers still verify every signature.
                      only once that prefecture's state names an alert, so it must learn
                      it from the retained state
 
-Receiver-side faults need the receivers: they act on the drill's in-process `Receiver`s.
-Every fault applied is recorded (`FaultApplied`) and listed in the drill report.
+This module is the relay and the three network faults; the receiver-side ones need the
+receivers, and act on the drill's in-process `Receiver`s (`alertsim.drills.receiver_faults`,
+told by the relay what it has just relayed). Every fault applied is recorded
+(`FaultApplied`) and listed in the drill report.
 """
 
 from __future__ import annotations
@@ -36,22 +38,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, get_args
 
-from alertsim.clients.receiver import Receiver
+from alertsim.clients.receiver import Receiver, ReceiverOptions
 from alertsim.domain.publication import Publication
 from alertsim.domain.topics import TopicTree
 from alertsim.domain.vocabulary import Status
+from alertsim.drills.receiver_faults import ReceiverFaults, late_join_plan
 from alertsim.drills.report.model import FaultApplied
 from alertsim.logs import get_logger
-from alertsim.mqtt.client import (
-    Client,
-    MqttSettings,
-    Protocol,
-    Received,
-    connect,
-    publish,
-    received,
-    subscribe,
-)
+from alertsim.mqtt.client import Client, MqttSettings, connect
+from alertsim.mqtt.messages import Received, publish, received, subscribe
+from alertsim.mqtt.protocol import Protocol
 from alertsim.signing import MalformedEnvelope, TrustedKeys, unwrap
 
 __all__ = ["FAULT_KINDS", "FaultKind", "FaultRelay", "fault_kind", "late_join_plan"]
@@ -62,8 +58,6 @@ FaultKind = Literal["duplicate", "delay", "reorder", "drop-connection", "late-jo
 FAULT_KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
 DELAY_S = (0.05, 0.4)
 REORDER_HOLD_S = 30.0  # an Alert nothing follows is relayed in order after this long
-HANDLED_WAIT_S = 5.0  # a drop waits this long for the receiver to have handled the Alert
-MAX_DROPS = 2
 IDLE_S = 2 * DELAY_S[1]  # the relay has caught up when it has had nothing for this long
 
 
@@ -73,11 +67,6 @@ def fault_kind(text: str) -> FaultKind:
         if text == kind:
             return kind
     raise ValueError(f"unknown fault {text!r}: one of {', '.join(FAULT_KINDS)}")
-
-
-def late_join_plan(codes: Iterable[str], token: str) -> dict[str, list[str]]:
-    """One late-joining receiver per prefecture, `rx-{token}-late-{code}`."""
-    return {f"rx-{token}-late-{code}": [code] for code in sorted(set(codes))}
 
 
 @dataclass(frozen=True)
@@ -132,15 +121,11 @@ class FaultRelay:
         self._held: dict[str, _Held] = {}  # alert topic -> the Alert held back
         self._reordered: set[str] = set()
         self._duplicated = 0
-        self._drops: dict[str, Receiver] = {}  # client id -> receiver still to drop
-        self._dropped: dict[str, Receiver] = {}
-        self._late = {code: Receiver(url=self.url, protocol=self.protocol, client_id=cid,
-                                     codes=[code], status=self.status, tree=self.target,
-                                     persistent=False, trust=self.trust,
-                                     ca_file=self.ca_file)
-                      for cid, codes in self.late_plan.items() for code in codes[:1]}
-        self._all_late = list(self._late.values())
-        self._late_tasks: list[asyncio.Task[None]] = []
+        self.receiver_faults = ReceiverFaults(self.kinds, self.rng, self.record, [
+            ReceiverOptions(url=self.url, protocol=self.protocol, client_id=cid, codes=[code],
+                            status=self.status, tree=self.target, persistent=False,
+                            trust=self.trust, ca_file=self.ca_file)
+            for cid, codes in self.late_plan.items() for code in codes[:1]])
         self._tasks: list[asyncio.Task[None]] = []
         self._client: Client | None = None
         self._stopped = False
@@ -152,15 +137,8 @@ class FaultRelay:
         log.debug("fault.applied", kind=kind, target=target, detail=detail)
 
     def prepare(self, receivers: Mapping[str, Receiver], codes: Iterable[str]) -> None:
-        """Choose the receivers to drop (before they start: they get persistent sessions,
-        so the broker keeps what arrives while they are away)."""
-        if "drop-connection" not in self.kinds:
-            return
-        wanted = set(codes)
-        candidates = sorted(cid for cid, r in receivers.items() if wanted & set(r.codes))
-        for cid in self.rng.sample(candidates, min(MAX_DROPS, len(candidates))):
-            receivers[cid].persistent = True
-            self._drops[cid] = receivers[cid]
+        """Choose the receivers to drop, before they start (`ReceiverFaults.prepare`)."""
+        self.receiver_faults.prepare(receivers, codes)
 
     async def start(self) -> None:
         """Connect both directions and subscribe; returns once the relay is listening."""
@@ -202,8 +180,10 @@ class FaultRelay:
 
     async def _on_message(self, client: Client, message: Received) -> None:
         if message.topic.startswith(self.source.state(self.status, "")):
-            await self._send(client, message, what=f"state {message.topic.rsplit('/', 1)[1]}")
-            await self._maybe_late_join(message)
+            code = message.topic.rsplit("/", 1)[1]
+            await self._send(client, message, what=f"state {code}")
+            if message.payload:
+                await self.receiver_faults.state_named_alert(code)
             return
         alert = _Alert.read(message)
         if alert is None:
@@ -243,7 +223,8 @@ class FaultRelay:
             self._duplicated += 1
             self.record("duplicate", alert.identifier, f"{alert} delivered twice")
         if alert.msg_type == "Alert":
-            await self._maybe_drop(alert)
+            await self.receiver_faults.alert_relayed(alert.identifier, alert.prefecture,
+                                                     str(alert))
 
     def _reorder_now(self, topic: str, alert: _Alert) -> bool:
         if ("reorder" not in self.kinds or alert.msg_type != "Alert" or alert.prefecture is None
@@ -306,48 +287,8 @@ class FaultRelay:
                                         "the service had nothing more to send")
             self._last = asyncio.get_running_loop().time()
 
-    async def _maybe_drop(self, alert: _Alert) -> None:
-        """Drop the connection of a chosen receiver of this prefecture, once it has it."""
-        for cid, receiver in list(self._drops.items()):
-            if alert.prefecture not in receiver.codes:
-                continue
-            del self._drops[cid]
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(HANDLED_WAIT_S):
-                    await receiver.handled(alert.identifier)
-            handled = alert.identifier in receiver.reception.known
-            receiver.drop_connection()
-            self._dropped[cid] = receiver
-            self.record("drop-connection", cid,
-                        f"connection dropped {'after it handled' if handled else 'before it had'}"
-                        f" {alert}; it reconnects to its persistent session")
-
-    async def _maybe_late_join(self, message: Received) -> None:
-        code = message.topic.rsplit("/", 1)[1]
-        receiver = self._late.pop(code, None) if message.payload else None
-        if receiver is None:
-            return
-        ready = asyncio.Event()
-        self._late_tasks.append(asyncio.create_task(receiver.run(ready),
-                                                    name=f"late:{receiver.client_id}"))
-        async with asyncio.timeout(15):
-            await ready.wait()
-        self.record("late-join", receiver.client_id,
-                    f"started once prefecture {code}'s state named an alert; it learns "
-                    "that alert from the retained state")
-
-    def receivers(self) -> dict[str, Receiver]:
-        """The late joiners started so far and the receivers dropped, by client id."""
-        return {**{r.client_id: r for r in self._started()}, **self._dropped}
-
-    def _started(self) -> list[Receiver]:
-        waiting = list(self._late.values())
-        return [r for r in self._all_late if r not in waiting]
-
     async def stop(self) -> None:
-        """Stop the relay and the late joiners; note how often dropped receivers connected.
-
-        Idempotent."""
+        """Stop the relay, then the receiver-side faults (`ReceiverFaults.stop`). Idempotent."""
         if self._stopped:
             return
         self._stopped = True
@@ -356,8 +297,5 @@ class FaultRelay:
                 held.timer.cancel()
         for task in self._tasks:
             task.cancel()
-        for receiver in self._started():
-            receiver.stop()
-        await asyncio.gather(*self._tasks, *self._late_tasks, return_exceptions=True)
-        for cid, receiver in self._dropped.items():
-            self.record("drop-connection", cid, f"connected {receiver.sessions} times in all")
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.receiver_faults.stop()

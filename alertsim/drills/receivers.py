@@ -24,7 +24,7 @@ from alertsim.drills.fleet import (
 )
 from alertsim.drills.process_fleet import DrillProcessFleet
 from alertsim.drills.reference_fleet import ReferenceFleet
-from alertsim.mqtt.client import Protocol
+from alertsim.mqtt.protocol import Protocol
 from alertsim.service.events import EventStream
 from alertsim.signing import TrustedKeys
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from alertsim.clients.receiver import Delivery, Receiver
+from alertsim.clients.receiver import Delivery, Receiver, ReceiverOptions
 from alertsim.domain.topics import V1, TopicTree
 from alertsim.domain.vocabulary import Status
 from alertsim.drills.fleet import FleetOutcome, ReceiptSink, Rejection
@@ -26,7 +26,7 @@ from alertsim.drills.spread import spread
 from alertsim.errors import BrokerError
 from alertsim.fleet.summary import FleetReady
 from alertsim.logs import get_logger
-from alertsim.mqtt.client import Protocol
+from alertsim.mqtt.protocol import Protocol
 from alertsim.service.events import EventStream
 from alertsim.signing import TrustedKeys
 
@@ -51,9 +51,9 @@ class ReferenceFleet:
                  tree: TopicTree = V1, trust: TrustedKeys | None = None,
                  ca_file: Path | None = None) -> None:
         self.receivers = {
-            client_id: Receiver(url=url, protocol=protocol, client_id=client_id, codes=codes,
-                                status=status, national=True, persistent=False, tree=tree,
-                                trust=trust, ca_file=ca_file)
+            client_id: Receiver(ReceiverOptions(
+                url=url, protocol=protocol, client_id=client_id, codes=codes, status=status,
+                national=True, persistent=False, tree=tree, trust=trust, ca_file=ca_file))
             for url, share in spread(codes_per_receiver, urls).items()
             for client_id, codes in share.items()
         }

@@ -19,7 +19,9 @@ from alertsim.domain.messages import Alert
 from alertsim.domain.publication import Publication
 from alertsim.domain.vocabulary import Reference
 from alertsim.errors import InputError
-from alertsim.mqtt.client import MqttSettings, connect, negotiate_protocol, publish
+from alertsim.mqtt.client import MqttSettings, connect
+from alertsim.mqtt.messages import publish
+from alertsim.mqtt.negotiation import negotiate_protocol
 
 
 def rewrite(alert: Alert, token: str, mapping: dict[str, str]) -> Alert:

@@ -47,8 +47,10 @@ from alertsim.drills.report import (
 from alertsim.drills.report.html import write_html
 from alertsim.drills.scenario import ActionEntry, DetectionEntry, Scenario, load_scenario
 from alertsim.drills.settle import DeliveryWatch, SettleLimits
-from alertsim.mqtt.client import MqttSettings, connect, negotiate_protocol, publish
-from alertsim.mqtt.client import Protocol as MqttProtocol
+from alertsim.mqtt.client import MqttSettings, connect
+from alertsim.mqtt.messages import publish
+from alertsim.mqtt.negotiation import negotiate_protocol
+from alertsim.mqtt.protocol import Protocol as MqttProtocol
 from alertsim.mqtt.url import redacted
 from alertsim.service.clock import ScaledClock, real_now
 from alertsim.service.observer import Observer

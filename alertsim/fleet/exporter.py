@@ -1,5 +1,6 @@
 """The fleet's Prometheus metrics (`alertsim fleet --metrics-port N`), in a registry of its
-own, refreshed from the shards' progress about once a second:
+own, refreshed from the shards' pushed progress about once a second (a display pace: the
+fleet already holds the latest counts, reading them asks the shards nothing):
 
     alertsim_fleet_receivers           receivers in the fleet
     alertsim_fleet_subscribed          receivers subscribed when the fleet became ready
@@ -49,7 +50,7 @@ class FleetMetrics:
 
     async def refresh_forever(self, fleet: ProcessFleet) -> None:
         while True:
-            delivered = await fleet.progress()
+            delivered = fleet.progress()
             self.alerts.set(len(delivered))
             self.deliveries.set(sum(delivered.values()))
             self.duplicates.set(fleet.duplicates)

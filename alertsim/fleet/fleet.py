@@ -5,6 +5,10 @@
     await fleet.wait_for({identifier: expected_count}, timeout_s=...)
     result = await fleet.stop()      # result.summary (FleetSummary), result.records
 
+Shards push their progress (at most one line per `shard.PUSH_EVERY_S`, when it changed);
+the fleet keeps each shard's latest and wakes its waiters on each push, so `wait_until`
+waits on the shards' word, never on a timer, and `progress()` is a fresh total for free.
+
 `plan` maps client id -> prefecture code (`alertsim.fleet.population.plan`). Receivers are
 dealt round-robin to the shards, so each shard holds every kind of prefecture. The ready
 deadline grows with N (`ready_deadline`); connections open `window` at a time per shard.
@@ -13,6 +17,7 @@ deadline grows with N (`ready_deadline`); connections open `window` at a time pe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -68,6 +73,8 @@ class FleetResult:
 class _Process:
     process: asyncio.subprocess.Process
     config: ShardConfig
+    # Reads every line once the shard is ready; its result is the shard's report.
+    listener: asyncio.Task[ShardReport | None] | None = None
 
     async def send(self, line: str) -> None:
         assert self.process.stdin is not None
@@ -114,9 +121,9 @@ class ProcessFleet:
         self.ready: FleetReady | None = None
         self._processes: list[_Process] = []
         self._started = 0.0
-        self._asking = asyncio.Lock()  # one question at a time per shard pipe
-        self.duplicates = 0  # all shards, as of the last `progress()`
-        self.wrong_area = 0
+        self._latest: dict[int, ShardProgress] = {}  # shard -> its last push (kept on stop)
+        self._changed = asyncio.Condition()  # notified on each push and each shard's end
+        self._failure: str | None = None  # why a shard ended before it was stopped
 
     def expected(self, place: str | None) -> int:
         """How many receivers listen to a place's alerts (None or "national": all)."""
@@ -141,78 +148,105 @@ class ProcessFleet:
             raise RuntimeError("the fleet is already started")
         limit = ready_deadline(len(self.plan)) if timeout_s is None else timeout_s
         self._started = time.monotonic()
+        self._latest, self._failure = {}, None
         for config in self._configs(limit):
             process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "alertsim.fleet.shard", stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE, limit=_LINE_LIMIT)
             self._processes.append(_Process(process, config))
             await self._processes[-1].send(json.dumps(asdict(config)))
-        lines = await asyncio.gather(*(p.read_until(ShardReady) for p in self._processes))
+        found = await asyncio.gather(*(p.read_until(ShardReady) for p in self._processes),
+                                     return_exceptions=True)
+        for index, shard in enumerate(self._processes):  # from now on they push progress
+            shard.listener = asyncio.create_task(self._listen(index, shard),
+                                                 name=f"fleet-shard-{index}")
+        lines = [line for line in found if isinstance(line, ShardReady)]
         ready = self.ready = FleetReady(
             receivers=len(self.plan), shards=self.shards,
             subscribed=sum(line.subscribed for line in lines),
             connect_s=round(time.monotonic() - self._started, 3),
             rss_mb=round(sum(line.rss_mb for line in lines), 1))
-        errors = [line.error for line in lines if line.error]
-        if errors or ready.subscribed < len(self.plan):
+        errors = [line.error if isinstance(line, ShardReady) else str(line) for line in found]
+        if any(errors) or ready.subscribed < len(self.plan):
             await self.stop()
             raise BrokerError(f"fleet: {ready.subscribed} of {len(self.plan)} "
                               f"receivers subscribed within {limit:.0f} s"
-                              + (f" ({errors[0]})" if errors else ""))
+                              + "".join(f" ({error})" for error in errors[:1] if error))
         log.info("fleet.ready", **ready.model_dump())
         return ready
 
-    async def progress(self) -> Counter[str]:
-        """First deliveries so far per alert identifier, all shards together."""
+    async def _listen(self, index: int, shard: _Process) -> ShardReport | None:
+        """Keep `shard`'s pushed progress, waking the waiters on each line, until its
+        report (the result); None for a shard that ended without one."""
+        report = None
+        try:
+            while not isinstance(line := await shard.read(), ShardReport):
+                if isinstance(line, ShardProgress):
+                    self._latest[index] = line
+                    async with self._changed:
+                        self._changed.notify_all()
+            report = line
+        except BrokerError as exc:
+            self._failure = str(exc)
+        async with self._changed:
+            self._changed.notify_all()
+        return report
+
+    def progress(self) -> Counter[str]:
+        """First deliveries so far per alert identifier, all shards together (each as of
+        its last push, at most `PUSH_EVERY_S` behind)."""
         delivered: Counter[str] = Counter()
-        duplicates = wrong_area = 0
-        async with self._asking:
-            for process in self._processes:
-                await process.send("progress")
-                answer = await process.read_until(ShardProgress)
-                delivered.update(answer.delivered)
-                duplicates += answer.duplicates
-                wrong_area += answer.wrong_area
-        self.duplicates, self.wrong_area = duplicates, wrong_area
+        for line in self._latest.values():
+            delivered.update(line.delivered)
         return delivered
 
-    async def wait_for(self, expected: Mapping[str, int], timeout_s: float,
-                       interval_s: float = 0.05) -> bool:
+    @property
+    def duplicates(self) -> int:
+        """Extra copies of an identifier at a receiver, all shards, as last pushed."""
+        return sum(line.duplicates for line in self._latest.values())
+
+    @property
+    def wrong_area(self) -> int:
+        """Alerts naming another prefecture than the receiver's, as last pushed."""
+        return sum(line.wrong_area for line in self._latest.values())
+
+    async def wait_for(self, expected: Mapping[str, int], timeout_s: float) -> bool:
         """Wait until each identifier has reached its expected number of receivers;
         False when `timeout_s` passes first."""
         found = await self.wait_until(
             lambda delivered: all(delivered[ident] >= n for ident, n in expected.items()),
-            timeout_s, interval_s)
+            timeout_s)
         return found is not None
 
-    async def wait_until(self, done: Callable[[Counter[str]], bool], timeout_s: float,
-                         interval_s: float = 0.05) -> Counter[str] | None:
-        """Poll `progress()` until `done(delivered)`; the deliveries then, None on timeout."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while True:
-            delivered = await self.progress()
-            if done(delivered):
-                return delivered
-            if loop.time() >= deadline:
-                return None
-            await asyncio.sleep(interval_s)
+    async def wait_until(self, done: Callable[[Counter[str]], bool],
+                         timeout_s: float) -> Counter[str] | None:
+        """Wait until `done(delivered)`, judged again on each shard's push; the deliveries
+        then, None on timeout. BrokerError if a shard ends meanwhile."""
+
+        def judged() -> bool:
+            if self._failure is not None:
+                raise BrokerError(self._failure)
+            return done(self.progress())
+
+        try:
+            async with asyncio.timeout(timeout_s), self._changed:
+                await self._changed.wait_for(judged)
+        except TimeoutError:
+            return None
+        return self.progress()
 
     async def stop(self) -> FleetResult:
         """Disconnect every receiver and end the shards; what they got."""
-        async with self._asking:
-            processes, self._processes = self._processes, []
+        processes, self._processes = self._processes, []
         reports: list[ShardReport] = []
-        for process in processes:
-            try:
-                await process.send("stop")
-                reports.append(await process.read_until(ShardReport))
-            except (BrokerError, ConnectionError):
-                pass  # a shard that died reports nothing; its receivers count as missing
-            finally:
-                if process.process.stdin is not None:
-                    process.process.stdin.close()
-                await process.process.wait()
+        for shard in processes:
+            with contextlib.suppress(ConnectionError):  # a shard that died: no report
+                await shard.send("stop")
+            if shard.process.stdin is not None:
+                shard.process.stdin.close()
+            if shard.listener is not None and (report := await shard.listener) is not None:
+                reports.append(report)
+            await shard.process.wait()
         return self._result(reports)
 
     def _result(self, reports: Sequence[ShardReport]) -> FleetResult:

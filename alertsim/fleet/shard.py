@@ -8,11 +8,12 @@ configuration as the first JSON line on stdin (`ShardConfig`), opens the connect
     {"type": "progress", "delivered": {IDENTIFIER: N}, "duplicates": N, "wrong_area": N}
     {"type": "report", ...}                     (`Tally.report()`, once stopping)
 
-each a typed model (`ShardReady`, `ShardProgress`, `ShardReport`; `SHARD_LINE` reads any),
-
-answering the commands `progress` and `stop` (one JSON line each) on stdin. End of stdin
-is `stop`: a shard never outlives its parent. SIGINT is ignored (the parent, which shares
-the terminal, decides when to stop).
+each a typed model (`ShardReady`, `ShardProgress`, `ShardReport`; `SHARD_LINE` reads any).
+Progress is pushed, not asked for: after the ready line, a progress line each time the
+counts changed, at most one per `PUSH_EVERY_S` (a fan-out's deliveries coalesce into one
+line). The one command on stdin is `stop`; end of stdin is `stop` too: a shard never
+outlives its parent. SIGINT is ignored (the parent, which shares the terminal, decides
+when to stop).
 """
 
 from __future__ import annotations
@@ -36,9 +37,10 @@ from alertsim.fleet.connection import KEEPALIVE_S, Connection
 from alertsim.fleet.tally import Heard, ShardProgress, ShardReport, Tally, heard
 from alertsim.mqtt.url import parse_broker_url, tls_context
 
-__all__ = ["SHARD_LINE", "ShardConfig", "ShardLine", "ShardReady", "main"]
+__all__ = ["PUSH_EVERY_S", "SHARD_LINE", "ShardConfig", "ShardLine", "ShardReady", "main"]
 
 _CACHE_LIMIT = 4096  # distinct payloads whose parse is kept (one alert reaches thousands)
+PUSH_EVERY_S = 0.02  # at most one progress line per this, per shard
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ class Shard:
         self.config = config
         self.tally = Tally(config.receivers)
         self.connections: list[Connection] = []
+        self.changed = asyncio.Event()  # set by every alert the tally records
         self._parsed: dict[bytes, Heard | None] = {}
 
     def on_publish(self, index: int, packet: mqtt5.PublishPacket, received_ms: float) -> None:
@@ -104,6 +107,7 @@ class Shard:
             if key == "sent-at":
                 sent_ms = _number(value)
         self.tally.alert(index, alert, received_ms, sent_ms)
+        self.changed.set()
 
     async def _open(self, jobs: Iterator[tuple[int, tuple[str, str]]]) -> None:
         url = parse_broker_url(self.config.url)
@@ -147,6 +151,20 @@ class Shard:
             for connection in self.connections:
                 connection.ping()
 
+    async def push_progress(self) -> None:
+        """Say the tally's progress each time it changed, at most once per PUSH_EVERY_S."""
+        said: ShardProgress | None = None
+        while True:
+            await self.changed.wait()
+            self.changed.clear()
+            progress = self.tally.progress()
+            if progress != said:  # an alert can change nothing counted (a malformed one)
+                _say(progress)
+                said = progress
+            # The pace of the pipe, not a wait for anything: what arrives meanwhile sets
+            # `changed` again and goes out in the next line.
+            await asyncio.sleep(PUSH_EVERY_S)
+
     def close(self) -> None:
         for connection in self.connections:
             connection.close()
@@ -179,19 +197,19 @@ async def _commands() -> asyncio.StreamReader:
 
 
 async def serve(config: ShardConfig, commands: asyncio.StreamReader) -> None:
-    """Connect, say ready, answer commands until `stop` or end of input; then report."""
+    """Connect, say ready, push progress until `stop` or end of input; then report."""
     shard = Shard(config)
-    pinger = asyncio.create_task(shard.keep_alive())
+    tasks = [asyncio.create_task(shard.keep_alive(), name="shard-keep-alive")]
     try:
         _say(await shard.connect())
+        tasks.append(asyncio.create_task(shard.push_progress(), name="shard-push-progress"))
         while line := await commands.readline():
-            command = line.strip().decode()
-            if command == "stop":
+            if line.strip() == b"stop":
                 break
-            if command == "progress":
-                _say(shard.tally.progress())
     finally:
-        pinger.cancel()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         shard.close()
     _say(shard.tally.report(rss_mb=_rss_mb()))
 

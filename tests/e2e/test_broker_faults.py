@@ -25,13 +25,14 @@ import pytest
 from alertsim.adapters.mqtt.link import run_link
 from alertsim.adapters.sqlite.store import Store
 from alertsim.brokers.brokers import MosquittoBroker
-from alertsim.clients.receiver import Delivery, Receiver
+from alertsim.clients.receiver import Delivery, Receiver, ReceiverOptions
 from alertsim.domain import topics
 from alertsim.domain.detection import Outcome
 from alertsim.domain.messages import PrefectureState
 from alertsim.domain.prefectures import Atlas
 from alertsim.domain.publication import Publication
-from alertsim.mqtt.client import MqttSettings, connect, publish
+from alertsim.mqtt.client import MqttSettings, connect
+from alertsim.mqtt.messages import publish
 from alertsim.service.clock import ScaledClock
 from alertsim.service.config import ServiceConfig
 from alertsim.service.service import Service
@@ -109,7 +110,8 @@ async def service_running(atlas: Atlas, store: Store, url: str,
 async def receiving(url: str) -> AsyncIterator[tuple[Receiver, Watch]]:
     """A persistent receiver for 01 and 02, subscribed; stopped on the way out."""
     watch = Watch()
-    receiver = Receiver(url=url, protocol="5", client_id="faults-rx", codes=list(CODES),
+    receiver = Receiver(ReceiverOptions(url=url, protocol="5", client_id="faults-rx",
+                                        codes=list(CODES)),
                         on_delivery=watch.shown.append, on_state=watch.on_state)
     task = asyncio.create_task(receiver.run(watch.ready), name="faults:receiver")
     try:

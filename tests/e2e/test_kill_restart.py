@@ -43,7 +43,8 @@ from alertsim.domain import topics
 from alertsim.domain.detection import Outcome
 from alertsim.domain.messages import Alert
 from alertsim.domain.publication import Publication
-from alertsim.mqtt.client import MqttSettings, connect, publish
+from alertsim.mqtt.client import MqttSettings, connect
+from alertsim.mqtt.messages import publish
 from alertsim.testing import eventually, make_detection
 from tests import helpers
 

@@ -13,8 +13,9 @@ from alertsim.brokers.nats import NatsCluster
 from alertsim.domain.publication import Publication
 from alertsim.drills.runner import DrillOptions, run_drill
 from alertsim.drills.spread import spread
-from alertsim.mqtt.client import MqttSettings, connect, publish, received
-from alertsim.mqtt.client import subscribe as mqtt_subscribe
+from alertsim.mqtt.client import MqttSettings, connect
+from alertsim.mqtt.messages import publish, received
+from alertsim.mqtt.messages import subscribe as mqtt_subscribe
 
 SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "salvo-three-launches.yaml"
 

@@ -24,15 +24,17 @@ from pathlib import Path
 import pytest
 
 from alertsim.brokers.nats import NatsCluster
-from alertsim.clients.receiver import Receiver
+from alertsim.clients.receiver import Receiver, ReceiverOptions
 from alertsim.domain.detection import Detection
 from alertsim.domain.messages import Alert
+from alertsim.domain.operator import OperatorAction
 from alertsim.domain.prefectures import Atlas
 from alertsim.domain.publication import Publication
-from alertsim.domain.timeline import Engine, OperatorAction
+from alertsim.domain.timeline import Engine
 from alertsim.domain.topics import TopicTree
 from alertsim.drills.spread import spread
-from alertsim.mqtt.client import MqttSettings, connect, publish
+from alertsim.mqtt.client import MqttSettings, connect
+from alertsim.mqtt.messages import publish
 from alertsim.testing import eventually, make_detection
 from tests.helpers import restore_sigint, running
 
@@ -138,8 +140,8 @@ async def test_one_of_two_services_killed_loses_nothing_and_shows_nothing_twice(
     after_update = predicted(atlas, [first, second])
     everything = predicted(atlas, [first, second, national, cancel])
     plan = {f"rx-{code}-{n}": [code] for n in range(2) for code in CODES}
-    receivers = [Receiver(url=url, protocol="3.1.1", client_id=cid, codes=codes, tree=tree,
-                          persistent=False)
+    receivers = [Receiver(ReceiverOptions(url=url, protocol="3.1.1", client_id=cid, codes=codes,
+                                          tree=tree, persistent=False))
                  for url, share in spread(plan, [nats_cluster.urls[2], nats_cluster.urls[1]]).items()
                  for cid, codes in share.items()]
     sensor = MqttSettings(url=nats_cluster.urls[2], client_id=f"sensor-{uuid.uuid4().hex[:6]}",
@@ -216,8 +218,9 @@ async def both_services_delivered(receivers: list[Receiver], alerts: list[Alert]
 async def check_retained(url: str, tree: TopicTree, alerts: list[Alert], when: str) -> None:
     """A receiver connecting now reads, per prefecture, the latest predicted identifier."""
     latest = {x.prefecture: x.identifier for x in alerts if x.prefecture is not None}
-    late = Receiver(url=url, protocol="3.1.1", client_id=f"late-{uuid.uuid4().hex[:6]}",
-                    codes=sorted(latest), tree=tree, persistent=False)
+    late = Receiver(ReceiverOptions(url=url, protocol="3.1.1",
+                                    client_id=f"late-{uuid.uuid4().hex[:6]}", codes=sorted(latest),
+                                    tree=tree, persistent=False))
     async with running(late, timeout_s=30):
         def current() -> dict[str, str]:
             return {code: state.events[0].identifier for code, state in late.states.items()

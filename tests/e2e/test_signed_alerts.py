@@ -26,14 +26,16 @@ from alertsim.adapters.mqtt.link import ClientPublisher, run_link
 from alertsim.adapters.sqlite.store import Store
 from alertsim.brokers.brokers import EmbeddedBroker, MosquittoBroker
 from alertsim.cli.subscribe import UNVERIFIED_WARNING
-from alertsim.clients.receiver import Receiver
+from alertsim.clients.receiver import Receiver, ReceiverOptions
 from alertsim.domain import texts
 from alertsim.domain.messages import Alert, PlaceEvent, PrefectureState, Receipt, build_alert
 from alertsim.domain.prefectures import Atlas
 from alertsim.domain.publication import Publication
 from alertsim.domain.topics import TopicTree
 from alertsim.drills.runner import DrillOptions, run_drill
-from alertsim.mqtt.client import MqttSettings, Protocol, connect, incoming, publish, subscribe
+from alertsim.mqtt.client import MqttSettings, connect
+from alertsim.mqtt.messages import incoming, publish, subscribe
+from alertsim.mqtt.protocol import Protocol
 from alertsim.service.clock import ScaledClock
 from alertsim.service.config import ServiceConfig
 from alertsim.service.service import Service
@@ -111,8 +113,8 @@ async def _receipts(url: str, protocol: Protocol, tree: TopicTree) -> AsyncItera
 
 def _receiver(url: str, protocol: Protocol, tree: TopicTree, trust: TrustedKeys | None,
               code: str = "01") -> Receiver:
-    return Receiver(url=url, protocol=protocol, client_id=_uid("rx"), codes=[code],
-                    tree=tree, persistent=False, trust=trust)
+    return Receiver(ReceiverOptions(url=url, protocol=protocol, client_id=_uid("rx"), codes=[code],
+                                    tree=tree, persistent=False, trust=trust))
 
 
 @asynccontextmanager

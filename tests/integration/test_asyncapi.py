@@ -34,7 +34,7 @@ from alertsim.adapters.mqtt.link import run_link
 from alertsim.adapters.sqlite.store import Store
 from alertsim.brokers.brokers import MosquittoBroker
 from alertsim.cli.decide import SchemaName
-from alertsim.clients.receiver import Receiver
+from alertsim.clients.receiver import Receiver, ReceiverOptions
 from alertsim.domain.prefectures import Atlas
 from alertsim.domain.topics import DEFAULT_ROOT, TopicTree
 from alertsim.domain.vocabulary import PREFECTURE_CODES, STATUSES
@@ -272,8 +272,9 @@ async def test_every_message_on_the_wire_matches_its_channel(
     tree = TopicTree(f"test/asyncapi/{uuid.uuid4().hex[:8]}")
     needed = {"detections", "operator", "receipts", "alerts", "alertsNational", "state",
               "cap", "capNational", "errors", "serviceStatus"}
-    receiver = Receiver(url=mosquitto.url, protocol="5", client_id=f"rx-{uuid.uuid4().hex[:8]}",
-                        codes=["01", "02"], tree=tree, persistent=False)
+    receiver = Receiver(ReceiverOptions(url=mosquitto.url, protocol="5",
+                                        client_id=f"rx-{uuid.uuid4().hex[:8]}", codes=["01", "02"],
+                                        tree=tree, persistent=False))
     async with observer(mosquitto.url, tree.root) as seen, \
             service_on(mosquitto.url, tree, atlas, tmp_path), running(receiver):
         await _send_inputs(mosquitto.url, tree)

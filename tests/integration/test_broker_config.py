@@ -16,25 +16,25 @@ import io
 import json
 import os
 import shutil
-import socket
 import stat
 import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import pytest
 
 from alertsim.bootstrap import ServeOptions, serve
 from alertsim.brokers.broker_config import ROLES, acl_text, password_line
-from alertsim.brokers.brokers import free_port
+from alertsim.brokers.brokers import free_port, ready_lines
+from alertsim.brokers.output import OutputLog, tail
 from alertsim.cli import main
 from alertsim.domain.publication import Publication
 from alertsim.drills.runner import DrillOptions, run_drill
 from alertsim.errors import BrokerError
-from alertsim.mqtt.client import Client, MqttSettings, connect, incoming, publish, subscribe
+from alertsim.mqtt.client import Client, MqttSettings, connect
+from alertsim.mqtt.messages import incoming, publish, subscribe
 from alertsim.service.config import ServiceConfig
 from alertsim.testing import eventually, make_detection
 
@@ -69,18 +69,15 @@ class Broker:
                             ca_file=self.ca_file if ca else None)
 
 
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def _start_mosquitto(conf: Path, out: IO[bytes]) -> subprocess.Popen[bytes]:
+def _start_mosquitto(conf: Path, port: int, out: Path) -> tuple[subprocess.Popen[bytes],
+                                                                  OutputLog]:
+    """Mosquitto on `conf`, its output (the generated config logs to stderr) copied to
+    `out`; ready once its log says it listens on `port` and runs."""
     assert MOSQUITTO is not None
-    return subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdin=subprocess.DEVNULL,
-                            stdout=out, stderr=out)
+    process = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert process.stdout is not None
+    return process, OutputLog(process.stdout, out, ready_lines(port), name=f"mosquitto-{port}")
 
 
 @asynccontextmanager
@@ -90,17 +87,15 @@ async def _broker(directory: Path, *flags: str) -> AsyncIterator[Broker]:
     conf = directory / "mosquitto.conf"
     if os.geteuid() == 0:  # else Mosquitto drops to user `mosquitto`: no access to 0600 files
         conf.write_text(conf.read_text(encoding="utf-8") + "user root\n", encoding="utf-8")
-    with (directory / "mosquitto.out").open("wb") as out:
-        process = _start_mosquitto(conf, out)
-        try:
-            await eventually(lambda: process.poll() is not None or _accepts(port),
-                             timeout=10, what="mosquitto listening")
-            assert process.poll() is None, (directory / "mosquitto.out").read_text()
-            credentials = json.loads((directory / "credentials.json").read_text())
-            yield Broker(directory, port, credentials)
-        finally:
-            process.kill()
-            process.wait()
+    process, output = _start_mosquitto(conf, port, directory / "mosquitto.out")
+    try:
+        assert await asyncio.to_thread(output.wait, 10.0), tail(directory / "mosquitto.out")
+        credentials = json.loads((directory / "credentials.json").read_text())
+        yield Broker(directory, port, credentials)
+    finally:
+        process.kill()
+        process.wait()
+        output.join()
 
 
 @pytest.fixture

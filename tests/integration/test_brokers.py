@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -12,9 +15,12 @@ import pytest
 
 from alertsim.brokers import brokers
 from alertsim.brokers.brokers import EmbeddedBroker, MosquittoBroker, free_port
+from alertsim.brokers.output import OutputLog
 from alertsim.domain.publication import Publication
 from alertsim.errors import BrokerError
-from alertsim.mqtt.client import MqttSettings, Protocol, connect, publish
+from alertsim.mqtt.client import MqttSettings, connect
+from alertsim.mqtt.messages import publish
+from alertsim.mqtt.protocol import Protocol
 from tests.helpers import receive
 
 
@@ -33,7 +39,8 @@ def _accepts(port: int) -> bool:
 def test_module_exports() -> None:
     """`__all__` lists exactly the public launchers and helpers."""
     assert sorted(brokers.__all__) == sorted(
-        ["DEFAULT_MQTT_PORT", "EmbeddedBroker", "MosquittoBroker", "free_port"])
+        ["DEFAULT_MQTT_PORT", "EmbeddedBroker", "MosquittoBroker", "free_port",
+         "ready_lines"])
 
 
 def test_free_port_can_be_bound() -> None:
@@ -219,3 +226,17 @@ async def test_embedded_broker_stops_listening() -> None:
         async with connect(settings):
             pass
     assert not _accepts(broker.port)
+
+
+def test_output_log_settles_when_the_output_ends(tmp_path: Path) -> None:
+    """A process whose output ends before its ready line settles the wait at once (False),
+    with what it said copied into the log file."""
+    process = subprocess.Popen([sys.executable, "-c", "print('starting')"],
+                               stdout=subprocess.PIPE)
+    assert process.stdout is not None
+    output = OutputLog(process.stdout, tmp_path / "out.log", [re.compile(rb"running")],
+                       name="test-output")
+    assert output.wait(10.0) is False
+    output.join()
+    process.wait()
+    assert (tmp_path / "out.log").read_text() == "starting\n"

@@ -203,7 +203,8 @@ async def test_acl_lets_services_write_and_receivers_read_their_cap_topics(
 
 
 async def _receiver_reads_cap(broker: Broker) -> None:
-    from alertsim.mqtt.client import connect, incoming, subscribe
+    from alertsim.mqtt.client import connect
+    from alertsim.mqtt.messages import incoming, subscribe
 
     seen: list[tuple[str, bytes]] = []
     async with connect(broker.settings("receiver-exercise", "tv-9")) as reader:

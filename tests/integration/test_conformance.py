@@ -21,7 +21,7 @@ import pytest
 
 from alertsim.brokers.brokers import MosquittoBroker
 from alertsim.cli.conformance import render_table
-from alertsim.clients.receiver import Receiver
+from alertsim.clients.receiver import Receiver, ReceiverOptions
 from alertsim.conformance.runner import ConformanceOptions, run_conformance
 from alertsim.domain.messages import Alert, PlaceEvent, Receipt
 from alertsim.domain.topics import TopicTree
@@ -41,8 +41,8 @@ def _tree() -> TopicTree:
 async def test_reference_receiver_passes_every_check(mosquitto: MosquittoBroker) -> None:
     """The reference receiver (the one `alertsim subscribe` runs) passes all checks."""
     tree, client_id = _tree(), f"ref-{uuid.uuid4().hex[:8]}"
-    receiver = Receiver(url=mosquitto.url, protocol="5", client_id=client_id, codes=["13"],
-                        status="test", tree=tree, control=True)
+    receiver = Receiver(ReceiverOptions(url=mosquitto.url, protocol="5", client_id=client_id,
+                                        codes=["13"], status="test", tree=tree, control=True))
     async with running(receiver):
         report = await run_conformance(ConformanceOptions(
             url=mosquitto.url, client_id=client_id, code="13", tree=tree))
@@ -64,9 +64,9 @@ async def test_signed_run_against_a_trusting_receiver(mosquitto: MosquittoBroker
 
     key = generate()
     tree, client_id = _tree(), f"signed-{uuid.uuid4().hex[:8]}"
-    receiver = Receiver(url=mosquitto.url, protocol="5", client_id=client_id,
-                        codes=["13"], status="test", tree=tree, control=True,
-                        trust=key.trusted())
+    receiver = Receiver(ReceiverOptions(url=mosquitto.url, protocol="5", client_id=client_id,
+                                        codes=["13"], status="test", tree=tree, control=True,
+                                        trust=key.trusted()))
     async with running(receiver):
         report = await run_conformance(ConformanceOptions(
             url=mosquitto.url, client_id=client_id, code="13", tree=tree, signer=key))
@@ -231,7 +231,8 @@ async def _until_subscribed(url: str, tree: TopicTree, client_id: str) -> None:
     """Publish a probe alert until the client acknowledges one (then it is subscribed)."""
     from alertsim.conformance.script import Script
     from alertsim.domain.publication import Publication
-    from alertsim.mqtt.client import MqttSettings, connect, publish, received
+    from alertsim.mqtt.client import MqttSettings, connect
+    from alertsim.mqtt.messages import publish, received
 
     script = Script("13", "東京都", "Tokyo", now=datetime.now(UTC))
     async with connect(MqttSettings(url=url, client_id=f"probe-{uuid.uuid4().hex[:8]}")) as c:

@@ -15,7 +15,8 @@ from alertsim.domain.vocabulary import PREFECTURE_CODES
 from alertsim.drills.fleet import plan_receivers
 from alertsim.drills.reference_fleet import ReferenceFleet
 from alertsim.errors import BrokerError
-from alertsim.mqtt.client import MqttSettings, connect, publish
+from alertsim.mqtt.client import MqttSettings, connect
+from alertsim.mqtt.messages import publish
 from alertsim.testing import eventually
 
 
@@ -80,7 +81,7 @@ async def test_receivers_dealt_over_several_brokers(mosquitto: MosquittoBroker) 
     other = f"mqtt://127.0.0.1:{mosquitto.port}/"  # the same broker under another URL
     fleet = ReferenceFleet(urls=[mosquitto.url, other], protocol="5", status="exercise",
                            codes_per_receiver={"rx-a": ["13"], "rx-b": ["13"]})
-    assert {r.url for r in fleet.receivers.values()} == {mosquitto.url, other}
+    assert {r.options.url for r in fleet.receivers.values()} == {mosquitto.url, other}
     async with fleet:
         assert (await fleet.ready()).subscribed == 2
         outcome = await fleet.collect(_NoReceipts())

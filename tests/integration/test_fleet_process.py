@@ -28,7 +28,8 @@ from alertsim.fleet.population import apportion, plan, population
 from alertsim.fleet.shard import SHARD_LINE
 from alertsim.fleet.summary import Duplicate, WrongArea, summarise
 from alertsim.fleet.tally import Heard, Tally, heard
-from alertsim.mqtt.client import MqttSettings, connect, publish
+from alertsim.mqtt.client import MqttSettings, connect
+from alertsim.mqtt.messages import publish
 from alertsim.testing import eventually
 from tests.helpers import restore_sigint
 

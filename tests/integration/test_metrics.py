@@ -26,7 +26,8 @@ from alertsim.domain import topics
 from alertsim.domain.messages import Receipt
 from alertsim.domain.publication import Publication
 from alertsim.metrics import PrometheusObserver, start_metrics_server
-from alertsim.mqtt.client import MqttSettings, connect, publish
+from alertsim.mqtt.client import MqttSettings, connect
+from alertsim.mqtt.messages import publish
 from alertsim.testing import eventually, make_detection
 from tests.helpers import restore_sigint
 

@@ -18,8 +18,13 @@ from alertsim.brokers.brokers import EmbeddedBroker, MosquittoBroker, free_port
 from alertsim.domain.publication import Publication
 from alertsim.errors import BrokerError
 from alertsim.logs import captured_logs
-from alertsim.mqtt import client as mqtt
-from alertsim.mqtt.client import MqttSettings, connect, incoming, negotiate_protocol, publish
+from alertsim.mqtt import client as mqtt_client
+from alertsim.mqtt import messages as mqtt_messages
+from alertsim.mqtt import negotiation as mqtt_negotiation
+from alertsim.mqtt import protocol as mqtt_protocol
+from alertsim.mqtt.client import MqttSettings, connect
+from alertsim.mqtt.messages import incoming, publish
+from alertsim.mqtt.negotiation import negotiate_protocol
 from alertsim.mqtt.reconnect import backoff_delays, reconnecting
 from alertsim.testing import eventually
 from tests.helpers import receive
@@ -51,11 +56,14 @@ class _Lowest(random.Random):
 
 
 def test_module_exports() -> None:
-    """`__all__` lists exactly the public names of the MQTT client adapter."""
-    assert sorted(mqtt.__all__) == sorted(
-        ["DISCONNECT_TIMEOUT_S", "Client", "MqttSettings", "Protocol", "Received",
-         "acknowledge", "connect", "incoming", "negotiate_protocol", "properties_of", "publish",
-         "received", "subscribe", "wait_for_protocol"])
+    """Each module of the transport's `__all__` lists exactly its public names."""
+    assert sorted(mqtt_client.__all__) == [
+        "Client", "DISCONNECT_TIMEOUT_S", "MqttSettings", "connect"]
+    assert sorted(mqtt_messages.__all__) == [
+        "Received", "acknowledge", "incoming", "publish", "received", "subscribe"]
+    assert sorted(mqtt_negotiation.__all__) == ["negotiate_protocol", "wait_for_protocol"]
+    assert sorted(mqtt_protocol.__all__) == [
+        "Protocol", "VERSIONS", "new_properties", "properties_of"]
 
 
 @pytest.mark.parametrize(("initial", "maximum", "factor", "ceilings"), [
@@ -97,9 +105,9 @@ def test_properties_only_under_mqtt5() -> None:
     """MQTT 5 properties are built for protocol "5" and never for "3.1.1" or plain messages."""
     message = Publication("t", b"x", expiry_s=60, content_type="application/json",
                               user_properties=(("event", "e1"), ("stage", "shelter")))
-    assert mqtt.properties_of(message, "3.1.1") is None
-    assert mqtt.properties_of(Publication("t", b"x"), "5") is None
-    assert _props(mqtt.properties_of(message, "5")) == {
+    assert mqtt_protocol.properties_of(message, "3.1.1") is None
+    assert mqtt_protocol.properties_of(Publication("t", b"x"), "5") is None
+    assert _props(mqtt_protocol.properties_of(message, "5")) == {
         "MessageExpiryInterval": 60,
         "ContentType": "application/json",
         "UserProperty": [("event", "e1"), ("stage", "shelter")],

@@ -19,13 +19,14 @@ from structlog.typing import EventDict
 from alertsim.adapters.mqtt.link import run_link
 from alertsim.adapters.sqlite.store import Store
 from alertsim.brokers.brokers import MosquittoBroker
-from alertsim.clients.receiver import Receiver
+from alertsim.clients.receiver import Receiver, ReceiverOptions
 from alertsim.domain import texts, topics
 from alertsim.domain.messages import build_alert
 from alertsim.domain.prefectures import Atlas
 from alertsim.domain.publication import Publication
 from alertsim.logs import captured_logs
-from alertsim.mqtt.client import MqttSettings, connect, publish
+from alertsim.mqtt.client import MqttSettings, connect
+from alertsim.mqtt.messages import publish
 from alertsim.service.clock import ScaledClock
 from alertsim.service.config import ServiceConfig
 from alertsim.service.service import Service
@@ -82,8 +83,8 @@ async def test_receiver_stops_within_2s_across_50_broker_restarts(tmp_path: Path
     loop = asyncio.get_running_loop()
     stop_times: list[float] = []
     async with MosquittoBroker(data_dir=tmp_path / "broker") as broker:
-        receiver = Receiver(url=broker.url, protocol="5", codes=["45"],
-                            client_id=f"rx-restarts-{uuid.uuid4().hex[:8]}")
+        receiver = Receiver(ReceiverOptions(url=broker.url, protocol="5", codes=["45"],
+                                            client_id=f"rx-restarts-{uuid.uuid4().hex[:8]}"))
         with captured_logs() as logs:
             for n in range(RESTARTS):
                 ready = asyncio.Event()
@@ -163,8 +164,10 @@ async def test_receiver_stopped_as_the_connack_arrives(mosquitto: MosquittoBroke
         receiver.stop()
 
     async with _ConnackRelay(mosquitto.port, stop, turns) as relay:
-        receiver = Receiver(url=f"mqtt://127.0.0.1:{relay.port}", protocol="5", codes=["45"],
-                            client_id=f"rx-connack-{uuid.uuid4().hex[:8]}", persistent=False)
+        receiver = Receiver(ReceiverOptions(url=f"mqtt://127.0.0.1:{relay.port}", protocol="5",
+                                            codes=["45"],
+                                            client_id=f"rx-connack-{uuid.uuid4().hex[:8]}",
+                                            persistent=False))
         async with asyncio.timeout(STOP_LIMIT_S):
             await receiver.run()
 

@@ -20,7 +20,8 @@ from alertsim.domain import texts
 from alertsim.domain.messages import PlaceEvent, PrefectureState, build_alert
 from alertsim.domain.publication import Publication
 from alertsim.domain.topics import TopicTree
-from alertsim.mqtt.client import MqttSettings, connect, publish
+from alertsim.mqtt.client import MqttSettings, connect
+from alertsim.mqtt.messages import publish
 from alertsim.testing import eventually
 from tests.helpers import restore_sigint
 

@@ -16,7 +16,7 @@ import pytest
 from alertsim.brokers.brokers import MosquittoBroker
 from alertsim.cli.render import default_client_id, render_alert, render_state
 from alertsim.cli.subscribe import run_subscriber
-from alertsim.clients.receiver import Delivery, Receiver
+from alertsim.clients.receiver import Delivery, Receiver, ReceiverOptions
 from alertsim.domain import texts, topics
 from alertsim.domain.messages import (
     Alert,
@@ -29,7 +29,9 @@ from alertsim.domain.publication import Publication
 from alertsim.domain.vocabulary import AlertStatus, Status
 from alertsim.errors import InputError
 from alertsim.logs import captured_logs
-from alertsim.mqtt.client import MqttSettings, Protocol, connect, publish
+from alertsim.mqtt.client import MqttSettings, connect
+from alertsim.mqtt.messages import publish
+from alertsim.mqtt.protocol import Protocol
 from alertsim.testing import eventually
 from tests.helpers import running
 
@@ -69,8 +71,8 @@ async def _send_alert(client: aiomqtt.Client, alert: Alert,
 
 async def test_receives_own_prefecture_and_national_only(mosquitto: MosquittoBroker) -> None:
     """A receiver gets alerts for its prefecture and national, not another prefecture's."""
-    receiver = Receiver(url=mosquitto.url, protocol="5", client_id=_uid("rx"), codes=["47"],
-                        persistent=False)
+    receiver = Receiver(ReceiverOptions(url=mosquitto.url, protocol="5", client_id=_uid("rx"),
+                                        codes=["47"], persistent=False))
     other, national, mine = _alert("01"), _alert(None), _alert("47")
     async with running(receiver), _publisher(mosquitto.url) as pub:
         for alert in (other, national, mine):
@@ -90,8 +92,9 @@ async def test_duplicate_is_shown_once_and_both_acknowledged(mosquitto: Mosquitt
     """The same identifier twice reaches on_delivery once; both copies get a Receipt."""
     shown: list[Delivery] = []
     client_id = _uid("rx")
-    receiver = Receiver(url=mosquitto.url, protocol="5", client_id=client_id, codes=["40"],
-                        persistent=False, on_delivery=shown.append)
+    receiver = Receiver(ReceiverOptions(url=mosquitto.url, protocol="5", client_id=client_id,
+                                        codes=["40"], persistent=False),
+                        on_delivery=shown.append)
     alert = _alert("40")
     receipts: list[Receipt] = []
     async with _publisher(mosquitto.url) as watcher:
@@ -123,8 +126,9 @@ async def test_async_on_delivery_is_awaited(mosquitto: MosquittoBroker) -> None:
         await asyncio.sleep(0)
         seen.append(delivery.identifier)
 
-    receiver = Receiver(url=mosquitto.url, protocol="3.1.1", client_id=_uid("rx"),
-                        codes=["39"], persistent=False, on_delivery=on_delivery)
+    receiver = Receiver(ReceiverOptions(url=mosquitto.url, protocol="3.1.1", client_id=_uid("rx"),
+                                        codes=["39"], persistent=False),
+                        on_delivery=on_delivery)
     alert = _alert("39")
     async with running(receiver), _publisher(mosquitto.url) as pub:
         await _send_alert(pub, alert)
@@ -134,8 +138,8 @@ async def test_async_on_delivery_is_awaited(mosquitto: MosquittoBroker) -> None:
 
 async def test_malformed_payload_is_skipped(mosquitto: MosquittoBroker) -> None:
     """Bad JSON and an invalid alert are logged as receiver.rejected; the next alert arrives."""
-    receiver = Receiver(url=mosquitto.url, protocol="5", client_id=_uid("rx"), codes=["38"],
-                        persistent=False)
+    receiver = Receiver(ReceiverOptions(url=mosquitto.url, protocol="5", client_id=_uid("rx"),
+                                        codes=["38"], persistent=False))
     good = _alert("38")
     actual = good.model_dump_json().replace('"Exercise"', '"Actual"').encode()
     with captured_logs() as logs:
@@ -191,8 +195,8 @@ async def test_persistent_session_gets_alert_sent_while_offline(
     client_id = _uid("rx")
 
     def receiver() -> Receiver:
-        return Receiver(url=mosquitto.url, protocol=protocol, client_id=client_id,
-                        codes=["46"], national=False)
+        return Receiver(ReceiverOptions(url=mosquitto.url, protocol=protocol, client_id=client_id,
+                                        codes=["46"], national=False))
 
     async with running(receiver()):
         pass  # first connection: the broker records the session and its subscriptions
@@ -208,7 +212,8 @@ async def test_persistent_session_gets_alert_sent_while_offline(
 async def test_reconnects_after_broker_restart(tmp_path: Path) -> None:
     """When the broker goes away and comes back, the receiver reconnects and keeps receiving."""
     async with MosquittoBroker(data_dir=tmp_path / "broker") as broker:
-        receiver = Receiver(url=broker.url, protocol="5", client_id=_uid("rx"), codes=["45"])
+        receiver = Receiver(ReceiverOptions(url=broker.url, protocol="5", client_id=_uid("rx"),
+                                            codes=["45"]))
         first, second = _alert("45"), _alert("45")
         async with running(receiver):
             async with _publisher(broker.url) as pub:
@@ -264,11 +269,11 @@ def test_default_client_id_fits_receipt_rule() -> None:
     """With all 47 prefectures the default client id is still at most 64 characters."""
     client_id = default_client_id([f"{n:02d}" for n in range(1, 48)])
     assert len(client_id) <= 64
-    Receiver(url="mqtt://127.0.0.1:1", protocol="5", client_id=client_id, codes=["01"])
+    ReceiverOptions(url="mqtt://127.0.0.1:1", protocol="5", client_id=client_id, codes=["01"])
 
 
 def test_receiver_refuses_bad_codes_and_client_id() -> None:
     """A code outside 01..47 or a client id the Receipt model would refuse is an InputError."""
     with pytest.raises(InputError, match="'48'") as err:
-        Receiver(url="mqtt://127.0.0.1:1", protocol="5", client_id="bad id", codes=["48"])
+        ReceiverOptions(url="mqtt://127.0.0.1:1", protocol="5", client_id="bad id", codes=["48"])
     assert len(err.value.problems) == 2

@@ -9,7 +9,9 @@ from typing import TextIO
 from alertsim.domain.detection import Detection
 from alertsim.domain.publication import Publication
 from alertsim.domain.topics import V1, TopicTree
-from alertsim.mqtt.client import MqttSettings, connect, negotiate_protocol, publish
+from alertsim.mqtt.client import MqttSettings, connect
+from alertsim.mqtt.messages import publish
+from alertsim.mqtt.negotiation import negotiate_protocol
 from alertsim.mqtt.url import redacted
 
 __all__ = ["send_detection"]

@@ -28,17 +28,9 @@ from alertsim.domain.cap import CapRenderer
 from alertsim.domain.notices import ServiceStatus
 from alertsim.domain.publication import Publication
 from alertsim.domain.topics import TopicTree
-from alertsim.mqtt.client import (
-    Client,
-    MqttSettings,
-    Protocol,
-    Received,
-    acknowledge,
-    connect,
-    publish,
-    received,
-    subscribe,
-)
+from alertsim.mqtt.client import Client, MqttSettings, connect
+from alertsim.mqtt.messages import Received, acknowledge, publish, received, subscribe
+from alertsim.mqtt.protocol import Protocol
 from alertsim.mqtt.reconnect import reconnecting
 from alertsim.mqtt.url import parse_broker_url
 from alertsim.service.outgoing import CapPublisher

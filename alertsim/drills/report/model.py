@@ -17,7 +17,7 @@ from alertsim.domain.latency import Latency
 from alertsim.domain.topics import DEFAULT_ROOT
 from alertsim.domain.vocabulary import Policy, PrefectureCode, Status
 from alertsim.drills.scenario import Scenario
-from alertsim.mqtt.client import Protocol
+from alertsim.mqtt.protocol import Protocol
 
 __all__ = [
     "NATIONAL",
