@@ -22,8 +22,9 @@ FIXTURE_MARKS = {"mosquitto": "mosquitto", "nats_cluster": "nats"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark each test with its level (the folder it is in: unit, integration or e2e) and
-    with the server its fixtures start (`mosquitto`, `nats`)."""
+    """Mark each test with its level (the folder it is in: unit, integration or e2e), with
+    the server its fixtures start (`mosquitto`, `nats`), and the slow ones with one xdist
+    group."""
     for item in items:
         folder = item.path.relative_to(TESTS).parts[0] if item.path.is_relative_to(
             TESTS) else ""
@@ -32,6 +33,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for fixture in getattr(item, "fixturenames", ()):
             if (mark := FIXTURE_MARKS.get(fixture)) and item.get_closest_marker(mark) is None:
                 item.add_marker(mark)
+        if item.get_closest_marker("slow") is not None:
+            # The slow sweeps (fuzz, kills, broker faults, browser) are the CPU-heavy ones:
+            # with `-n 2 --dist loadgroup` they run one after another on one worker, never
+            # two at once, beside the other worker's drills.
+            item.add_marker(pytest.mark.xdist_group("slow"))
 
 
 @pytest.fixture(scope="session")

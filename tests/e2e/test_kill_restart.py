@@ -275,9 +275,10 @@ async def test_kill_after_detection_loses_nothing(rig: Rig) -> None:
         await rig.serve.start()
         await rig.send(detection(event_id, datetime.now(UTC) - timedelta(minutes=1)))
         await rig.kill_soon(event_id, 1, "shelter")
-    # The PUBACK is the broker's, so even after it serve may not have the input yet; the
-    # sweep catches serve before its record, mid-way, and after it published everything.
-    rig.assert_kills_landed((BEFORE_RECORD,), INTERRUPTED, (PUBLISHED,))
+    # The PUBACK is the broker's, so even after it serve may not have the input yet (how
+    # often depends on the machine's load, so it is not claimed); the sweep catches serve
+    # mid-way and after it published everything.
+    rig.assert_kills_landed(INTERRUPTED, (PUBLISHED,))
     recovery_s = await recover(rig, events, ("shelter",))
     await rig.serve.kill()
     await check_record(rig, events, sequences=1)
