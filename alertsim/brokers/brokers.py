@@ -25,6 +25,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -43,6 +44,7 @@ __all__ = [
 DEFAULT_MQTT_PORT = 1883
 _LOOPBACK = "127.0.0.1"
 _START_TIMEOUT_S = 10.0
+_TERM_AGAIN_S = 0.5
 _STOP_TIMEOUT_S = 10.0
 
 
@@ -64,6 +66,21 @@ def ready_lines(port: int) -> list[re.Pattern[bytes]]:
 
 # Debian installs mosquitto in /usr/sbin, which is not on a normal user's PATH.
 _SBIN_DIRS = os.pathsep.join(["/usr/local/sbin", "/usr/sbin"])
+
+
+def _terminate(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM until it exits (SIGKILL after _STOP_TIMEOUT_S). Sent again every
+    _TERM_AGAIN_S: a SIGTERM that lands after Mosquitto says "running" but before its main
+    loop sets its run flag is forgotten (its handler's flag is overwritten)."""
+    deadline = time.monotonic() + _STOP_TIMEOUT_S
+    while (left := deadline - time.monotonic()) > 0:
+        process.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=min(_TERM_AGAIN_S, left))
+        if process.poll() is not None:
+            return
+    process.kill()
+    process.wait()
 
 
 def _mosquitto_binary(search_path: str | None) -> str:
@@ -181,12 +198,7 @@ class MosquittoBroker:
         """Terminate the subprocess (SIGTERM, so it saves its persistence) and wait for it."""
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=_STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            _terminate(process)
         self._close_output()
 
     def kill(self) -> None:
