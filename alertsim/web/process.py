@@ -30,7 +30,7 @@ from multiprocessing.queues import Queue
 import structlog
 
 from alertsim.logs import configure_logging
-from alertsim.service.events import Published, ServiceEvent
+from alertsim.service.events import Published, ServiceEvent, Written
 from alertsim.web.serving import DashboardSpec, EventQueue, serve_dashboard
 
 __all__ = ["FORWARD_BACKLOG", "dashboard_process"]
@@ -38,6 +38,7 @@ __all__ = ["FORWARD_BACKLOG", "dashboard_process"]
 log = structlog.get_logger("alertsim.web")
 FORWARD_BACKLOG = 10_000  # batches in flight to the dashboard process
 BATCH_MAX = 500  # events in one batch
+HOLD_MAX_S = 0.5  # the longest events wait for the alerts they follow to be acknowledged
 NICE = 10  # the dashboard's priority below the service's
 START_TIMEOUT_S = 60.0  # a spawned interpreter imports numpy, shapely, pyproj: seconds
 STOP_TIMEOUT_S = 5.0
@@ -84,24 +85,56 @@ async def _started(reply: Connection) -> str:
     return url
 
 
+class _Held:
+    """Events held back while the service has rows the broker has not acknowledged, so the
+    page's work (tracks, a frame to every page) starts after the alert is out, not beside
+    it. Held at most HOLD_MAX_S, so a long burst still shows."""
+
+    def __init__(self) -> None:
+        self.events: list[ServiceEvent] = []
+        self.unacked = 0  # outbox rows written, not yet acknowledged (as the service says)
+        self.since = 0.0
+
+    def take(self, event: ServiceEvent, now: float) -> None:
+        if isinstance(event, Published):
+            self.unacked = event.depth  # the service's own count
+            return
+        if isinstance(event, Written):
+            self.unacked += len(event.rows)
+        if not self.events:
+            self.since = now
+        self.events.append(event)
+
+    def due(self, now: float) -> bool:
+        return bool(self.events) and (self.unacked == 0 or now - self.since >= HOLD_MAX_S)
+
+    def wait_s(self, now: float) -> float | None:
+        return None if not self.events else max(0.0, self.since + HOLD_MAX_S - now)
+
+
 async def _forward(events: EventQueue, pipe: Queue[Batch]) -> None:
-    """Hand the service's events to the dashboard process in batches, never waiting."""
-    dropped = 0
-    while True:
-        batch = [await events.get()]
-        while not events.empty() and len(batch) < BATCH_MAX:
-            batch.append(events.get_nowait())
-        shown: list[ServiceEvent] = [e for e in batch
-                                     if e is not None and not isinstance(e, Published)]
-        if shown:
+    """Hand the service's events to the dashboard process in batches, never waiting, once
+    the alerts they follow are acknowledged (`_Held`)."""
+    loop, held, dropped, cut = asyncio.get_running_loop(), _Held(), 0, False
+    while not cut:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(held.wait_s(loop.time())):
+                batch = [await events.get()]
+                while not events.empty() and len(batch) < BATCH_MAX:
+                    batch.append(events.get_nowait())
+                for event in batch:
+                    if event is None:
+                        cut = True
+                        log.warning("dashboard.lagged", reason="cut off by the service")
+                    else:
+                        held.take(event, loop.time())
+        if held.due(loop.time()) or (cut and held.events):
             try:
-                pipe.put_nowait(shown)
+                pipe.put_nowait(held.events)
             except queues.Full:
                 dropped += 1
                 log.warning("dashboard.behind", dropped_batches=dropped)
-        if None in batch:
-            log.warning("dashboard.lagged", reason="cut off by the service")
-            return
+            held.events = []
 
 
 def _main(spec: DashboardSpec, sock: socket.socket, pipe: Queue[Batch],
