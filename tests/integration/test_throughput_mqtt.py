@@ -36,6 +36,7 @@ from alertsim.service.config import ServiceConfig
 from alertsim.service.service import Service
 from alertsim.testing import DEFAULT_LAUNCH_TIME, eventually
 from alertsim.testing.bursts import burst
+from tests.helpers import Observer
 
 pytestmark = [pytest.mark.mosquitto, pytest.mark.timeout(120)]
 
@@ -43,33 +44,17 @@ ALERTS = "alertsim/v1/exercise/alerts/#"
 FAIL_AT = 100
 
 
-class Subscriber:
-    """A persistent-session aiomqtt client noting every alert: (topic, identifier) in order."""
+class Subscriber(Observer):
+    """A persistent-session client noting every alert: (topic, identifier) in order."""
 
     def __init__(self, port: int) -> None:
-        self.client = aiomqtt.Client("127.0.0.1", port, identifier="burst-subscriber",
-                                     protocol=aiomqtt.ProtocolVersion.V311,
-                                     clean_session=False)
-        self.seen: list[tuple[str, str]] = []
-        self._task: asyncio.Task[None] | None = None
+        super().__init__(f"mqtt://127.0.0.1:{port}", [ALERTS], "burst-subscriber",
+                         clean=False)
+        self.noted: list[tuple[str, str]] = []
 
-    async def __aenter__(self) -> Subscriber:
-        await self.client.__aenter__()
-        await self.client.subscribe(ALERTS, qos=1)
-        self._task = asyncio.create_task(self._read())
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
-        await self.client.__aexit__(None, None, None)
-
-    async def _read(self) -> None:
-        async for message in self.client.messages:
-            assert isinstance(message.payload, bytes)
-            self.seen.append((str(message.topic),
-                              Alert.model_validate_json(message.payload).identifier))
+    def seen(self, topic: str, payload: bytes, retain: bool) -> None:
+        super().seen(topic, payload, retain)
+        self.noted.append((topic, Alert.model_validate_json(payload).identifier))
 
 
 @dataclass
@@ -150,13 +135,13 @@ async def test_broker_lost_mid_window_loses_nothing(atlas: Atlas, tmp_path: Path
         broker.start()
         async with Subscriber(broker.port) as after, pumping(service, broker.url):
             await eventually(service.drained, timeout=30, what="outbox drained")
-            await eventually(lambda: unacknowledged <= {i for _, i in after.seen}, timeout=10,
+            await eventually(lambda: unacknowledged <= {i for _, i in after.noted}, timeout=10,
                              what="every unacknowledged alert after the restart")
-    assert in_outbox_order(after.seen, alerts)
-    assert in_outbox_order(before.seen, alerts)
+    assert in_outbox_order(after.noted, alerts)
+    assert in_outbox_order(before.noted, alerts)
     if not kill:  # the stopped broker kept the session: together they hold every alert
-        assert {i for _, i in before.seen + after.seen} == set(alerts)
-    print(f"\n{len(alerts)} alerts; {len(before.seen)} before, {len(after.seen)} after; "
+        assert {i for _, i in before.noted + after.noted} == set(alerts)
+    print(f"\n{len(alerts)} alerts; {len(before.noted)} before, {len(after.noted)} after; "
           f"{len(unacknowledged)} unacknowledged when the broker went away")
 
 
@@ -171,8 +156,8 @@ async def test_burst_arrives_whole_and_in_order(atlas: Atlas, tmp_path: Path) ->
             for detection in burst(100, seed=11):
                 assert await service.accept_detection(detection.model_dump_json().encode())
             alerts = {r.message_id: r.seq for r in await store.views.outbox(kind="alert")}
-            await eventually(lambda: len(subscriber.seen) >= len(alerts), timeout=30,
+            await eventually(lambda: len(subscriber.noted) >= len(alerts), timeout=30,
                              what="every alert")
             await eventually(service.drained, what="outbox drained")
-    assert [i for _, i in subscriber.seen] == sorted(alerts, key=alerts.__getitem__)
+    assert [i for _, i in subscriber.noted] == sorted(alerts, key=alerts.__getitem__)
     assert len(alerts) > 500
