@@ -1,13 +1,15 @@
 """Dashboard load: does a crowd of dashboard pages delay alerts? (issue 17)
 
 Run: python benchmarks/bench_dashboard_load.py [--events 50] [--readers 300] [--stalled 200]
-     [--gap 0.25] [--where process|loop]
+     [--gap 0.25] [--rounds 3] [--where process|loop]
 
 A Mosquitto (`MosquittoBroker`, free port) carries everything; the service runs in this
-process with its MQTT link and SQLite record, as `alertsim serve --dashboard` runs it,
+process with its MQTT link and SQLite record, as `alertsim serve --dashboard` runs it
+(a fresh service, record and topic root for every phase),
 with the live dashboard beside it (`--where process`: its own process, the default;
-`loop`: in the service's event loop, the old place, for comparison). Two phases, one
-after the other in this run:
+`loop`: in the service's event loop, the old place, for comparison). Two phases, taken
+in turn `--rounds` times in this run (quiet, loaded, quiet, loaded, ...), so that a change
+in the machine's load falls on both; each phase's samples are pooled:
 
   no clients   the dashboard open, no page connected
   N clients    `--stalled` streams that connect to /api/stream and never read (receive
@@ -19,8 +21,8 @@ In each phase a probe process (sensor and subscriber: aiomqtt, its own process) 
 every `--gap` s, and takes the first alert of each event from `{root}/exercise/alerts/#`.
 Latency = the alert's arrival - the detection's publish, wall clock in the probe process.
 A first, unmeasured phase warms the caches, so the baseline is not slowed by them.
-Printed: p50/p99/max per phase, the ratio of the p99s (target: within 1.2x), what the
-crowd saw (frames, bytes, stalled streams dropped), and one JSON line.
+Printed: p50/p99/max per phase and per round, the ratio of the pooled p99s (target: within
+1.2x), what the crowd saw (frames, bytes, stalled streams dropped), and one JSON line.
 """
 
 from __future__ import annotations
@@ -186,12 +188,17 @@ async def service_on(url: str, tree: TopicTree, db: Path) -> AsyncIterator[Servi
             await asyncio.gather(link, return_exceptions=True)
 
 
-async def phase(service: Service, broker: MosquittoBroker, root: str, args: argparse.Namespace,
+async def phase(broker: MosquittoBroker, tmp: Path, args: argparse.Namespace,
                 clients: bool, name: str) -> dict[str, Any]:
+    """One phase on a service of its own (its own record and topic root), so every phase
+    starts from the same state: on one service, each phase's 50 open events would slow
+    the next phase's decisions, and the later phase of a pair would pay for it."""
     spawn = multiprocessing.get_context("spawn")
+    root = f"bench/dashboard/{uuid.uuid4().hex[:8]}"
     detections = [d.model_dump_json(exclude_none=True).encode()
                   for d in burst(args.events, seed=11, prefix=f"{name}-{uuid.uuid4().hex[:4]}")]
-    async with live_dashboard(service, port=0, isolated=args.where == "process") as url:
+    async with service_on(broker.url, TopicTree(root), tmp / f"{name}.db") as service, \
+            live_dashboard(service, port=0, isolated=args.where == "process") as url:
         port = int(url.rstrip("/").rsplit(":", 1)[1])
         control, far = spawn.Pipe()
         crowd_process = None
@@ -211,20 +218,31 @@ async def phase(service: Service, broker: MosquittoBroker, root: str, args: argp
             control.send("stop")
             seen = await asyncio.to_thread(control.recv)
             await asyncio.to_thread(crowd_process.join)
-    return {"latency": figures(latencies), "lost": args.events - len(latencies), "crowd": seen}
+    return {"latencies": latencies, "lost": args.events - len(latencies), "crowd": seen}
+
+
+def pooled(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    every = [ms for r in rounds for ms in r["latencies"]]
+    crowd_seen: dict[str, Any] = {}
+    for r in rounds:
+        for key, value in r["crowd"].items():
+            crowd_seen[key] = crowd_seen.get(key, 0) + value
+    return {"latency": figures(every), "lost": sum(r["lost"] for r in rounds),
+            "crowd": crowd_seen, "rounds": [figures(r["latencies"]) for r in rounds]}
 
 
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
-    root = f"bench/dashboard/{uuid.uuid4().hex[:8]}"
+    quiet: list[dict[str, Any]] = []
+    loaded: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp, MosquittoBroker() as broker:
         broker.start()
-        async with service_on(broker.url, TopicTree(root), Path(tmp) / "bench.db") as service:
-            # Unmeasured: the first detections pay for cold caches (projections, SQLite
-            # pages); measured first, that cost would land in the quiet baseline.
-            await phase(service, broker, root, args, clients=False, name="warm-up")
-            quiet = await phase(service, broker, root, args, clients=False, name="quiet")
-            loaded = await phase(service, broker, root, args, clients=True, name="loaded")
-    return {"quiet": quiet, "loaded": loaded}
+        # Unmeasured: the first detections pay for cold caches (projections, imports);
+        # measured first, that cost would land in the quiet baseline.
+        await phase(broker, Path(tmp), args, clients=False, name="warm-up")
+        for n in range(args.rounds):
+            quiet.append(await phase(broker, Path(tmp), args, clients=False, name=f"quiet{n}"))
+            loaded.append(await phase(broker, Path(tmp), args, clients=True, name=f"loaded{n}"))
+    return {"quiet": pooled(quiet), "loaded": pooled(loaded)}
 
 
 def main() -> None:
@@ -233,6 +251,7 @@ def main() -> None:
     parser.add_argument("--readers", type=int, default=300)
     parser.add_argument("--stalled", type=int, default=200)
     parser.add_argument("--gap", type=float, default=0.25)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--where", choices=("process", "loop"), default="process")
     args = parser.parse_args()
     configure_logging("console", "warning")
@@ -243,19 +262,23 @@ def main() -> None:
     print(f"{args.events} detections across Japan, one every {args.gap:g} s; dashboard "
           f"{'in the service loop' if args.where == 'loop' else 'in its own process'}; "
           f"load average {os.getloadavg()[0]:.2f}")
-    print(f"{'detection -> first alert':>34} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} lost")
+    print(f"{'detection -> first alert':>34} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
+          f"{'n':>5} lost   p99 per round")
     clients = args.readers + args.stalled
-    for label, row, lost in (("0 dashboard clients", quiet, got["quiet"]["lost"]),
-                             (f"{clients} clients ({args.stalled} stalled)", loaded,
-                              got["loaded"]["lost"])):
-        print(f"{label:>34} {row['p50_ms']:>8} {row['p99_ms']:>8} {row['max_ms']:>8} {lost}")
+    for label, key in (("0 dashboard clients", "quiet"),
+                       (f"{clients} clients ({args.stalled} stalled)", "loaded")):
+        row, per_round = got[key]["latency"], [r["p99_ms"] for r in got[key]["rounds"]]
+        print(f"{label:>34} {row['p50_ms']:>8} {row['p99_ms']:>8} {row['max_ms']:>8} "
+              f"{row['n']:>5} {got[key]['lost']:>4}   {per_round}")
     met = ratio is not None and ratio <= TARGET_RATIO
     print(f"p99 ratio loaded / quiet: {ratio} (target <= {TARGET_RATIO}: "
           f"{'met' if met else 'missed'})")
-    print(f"crowd: {crowd_seen.get('frames')} frames, {crowd_seen.get('bytes')} bytes to "
-          f"{args.readers} readers ({crowd_seen.get('ended')} ended early); stalled streams "
-          f"dropped: {crowd_seen.get('stalled_dropped')} of {args.stalled}")
+    print(f"crowd over {args.rounds} rounds: {crowd_seen.get('frames')} frames, "
+          f"{crowd_seen.get('bytes')} bytes to {crowd_seen.get('readers')} reading pages "
+          f"({crowd_seen.get('ended')} ended early); stalled streams dropped: "
+          f"{crowd_seen.get('stalled_dropped')} of {crowd_seen.get('stalled')}")
     print(json.dumps({"bench": "dashboard_load", "where": args.where, "events": args.events,
+                      "rounds": args.rounds,
                       "clients": clients, "quiet": quiet, "loaded": loaded, "ratio_p99": ratio,
                       "target_met": met, "crowd": crowd_seen,
                       "load_average": round(os.getloadavg()[0], 2)}))

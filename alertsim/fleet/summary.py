@@ -12,9 +12,9 @@ Pure: no I/O. The definitions of each count are in `alertsim.fleet.tally`.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 
+from alertsim.domain.delivery import ReceiverCopies, judge_deliveries
 from alertsim.domain.latency import Latency, latency_of
 from alertsim.domain.model import Frozen
 from alertsim.fleet.tally import NATIONAL, ShardReport
@@ -89,42 +89,33 @@ class FleetSummary(Deliveries):
 
 
 def summarise(reports: Sequence[ShardReport]) -> Deliveries:
-    """One summary of every shard's `Tally.report()`: per alert and in total."""
+    """One summary of every shard's `Tally.report()`, judged by the one delivery judge
+    (`alertsim.domain.delivery`): every receiver listens to its prefecture and national."""
     records = [record for report in reports for record in report.receivers]
     places: dict[str, str] = {}
     for report in reports:
         places.update(report.places)
-    listeners = Counter(record.code for record in records)
-    delivered: Counter[str] = Counter()
-    duplicates: Counter[str] = Counter()
-    wrong: list[WrongArea] = []
-    dup_lines: list[Duplicate] = []
-    for record in records:
-        delivered.update(i for i in record.first if places.get(i) in (record.code, NATIONAL))
-        duplicates.update(record.duplicates)
-        wrong += [WrongArea(client_id=record.client_id, prefecture=record.code,
-                            identifier=ident, payload_prefecture=places.get(ident, "?"))
-                  for ident in record.wrong_area]
-        dup_lines += [Duplicate(client_id=record.client_id, identifier=ident, extra=n)
-                      for ident, n in record.duplicates.items()]
-    alerts = [_alert(ident, place, len(records) if place == NATIONAL else listeners[place],
-                     delivered[ident], duplicates[ident])
-              for ident, place in sorted(places.items(), key=lambda item: (item[1], item[0]))]
+    sent = dict(sorted(places.items(), key=lambda item: (item[1], item[0])))
+    verdict = judge_deliveries(sent, (
+        ReceiverCopies(client_id=r.client_id, places=(r.code, NATIONAL), first=tuple(r.first),
+                       extra=r.duplicates) for r in records))
+    wrong = [WrongArea(client_id=v.client_id, prefecture=r.code, identifier=ident,
+                       payload_prefecture=sent[ident])
+             for r, v in zip(records, verdict.receivers, strict=True) for ident in v.wrong_area]
+    dup_lines = [Duplicate(client_id=v.client_id, identifier=ident, extra=n)
+                 for v in verdict.receivers for ident, n in v.duplicates.items()]
+    alerts = [AlertTally(identifier=a.identifier, place=a.place, expected=a.expected,
+                         delivered=a.delivered, missed=a.missed, duplicates=a.duplicates)
+              for a in verdict.alerts]
     return Deliveries(
         alerts=tuple(alerts),
-        totals=Totals(deliveries=sum(delivered.values()), missed=sum(a.missed for a in alerts),
-                      duplicates=sum(duplicates.values()), wrong_area=len(wrong),
+        totals=Totals(deliveries=sum(a.delivered for a in alerts),
+                      missed=sum(a.missed for a in alerts),
+                      duplicates=sum(a.duplicates for a in alerts), wrong_area=len(wrong),
                       malformed=sum(r.malformed for r in reports),
                       states=sum(r.states for r in reports)),
         latency_ms=latency_of(v for r in reports for v in r.latencies),
         wrong_area=tuple(wrong[:_MAX_LISTED]), duplicates=tuple(dup_lines[:_MAX_LISTED]))
-
-
-def _alert(identifier: str, place: str, expected: int, delivered: int,
-           duplicates: int) -> AlertTally:
-    return AlertTally(identifier=identifier, place=place, expected=expected,
-                      delivered=delivered, missed=max(0, expected - delivered),
-                      duplicates=duplicates)
 
 
 def render_summary(summary: FleetSummary) -> str:

@@ -1,14 +1,10 @@
 """What a fleet's receivers got, kept per receiver: pure bookkeeping, no I/O.
 
-Definitions (per receiver, which listens to one prefecture and the national topic):
+Each receiver listens to one prefecture and the national topic. Delivery, duplicate,
+wrong area and missed are the delivery judge's (`alertsim.domain.delivery`, which the
+drill report uses too); an alert no receiver got at all is visible only to whoever sent
+it (the drill compares with its outbox). Also kept:
 
-    delivery     the first time an alert identifier reaches the receiver
-    duplicate    the same identifier reaching the same receiver again (each extra copy)
-    wrong area   an alert whose payload names a prefecture other than the receiver's
-                 (`alertsim.prefecture`; None is national, which every receiver takes)
-    missed       an alert the fleet saw (at any receiver) for a place, that a receiver
-                 listening to that place never got; an alert no receiver got at all is
-                 visible only to whoever sent it (the drill compares with its outbox)
     latency      receive time minus the `sent-at` user property the service puts on every
                  message (wall-clock ms), when the message carries one
 
@@ -60,7 +56,6 @@ class ReceiverTally(NamedTuple):
     code: str
     first: dict[str, float]  # identifier -> first receive time, ms since the epoch
     duplicates: dict[str, int]  # identifier -> extra copies
-    wrong_area: list[str]  # identifiers naming another prefecture
 
 
 class ShardProgress(Frozen):
@@ -90,7 +85,6 @@ class _Record:
     code: str
     first: dict[str, float] = field(default_factory=dict)
     duplicates: Counter[str] = field(default_factory=Counter)
-    wrong_area: list[str] = field(default_factory=list)
 
 
 class Tally:
@@ -114,17 +108,17 @@ class Tally:
             return
         record = self.receivers[index]
         self.places[alert.identifier] = alert.place
-        in_area = alert.place in (record.code, NATIONAL)
-        if not in_area:
-            record.wrong_area.append(alert.identifier)
-            self.wrong_area += 1
         if alert.identifier in record.first:
             record.duplicates[alert.identifier] += 1
             self.duplicates += 1
             return
         record.first[alert.identifier] = received_ms
-        if in_area:  # only these count toward the place's expected deliveries
+        # Live counts, by the delivery judge's definitions (alertsim.domain.delivery):
+        # wrong area is a first copy for a place the receiver does not listen to.
+        if alert.place in (record.code, NATIONAL):
             self.delivered[alert.identifier] += 1
+        else:
+            self.wrong_area += 1
         if sent_ms is not None:
             self.latencies.append(received_ms - sent_ms)
 
@@ -134,7 +128,7 @@ class Tally:
 
     def report(self, rss_mb: float = 0.0) -> ShardReport:
         return ShardReport(
-            receivers=tuple(ReceiverTally(r.client_id, r.code, r.first, dict(r.duplicates),
-                                          r.wrong_area) for r in self.receivers),
+            receivers=tuple(ReceiverTally(r.client_id, r.code, r.first, dict(r.duplicates))
+                            for r in self.receivers),
             places=self.places, latencies=tuple(self.latencies), malformed=self.malformed,
             states=self.states, rss_mb=rss_mb)

@@ -145,11 +145,26 @@ def _track_svg(track: TrackOverlay, placed: PlacedFrame) -> list[str]:
     return out
 
 
+MARKER_PX = 6  # how far a launch or impact marker reaches from its point
+
+
+def _touches(track: TrackOverlay, placed: PlacedFrame) -> bool:
+    """Whether any piece of the track can show in the frame: its pixel bounding box meets
+    the frame's rectangle. Never false for a piece inside; rarely true for none."""
+    coords = np.asarray([*track.track, *track.corridor, track.launch, track.impact])
+    px = placed.to_px(coords[:, 0], coords[:, 1])
+    (x0, y0), (x1, y1) = px.min(axis=0) - MARKER_PX, px.max(axis=0) + MARKER_PX
+    return bool(x1 >= placed.left and x0 <= placed.left + placed.width
+                and y1 >= placed.top and y0 <= placed.top + placed.height)
+
+
 def _event_svg(track: TrackOverlay, placed: PlacedFrame) -> str:
-    """One event's pieces in one frame, grouped so that a page can swap them alone."""
+    """One event's pieces in one frame, grouped so that a page can swap them alone. In a
+    frame the track never reaches the group is empty: a live page still replaces an older
+    group there, and a 50-event drill sends a quarter of the bytes."""
     eid = escape(track.event_id, quote=True)
-    return (f'<g class="event-overlay" data-event="{eid}">'
-            + "".join(_track_svg(track, placed)) + "</g>")
+    pieces = _track_svg(track, placed) if _touches(track, placed) else []
+    return f'<g class="event-overlay" data-event="{eid}">' + "".join(pieces) + "</g>"
 
 
 def _overlay_svg(overlay: MapOverlay | None, placed: PlacedFrame, clip: str) -> str:

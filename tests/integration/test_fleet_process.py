@@ -258,7 +258,7 @@ def test_process_fleet_deliveries_become_receipts() -> None:
     from alertsim.service.events import ReceiptSeen
 
     now = datetime(2024, 5, 1, 3, 0, 5, tzinfo=UTC)
-    records = [ReceiverTally("fl-13-1", "13", {"x": 1714532400000.0}, {"x": 2}, [])]
+    records = [ReceiverTally("fl-13-1", "13", {"x": 1714532400000.0}, {"x": 2})]
     assert receipts_of(records, now) == [
         ReceiptSeen("fl-13-1", "x", datetime(2024, 5, 1, 3, 0, tzinfo=UTC)),
         ReceiptSeen("fl-13-1", "x", now), ReceiptSeen("fl-13-1", "x", now)]

@@ -10,7 +10,7 @@ import pytest
 
 from alertsim.drills.scenario import DetectionEntry, load_scenario
 from alertsim.web.geometry import layout
-from alertsim.web.map import MAP_CSS, MAP_STATES, overlay_of, render_map_svg
+from alertsim.web.map import MAP_CSS, MAP_STATES, overlay_of, render_map_svg, render_track_svg
 
 SVG = "{http://www.w3.org/2000/svg}"
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
@@ -102,7 +102,7 @@ def test_overlay_draws_track_corridor_launch_and_impact() -> None:
     detections = [e.detection for e in scenario.timeline if isinstance(e, DetectionEntry)]
     root = parse(render_map_svg(overlay=overlay_of(detections)))
     tracks = [p for p in root.iter(f"{SVG}polyline") if p.attrib.get("class") == "track"]
-    assert len(tracks) == 4  # one event, drawn in the main frame and three insets
+    assert len(tracks) == 2  # one event, drawn in the main frame and the Okinawa inset
     assert {t.attrib["data-event"] for t in tracks} == {"2023-11-21-sohae"}
     assert tracks[0].attrib["data-launch"].startswith("2023-11-21T22:43:00")
     classes = [e.attrib.get("class") for e in root.iter()]
@@ -119,3 +119,21 @@ def test_css_colours_every_state() -> None:
     """The exported stylesheet gives each state its own fill."""
     for state in MAP_STATES:
         assert f'[data-state="{state}"]' in MAP_CSS
+
+
+def test_a_track_is_drawn_only_in_the_frames_it_reaches() -> None:
+    """A live frame carries an event's pieces only where they can show: over Hokkaido the
+    insets get an empty group (which still replaces an older one), and the bytes a
+    dashboard sends per track shrink; a track down to Okinawa fills that inset too."""
+    def frames_drawn(name: str) -> set[str]:
+        scenario = load_scenario(SCENARIOS / name)
+        detections = [e.detection for e in scenario.timeline if isinstance(e, DetectionEntry)]
+        (track,) = overlay_of(detections).tracks
+        groups = {frame: parse(f'<svg xmlns="http://www.w3.org/2000/svg">{svg}</svg>')[0]
+                  for frame, svg in render_track_svg(track).items()}
+        assert set(groups) == {"main", "okinawa", "ogasawara", "minamitorishima"}
+        assert all(g.attrib["data-event"] == track.event_id for g in groups.values())
+        return {frame for frame, g in groups.items() if len(g)}
+
+    assert frames_drawn("2017-08-29-hwasong-12.yaml") == {"main"}
+    assert frames_drawn("2023-11-21-chollima-1.yaml") == {"main", "okinawa"}

@@ -16,12 +16,13 @@ are in the package docstring (`alertsim.drills.report`).
 from __future__ import annotations
 
 import json
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Container, Mapping, Sequence
 from datetime import datetime
 
 from alertsim.adapters.sqlite.rows import DrillRow, ReceiptRow, RejectedRow
 from alertsim.adapters.sqlite.store import Store
+from alertsim.domain.delivery import ReceiverCopies, ReceiverDeliveries, judge_deliveries
 from alertsim.domain.latency import latency_of
 from alertsim.domain.model import JST
 from alertsim.domain.vocabulary import PREFECTURE_CODES
@@ -67,37 +68,53 @@ def _status_of(rows: Sequence[OutboxRow]) -> str | None:
 
 # --- summaries -----------------------------------------------------------------------
 
-def _receiver_summary(client: str, place: str, sent: Sequence[OutboxRow],
-                      matched: Receipts, subscribed: bool, outside: bool) -> ReceiverSummary:
-    got = matched.acknowledged(client, place)
-    got_ids = {d.row.message_id for d in got}
-    ids = {r.message_id for r in sent}
-    # Only a subscribed receiver can miss an alert: the others were never meant to get it.
-    missed = tuple(r.message_id for r in sent if subscribed and r.message_id not in got_ids)
+def _receiver_summary(place: str, sent: Mapping[str, str], matched: Receipts,
+                      verdict: ReceiverDeliveries, subscribed: bool,
+                      outside: bool) -> ReceiverSummary:
+    """One receiver's part of the delivery judge's verdict, for one place."""
+    got = matched.acknowledged(verdict.client_id, place)
     return ReceiverSummary(
-        client_id=client, subscribed=subscribed, outside_fleet=outside,
-        stages=tuple(d.row.stage or "?" for d in got), missed=missed,
-        duplicates=sum(n for m, n in matched.extra.get(client, Counter()).items() if m in ids),
+        client_id=verdict.client_id, subscribed=subscribed, outside_fleet=outside,
+        stages=tuple(d.row.stage or "?" for d in got),
+        missed=tuple(i for i in verdict.missed if sent[i] == place),
+        duplicates=sum(n for i, n in verdict.duplicates.items() if sent[i] == place),
         latency=latency_of(d.latency_ms for d in got))
 
 
 def _summarise(place: str, rows: Sequence[OutboxRow], matched: Receipts,
-               subscribers: Sequence[str], fleet: Container[str]) -> PlaceSummary:
+               verdicts: Mapping[str, ReceiverDeliveries], subscribers: Sequence[str],
+               fleet: Container[str]) -> PlaceSummary:
     """One place's alerts and what its subscribers (and anyone else: a fleet receiver not
     given the place, or a client outside the `fleet`) acknowledged."""
-    sent = [r for r in rows if place_of(r) == place]
+    sent = {r.message_id: place_of(r) for r in rows}
     acknowledging = [d.client_id for d in matched.ofplace_of(place)]
     listening = set(subscribers)
-    receivers = [_receiver_summary(client, place, sent, matched, client in listening,
-                                   client not in fleet)
+    receivers = [_receiver_summary(place, sent, matched, verdicts[client],
+                                   client in listening, client not in fleet)
                  for client in dict.fromkeys([*subscribers, *acknowledging])]
+    stages_sent = tuple(r.stage or "?" for r in rows if place_of(r) == place)
     return PlaceSummary(
-        place=place, sent=bool(sent), stages_sent=tuple(r.stage or "?" for r in sent),
+        place=place, sent=bool(stages_sent), stages_sent=stages_sent,
         receivers=tuple(receivers),
         deliveries=sum(r.latency.count for r in receivers),
         missed=sum(len(r.missed) for r in receivers),
         duplicates=sum(r.duplicates for r in receivers),
         latency=latency_of(d.latency_ms for d in matched.ofplace_of(place)))
+
+
+def _verdicts(rows: Sequence[OutboxRow], matched: Receipts,
+              subscriptions: Mapping[str, Sequence[str]]) -> dict[str, ReceiverDeliveries]:
+    """The delivery judge's verdict on every receiver given places and every client that
+    acknowledged anything, by client id."""
+    first: defaultdict[str, list[str]] = defaultdict(list)
+    for d in matched.deliveries:
+        first[d.client_id].append(d.row.message_id)
+    clients = dict.fromkeys([*subscriptions, *first])
+    verdict = judge_deliveries({r.message_id: place_of(r) for r in rows}, (
+        ReceiverCopies(client_id=c, places=tuple(subscriptions.get(c, ())),
+                       first=tuple(first[c]), extra=matched.extra.get(c, {}))
+        for c in clients))
+    return {v.client_id: v for v in verdict.receivers}
 
 
 def _places(rows: Sequence[OutboxRow], matched: Receipts,
@@ -107,12 +124,13 @@ def _places(rows: Sequence[OutboxRow], matched: Receipts,
     def subscribers(place: str) -> list[str]:
         return [c for c, places in subscriptions.items() if place in places]
 
+    verdicts = _verdicts(rows, matched, subscriptions)
     codes = {r.prefecture for r in rows if r.prefecture is not None}
     codes |= {p for places in subscriptions.values() for p in places if p in PREFECTURE_CODES}
-    per_prefecture = tuple(_summarise(code, rows, matched, subscribers(code), subscriptions)
-                           for code in sorted(codes))
-    return per_prefecture, _summarise(NATIONAL, rows, matched, subscribers(NATIONAL),
-                                      subscriptions)
+    per_prefecture = tuple(_summarise(code, rows, matched, verdicts, subscribers(code),
+                                      subscriptions) for code in sorted(codes))
+    return per_prefecture, _summarise(NATIONAL, rows, matched, verdicts,
+                                      subscribers(NATIONAL), subscriptions)
 
 
 def _timeline(rows: Sequence[OutboxRow]) -> tuple[TimelineRow, ...]:
