@@ -43,8 +43,8 @@ _BANNERS = {
     "Test": "*** TEST — 試験 / not a real alert ***",
 }
 _LABELS = {
-    "ja": {"area": "対象地域", "sent": "発表時刻"},
-    "en": {"area": "Area", "sent": "Sent"},
+    "ja": {"area": "対象地域", "sent": "発表時刻", "expires": "有効期限"},
+    "en": {"area": "Area", "sent": "Sent", "expires": "Expires"},
 }
 
 
@@ -87,7 +87,8 @@ def decision_text(decision: Decision) -> str:
 
 
 def render_alert(alert: Alert, lang: Lang) -> str:
-    """The alert as a person reads it: banner, texts in `lang`, area, JST time, footer."""
+    """The alert as a person reads it: banner, texts in `lang`, area, when it was sent and
+    when it expires (JST, with the date: an old copy must look old), footer."""
     language = "ja-JP" if lang == "ja" else "en-US"
     info = next((i for i in alert.info if i.language == language), alert.info[0])
     labels = _LABELS[lang]
@@ -99,7 +100,8 @@ def render_alert(alert: Alert, lang: Lang) -> str:
         info.description,
         info.instruction,
         f"{labels['area']}: {areas}",
-        f"{labels['sent']}: {alert.sent.astimezone(JST):%H:%M:%S} JST",
+        f"{labels['sent']}: {alert.sent.astimezone(JST):%Y-%m-%d %H:%M:%S} JST",
+        f"{labels['expires']}: {info.expires.astimezone(JST):%Y-%m-%d %H:%M:%S} JST",
         f"-- {alert.msgType} {alert.identifier}",
     ])
 
@@ -115,11 +117,13 @@ def render_state(state: PrefectureState | None, code: str) -> str:
     return "\n".join(lines)
 
 
-def default_client_id(codes: Sequence[str]) -> str:
-    """`alertsim-sub-47-01`; a long list is shortened with a hash to fit 64 characters."""
+def default_client_id(codes: Sequence[str], unique: str) -> str:
+    """`alertsim-sub-47-01-UNIQUE` (`unique`: a random tag the subscriber keeps in its state
+    file, so that two subscribers never share an id); a long list of prefectures is
+    shortened with a hash to fit 64 characters."""
     joined = "-".join(dict.fromkeys(codes))
-    client_id = f"alertsim-sub-{joined}"
+    client_id = f"alertsim-sub-{joined}-{unique}"
     if len(client_id) <= 64:
         return client_id
     digest = hashlib.sha256(joined.encode()).hexdigest()[:10]
-    return f"{client_id[:50]}-{digest}"
+    return f"{client_id[:63 - len(unique) - 12].rstrip('-')}-{digest}-{unique}"

@@ -6,13 +6,18 @@ takes the receipts out to send. For each message, in order:
     verify   the 3.1.1 envelope is always unwrapped; with `trust`, a message unsigned,
              tampered, malformed or signed by an unknown key is rejected before anything
              else: not delivered, not de-duplicated (a forgery cannot suppress the real
-             alert with its identifier), no receipt; `on_rejected(topic, reason)`
+             alert with its identifier), no receipt; `on_rejected(topic, reason)`. So is
+             a genuine one replayed (`signing.replay`): signed v1 (unless `accept_v1`),
+             for another topic, expired, or older than what is held for its topic
     parse    an `Alert` or a `PrefectureState`; one that does not validate is logged
              (`receiver.rejected`) and dropped
     decide   `alertsim.domain.reception.Reception`: de-duplication by identifier, Updates
              and Cancels held until their Alert, the late join read from retained state
     record   every alert handled is a `Delivery`; those shown go to `on_delivery`; each
              one handled queues a `Receipt` (`shown` or `ignored`, and the belief)
+    keep     with a `state_file`, what it holds (every identifier handled, the last sent
+             per topic) is written after each message and read back at start: a restart
+             shows nothing again (a copy is an ignored duplicate, "already shown")
 """
 
 from __future__ import annotations
@@ -33,7 +38,20 @@ from alertsim.domain.messages import Alert, Outcome, PrefectureState, Receipt, V
 from alertsim.domain.reception import Handled, Reception
 from alertsim.errors import describe_validation_error
 from alertsim.logs import get_logger
-from alertsim.signing import MalformedEnvelope, check, unwrap
+from alertsim.signing import (
+    Claims,
+    Kind,
+    MalformedEnvelope,
+    Memory,
+    Policy,
+    Verdict,
+    check,
+    load_memory,
+    refusal,
+    save_memory,
+    unwrap,
+)
+from alertsim.signing.replay import KEEP_S
 
 __all__ = [
     "Delivery",
@@ -96,6 +114,10 @@ class Listeners:
     on_message: OnMessage | None = None
 
 
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
 async def _call(callback: Callable[..., Awaitable[None] | None], *args: object) -> None:
     result = callback(*args)
     if inspect.isawaitable(result):
@@ -109,6 +131,7 @@ class Inbox:
     Update once released); `states` the last state per prefecture; `rejected` (topic,
     reason) of what `trust` refused. Receipts wait in `pending_receipts` until
     `receipt_sent()`. `now` is the clock for held Updates falling due (aware UTC).
+    `memory` is what it holds against replays (`signing.replay`), from `state_file`.
     """
 
     def __init__(self, options: ReceiverOptions, listeners: Listeners,
@@ -120,6 +143,12 @@ class Inbox:
         self.states: dict[str, PrefectureState | None] = {}
         self.rejected: list[tuple[str, str]] = []
         self.reception = Reception(options.hold_s)
+        self.options = options
+        self.memory = Memory() if options.state_file is None else load_memory(options.state_file)
+        self.reception.known.update(self.memory.shown)  # shown before a restart: not again
+        self._remembered = frozenset(self.memory.shown)
+        self._policy = Policy(accept_v1=options.accept_v1)
+        self._until: dict[str, int] = {}  # identifier -> remember until (ms), from its claims
         self.pending_receipts: deque[Receipt] = deque()
         self._state_prefix = options.state_prefix
         self._now = now
@@ -130,35 +159,55 @@ class Inbox:
     async def handle(self, topic: str, payload: bytes, properties: UserProperties,
                      retained: bool, received_at: datetime) -> None:
         """Handle one alert or state message, as the module docstring says."""
-        verified = await self._verified(topic, payload, properties)
-        if verified is None:
+        opened = await self._verified(topic, payload, properties, received_at)
+        if opened is None:
             return
+        verified, claims = opened
         if self.listeners.on_message is not None:
             await _call(self.listeners.on_message,
                         RawMessage(topic, verified, properties, retained, received_at))
         if topic.startswith(self._state_prefix):
             await self._handle_state(topic, verified, retained, received_at)
         else:
-            await self._handle_alert(topic, verified, received_at)
+            await self._handle_alert(topic, verified, received_at, claims)
+        self._keep(received_at)
 
-    async def _verified(self, topic: str, payload: bytes,
-                        properties: UserProperties) -> bytes | None:
-        """The original payload; None (after `on_rejected`) when `trust` refuses it."""
+    def _keep(self, now: datetime) -> None:
+        """Write what this receiver holds to its state file (when it has one)."""
+        if self.options.state_file is not None:
+            self.memory.prune(_ms(now))
+            save_memory(self.options.state_file, self.memory)
+
+    async def _verified(self, topic: str, payload: bytes, properties: UserProperties,
+                        received_at: datetime) -> tuple[bytes, Claims | None] | None:
+        """The original payload and its signed claims; None (after `on_rejected`) when
+        `trust` refuses it."""
         if self.trust is None:
             try:
-                return unwrap(payload, properties)[0]
+                return unwrap(payload, properties)[0], None
             except MalformedEnvelope:
-                return payload
+                return payload, None
         original, verdict = check(payload, properties, self.trust)
-        if verdict.ok:
-            return original
-        reason = verdict.reason or "rejected"
+        reason = self._refusal(topic, verdict, received_at)
+        if reason is None:
+            if verdict.claims is not None:
+                self.memory.accept(verdict.claims)
+            return original, verdict.claims
         self.rejected.append((topic, reason))
         log.warning("receiver.unverified", client_id=self.client_id, topic=topic,
                     reason=reason)
         if self.listeners.on_rejected is not None:
             await _call(self.listeners.on_rejected, topic, reason)
         return None
+
+    def _refusal(self, topic: str, verdict: Verdict, received_at: datetime) -> str | None:
+        """Why a message is refused: its signature, or (good) its replay (`refusal`)."""
+        if not verdict.ok:
+            return verdict.reason or "rejected"
+        kind: Kind = "state" if topic.startswith(self._state_prefix) else "alert"
+        return refusal(verdict.claims, topic=topic, kind=kind, now_ms=_ms(received_at),
+                       memory=self.memory, policy=self._policy,
+                       expected_topic=self.options.signed_topic(topic))
 
     def _parsed(self, model: type[Parsed], payload: bytes, topic: str) -> Parsed | None:
         """The payload as `model`, or None after logging why it was rejected."""
@@ -183,10 +232,14 @@ class Inbox:
         await self._emit(self.reception.on_state(code, state, retained=retained,
                                                  received_at=received_at))
 
-    async def _handle_alert(self, topic: str, payload: bytes, received_at: datetime) -> None:
+    async def _handle_alert(self, topic: str, payload: bytes, received_at: datetime,
+                            claims: Claims | None) -> None:
         alert = self._parsed(Alert, payload, topic)
         if alert is None:
             return
+        if claims is not None and claims.expires_ms is not None:
+            # A copy past this is refused as expired: no need to remember it longer.
+            self._until[alert.identifier] = claims.expires_ms + self._policy.skew_ms
         handled = self.reception.on_alert(alert, received_at)
         if self.reception.held:
             self._held.set()
@@ -207,10 +260,16 @@ class Inbox:
                 async with asyncio.timeout(wait):
                     await self._held.wait()
             await self._emit(self.reception.overdue(self._now()))
+            self._keep(self._now())
 
     async def _emit(self, handled: Sequence[Handled]) -> None:
         """Record, show (when shown) and acknowledge each handled message, in order."""
         for h in handled:
+            self.memory.remember(h.identifier, self._until.pop(
+                h.identifier, _ms(h.received_at) + KEEP_S * 1000))
+            if h.duplicate and h.identifier in self._remembered:
+                log.info("receiver.duplicate", client_id=self.client_id,
+                         identifier=h.identifier, reason="already shown")
             if h.alert is not None:
                 await self._record(h, h.alert)
             self.pending_receipts.append(Receipt(

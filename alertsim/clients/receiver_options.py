@@ -34,8 +34,13 @@ class ReceiverOptions:
     """One receiver's settings; `codes` keeps each prefecture once, in the order given.
 
     `national`: also the national topic. `persistent`: keep the session across
-    connections. `trust`: handle only what one of its keys signed. `control`: obey the
-    conformance control topic. `hold_s`: how long an Update waits for its Alert.
+    connections. `trust`: handle only what one of its keys signed (v2: for the topic it
+    arrives on, not expired, not older than what is held; `signing.replay`), and v1
+    signatures only with `accept_v1`. `state_file`: where what it holds (identifiers
+    handled, last sent per topic) is kept across restarts; None: in memory only.
+    `signed_tree`: the tree signatures name, when this receiver listens to a relay that
+    moves topics (a drill's fault relay); default `tree`. `control`: obey the conformance
+    control topic. `hold_s`: how long an Update waits for its Alert.
     """
 
     url: str
@@ -50,6 +55,9 @@ class ReceiverOptions:
     ca_file: Path | None = None
     control: bool = False
     hold_s: float = HOLD_S
+    accept_v1: bool = False
+    state_file: Path | None = None
+    signed_tree: TopicTree | None = None
 
     def __post_init__(self) -> None:
         problems = [f"codes: {code!r} is not a JIS X 0401 prefecture code (01..47)"
@@ -67,6 +75,12 @@ class ReceiverOptions:
     def state_prefix(self) -> str:
         """The state topics' common prefix: a state topic is this plus a prefecture code."""
         return self.tree.state(self.status, "")
+
+    def signed_topic(self, topic: str) -> str:
+        """The topic a message received on `topic` must have been signed for."""
+        if self.signed_tree is None or not topic.startswith(self.tree.root + "/"):
+            return topic
+        return self.signed_tree.root + topic.removeprefix(self.tree.root)
 
     @property
     def control_topic(self) -> str:

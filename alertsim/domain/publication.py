@@ -17,7 +17,9 @@ class Publication:
     """One PUBLISH as the service means it: topic, bytes, QoS, retain and MQTT 5 extras.
 
     `expiry_s`, `content_type` and `user_properties` travel as MQTT 5 properties; a 3.1.1
-    link drops them (the payload carries the same facts).
+    link drops them (the payload carries the same facts). `sent_ms`: wall-clock ms since
+    the epoch as it goes out, which a signature (v2) binds with `expiry_s` (None: the
+    signer takes the time it signs).
     """
 
     topic: str
@@ -27,3 +29,4 @@ class Publication:
     expiry_s: int | None = None
     content_type: str | None = None
     user_properties: tuple[tuple[str, str], ...] = ()
+    sent_ms: int | None = None

@@ -124,7 +124,7 @@ class FaultRelay:
         self.receiver_faults = ReceiverFaults(self.kinds, self.rng, self.record, [
             ReceiverOptions(url=self.url, protocol=self.protocol, client_id=cid, codes=[code],
                             status=self.status, tree=self.target, persistent=False,
-                            trust=self.trust, ca_file=self.ca_file)
+                            trust=self.trust, ca_file=self.ca_file, signed_tree=self.source)
             for cid, codes in self.late_plan.items() for code in codes[:1]])
         self._tasks: list[asyncio.Task[None]] = []
         self._client: Client | None = None

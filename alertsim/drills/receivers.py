@@ -74,9 +74,12 @@ def drill_fleets(plan: Mapping[str, Sequence[str]], *, url: str, protocol: Proto
     a process fleet under `tree`."""
     mine = {cid: codes for cid, codes in reference_plan(plan).items()
             if cid not in started_elsewhere}
+    # Under a fault relay the reference receivers listen below it, to alerts signed for
+    # the service's own topics.
     reference = ReferenceFleet(urls=reference_urls or (url,), protocol=protocol,
                                status=status, codes_per_receiver=mine, tree=reference_tree,
-                               trust=trust, ca_file=ca_file)
+                               trust=trust, ca_file=ca_file,
+                               signed_tree=None if reference_tree == tree else tree)
     extra = process_plan(plan)
     process = DrillProcessFleet(extra, url=url, status=status, tree=tree, ca_file=ca_file,
                                 spread_urls=fleet_urls) if extra else None

@@ -49,11 +49,12 @@ class ReferenceFleet:
     def __init__(self, *, urls: Sequence[str], protocol: Protocol, status: Status,
                  codes_per_receiver: Mapping[str, Sequence[str]],
                  tree: TopicTree = V1, trust: TrustedKeys | None = None,
-                 ca_file: Path | None = None) -> None:
+                 ca_file: Path | None = None, signed_tree: TopicTree | None = None) -> None:
         self.receivers = {
             client_id: Receiver(ReceiverOptions(
                 url=url, protocol=protocol, client_id=client_id, codes=codes, status=status,
-                national=True, persistent=False, tree=tree, trust=trust, ca_file=ca_file))
+                national=True, persistent=False, tree=tree, trust=trust, ca_file=ca_file,
+                signed_tree=signed_tree))
             for url, share in spread(codes_per_receiver, urls).items()
             for client_id, codes in share.items()
         }

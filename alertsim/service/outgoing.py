@@ -109,9 +109,11 @@ def publication(row: OutboxRow, clock: Clock) -> Publication:
     """The MQTT message for an outbox row, with MQTT 5 expiry and user properties."""
     expiry: int | None = None
     # `sent-at`: wall-clock ms since the epoch as the row goes out, so a receiver can time
-    # the delivery itself (MQTT 5 only; the fleet measures latency against it).
-    props: tuple[tuple[str, str], ...] = (("kind", row.kind),
-                                          ("sent-at", str(time.time_ns() // 1_000_000)))
+    # the delivery itself (MQTT 5 only; the fleet measures latency against it). The same
+    # instant is `sent_ms`, which a signature binds (with the expiry: receivers refuse a
+    # copy replayed later than that).
+    sent_ms = time.time_ns() // 1_000_000
+    props: tuple[tuple[str, str], ...] = (("kind", row.kind), ("sent-at", str(sent_ms)))
     if row.expires_at is not None:
         left = clock.seconds_until(row.expires_at)
         expiry = int(min(MAX_EXPIRY_S, max(MIN_EXPIRY_S, left)))
@@ -121,7 +123,7 @@ def publication(row: OutboxRow, clock: Clock) -> Publication:
     return Publication(topic=row.topic, payload=row.payload, qos=row.qos, retain=row.retain,
                        expiry_s=expiry,
                        content_type="application/json" if row.payload else None,
-                       user_properties=props)
+                       user_properties=props, sent_ms=sent_ms)
 
 
 def cap_publication(alert_publication: Publication, renderer: CapRenderer, tree: TopicTree,

@@ -1,4 +1,5 @@
-"""What a signed message carries: the algorithm, the key id and the signature itself.
+"""What a signed message carries: the algorithm, the key id, the signature itself and,
+from signature v2 on, the claims it binds (`Claims`: topic, sent, expiry).
 
 A key is named by its key id: the first 16 hex characters of the SHA-256 of the raw
 32-byte public key. A signature travels as standard base64 of its 64 bytes; a message
@@ -18,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 __all__ = [
     "ALG",
+    "Claims",
     "MalformedEnvelope",
     "Signature",
     "decode_signature",
@@ -42,12 +44,29 @@ def key_id_of(public: Ed25519PublicKey) -> str:
 
 
 @dataclass(frozen=True)
+class Claims:
+    """What a v2 signature binds besides the payload (`layout.signed_bytes`): the topic it
+    was published on, when it was sent and when it expires (wall-clock ms since the epoch;
+    `expires_ms` None: it never does, as a retained state)."""
+
+    topic: str
+    sent_ms: int
+    expires_ms: int | None = None
+
+
+@dataclass(frozen=True)
 class Signature:
-    """A signature as carried by a message: key id, algorithm, the signature's base64."""
+    """A signature as carried by a message: key id, algorithm, the signature's base64, and
+    its `claims` (v2); None for a v1 signature, over the payload alone."""
 
     key_id: str
     sig: str
     alg: str = ALG
+    claims: Claims | None = None
+
+    @property
+    def version(self) -> int:
+        return 1 if self.claims is None else 2
 
 
 def decode_signature(text: str) -> bytes:
@@ -61,8 +80,9 @@ def decode_signature(text: str) -> bytes:
     return raw
 
 
-def parse_signature(key_id: object, alg: object, sig: object) -> Signature:
-    """The `Signature` made of three values a message carries; MalformedEnvelope if any is
+def parse_signature(key_id: object, alg: object, sig: object,
+                    claims: Claims | None = None) -> Signature:
+    """The `Signature` made of the values a message carries; MalformedEnvelope if any is
     not what it must be."""
     if not isinstance(key_id, str) or not _KEY_ID.match(key_id):
         raise MalformedEnvelope("key id is not 16 hex characters")
@@ -71,4 +91,4 @@ def parse_signature(key_id: object, alg: object, sig: object) -> Signature:
     if not isinstance(sig, str):
         raise MalformedEnvelope("signature is not a string")
     decode_signature(sig)
-    return Signature(key_id=key_id, sig=sig, alg=ALG)
+    return Signature(key_id=key_id, sig=sig, alg=ALG, claims=claims)

@@ -1,17 +1,25 @@
 """Signatures on the wire: signing a `Publication` for a protocol, and opening one received.
 
-The service signs the EXACT payload bytes of every `alert` and `state` message (an empty
-payload, a cleared retained state, is signed too: the signature of b""); `error` and the
-service status are not signed.
+The service signs every `alert` and `state` message (an empty payload, a cleared retained
+state, is signed too); `error` and the service status are not signed. Signature v2 covers
+the topic, the exact payload bytes, the sent time and the expiry (`layout.signed_bytes`):
+a copy replayed on another topic or after its expiry no longer passes.
 
-    MQTT 5     three user properties are added: `sig-alg=ed25519`, `sig-key=KEYID`,
-               `sig=BASE64` (standard base64 of the 64-byte signature); the payload is
-               unchanged.
+    sent     the publication's `sent_ms` (wall-clock ms since the epoch), else now
+    expires  sent + its MQTT 5 message expiry (`expiry_s`); none when it has none (states)
+
+    MQTT 5     user properties are added, the payload is unchanged:
+               `sig-v=2`, `sig-alg=ed25519`, `sig-key=KEYID`, `sig-topic=TOPIC`,
+               `sig-sent=MS`, `sig-expires=MS` (absent when it never expires) and
+               `sig=BASE64` (standard base64 of the 64-byte signature)
     MQTT 3.1.1 (no properties) the payload is replaced by a JSON envelope:
 
-        {"alertsim_signed": 1, "key_id": "KEYID", "alg": "ed25519", "sig": "BASE64",
+        {"alertsim_signed": 2, "key_id": "KEYID", "alg": "ed25519", "sig": "BASE64",
+         "topic": "TOPIC", "sent": MS, "expires": MS or null,
          "payload": "BASE64 of the original bytes"}
 
+Signature v1 (the payload alone: properties without `sig-v`, envelope mark 1) is still
+read, so that a receiver can say what it is; receivers refuse it unless told to accept it.
 `unwrap(payload, user_properties)` gives back the original bytes and the signature (from
 the properties, else from the envelope; None when the message carries neither); `check`
 unwraps and has `TrustedKeys` judge it.
@@ -22,13 +30,21 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from alertsim.domain.publication import Publication
 from alertsim.mqtt.protocol import Protocol
 from alertsim.signing.keys import SigningKey
-from alertsim.signing.signature import ALG, MalformedEnvelope, Signature, parse_signature
+from alertsim.signing.layout import parse_ms, signed_bytes
+from alertsim.signing.signature import (
+    ALG,
+    Claims,
+    MalformedEnvelope,
+    Signature,
+    parse_signature,
+)
 from alertsim.signing.trust import REASON_MALFORMED, TrustedKeys, Verdict
 
 __all__ = [
@@ -36,17 +52,25 @@ __all__ = [
     "SIGNED_KINDS",
     "UserProperties",
     "check",
+    "claims_of",
     "envelope",
+    "envelope_v1",
     "needs_signature",
     "sign_publication",
+    "sign_publication_v1",
     "unwrap",
 ]
 
 ENVELOPE_MARK = "alertsim_signed"
-PROP_ALG, PROP_KEY, PROP_SIG = "sig-alg", "sig-key", "sig"
+PROP_V, PROP_ALG, PROP_KEY, PROP_SIG = "sig-v", "sig-alg", "sig-key", "sig"
+PROP_TOPIC, PROP_SENT, PROP_EXPIRES = "sig-topic", "sig-sent", "sig-expires"
 SIGNED_KINDS = frozenset({"alert", "state"})
 
-_ENVELOPE_FIELDS = frozenset({ENVELOPE_MARK, "key_id", "alg", "sig", "payload"})
+_PROPS_V1 = frozenset({PROP_ALG, PROP_KEY, PROP_SIG})
+_PROPS_V2 = _PROPS_V1 | {PROP_V, PROP_TOPIC, PROP_SENT}
+_PROPS_ALL = _PROPS_V2 | {PROP_EXPIRES}
+_ENVELOPE_V1 = frozenset({ENVELOPE_MARK, "key_id", "alg", "sig", "payload"})
+_ENVELOPE_V2 = _ENVELOPE_V1 | {"topic", "sent", "expires"}
 
 UserProperties = Sequence[tuple[str, str]]
 
@@ -57,33 +81,90 @@ def needs_signature(message: Publication) -> bool:
                for name, value in message.user_properties)
 
 
-def envelope(payload: bytes, key: SigningKey) -> bytes:
-    """The MQTT 3.1.1 envelope carrying `payload` and its signature."""
+def claims_of(message: Publication) -> Claims:
+    """What a v2 signature of `message` binds: its topic, sent (its own, else now) and
+    expiry (sent + `expiry_s`, or none)."""
+    sent = message.sent_ms if message.sent_ms is not None else time.time_ns() // 1_000_000
+    expires = None if message.expiry_s is None else sent + message.expiry_s * 1000
+    return Claims(topic=message.topic, sent_ms=sent, expires_ms=expires)
+
+
+def envelope(payload: bytes, claims: Claims, key: SigningKey) -> bytes:
+    """The MQTT 3.1.1 v2 envelope carrying `payload`, its claims and their signature."""
+    key_id, sig = key.sign(signed_bytes(claims, payload))
+    body = {ENVELOPE_MARK: 2, "key_id": key_id, "alg": ALG, "sig": sig,
+            "topic": claims.topic, "sent": claims.sent_ms, "expires": claims.expires_ms,
+            "payload": base64.b64encode(payload).decode("ascii")}
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def sign_publication(message: Publication, key: SigningKey, protocol: Protocol) -> Publication:
+    """`message` signed (v2): user properties under MQTT 5, the envelope under 3.1.1."""
+    claims = claims_of(message)
+    if protocol != "5":
+        return replace(message, payload=envelope(message.payload, claims, key),
+                       content_type="application/json")
+    key_id, sig = key.sign(signed_bytes(claims, message.payload))
+    props = [(PROP_V, "2"), (PROP_ALG, ALG), (PROP_KEY, key_id), (PROP_TOPIC, claims.topic),
+             (PROP_SENT, str(claims.sent_ms))]
+    if claims.expires_ms is not None:
+        props.append((PROP_EXPIRES, str(claims.expires_ms)))
+    return replace(message, user_properties=(*message.user_properties, *props, (PROP_SIG, sig)))
+
+
+def envelope_v1(payload: bytes, key: SigningKey) -> bytes:
+    """The legacy v1 envelope (payload alone signed): for `--accept-v1` and its tests."""
     key_id, sig = key.sign(payload)
     body = {ENVELOPE_MARK: 1, "key_id": key_id, "alg": ALG, "sig": sig,
             "payload": base64.b64encode(payload).decode("ascii")}
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-def sign_publication(message: Publication, key: SigningKey, protocol: Protocol) -> Publication:
-    """`message` signed: user properties under MQTT 5, the envelope under 3.1.1."""
-    if protocol == "5":
-        key_id, sig = key.sign(message.payload)
-        props = (*message.user_properties, (PROP_ALG, ALG), (PROP_KEY, key_id), (PROP_SIG, sig))
-        return replace(message, user_properties=props)
-    return replace(message, payload=envelope(message.payload, key),
-                   content_type="application/json")
+def sign_publication_v1(message: Publication, key: SigningKey,
+                        protocol: Protocol) -> Publication:
+    """`message` signed the legacy v1 way (payload alone): what older services sent."""
+    if protocol != "5":
+        return replace(message, payload=envelope_v1(message.payload, key),
+                       content_type="application/json")
+    key_id, sig = key.sign(message.payload)
+    props = ((PROP_ALG, ALG), (PROP_KEY, key_id), (PROP_SIG, sig))
+    return replace(message, user_properties=(*message.user_properties, *props))
+
+
+def _claims(topic: object, sent: object, expires: object) -> Claims:
+    if not isinstance(topic, str) or not topic:
+        raise MalformedEnvelope("signed topic is not a non-empty string")
+    return Claims(topic=topic, sent_ms=parse_ms(sent, "sent"),
+                  expires_ms=None if expires is None else parse_ms(expires, "expires"))
 
 
 def _from_properties(user_properties: UserProperties) -> Signature | None:
-    found = [(name, value) for name, value in user_properties
-             if name in (PROP_ALG, PROP_KEY, PROP_SIG)]
+    found = [(name, value) for name, value in user_properties if name in _PROPS_ALL]
     if not found:
         return None
-    values = dict(found)
-    if len(values) != len(found) or len(values) != 3:
-        raise MalformedEnvelope("sig-alg, sig-key and sig must each be given once")
-    return parse_signature(values[PROP_KEY], values[PROP_ALG], values[PROP_SIG])
+    values: Mapping[str, str] = dict(found)
+    if len(values) != len(found):
+        raise MalformedEnvelope("a signature property is given twice")
+    if PROP_V not in values:
+        if set(values) != _PROPS_V1:
+            raise MalformedEnvelope("sig-alg, sig-key and sig must each be given once")
+        return parse_signature(values[PROP_KEY], values[PROP_ALG], values[PROP_SIG])
+    if values[PROP_V] != "2" or not set(values) >= _PROPS_V2:
+        raise MalformedEnvelope("sig-v 2 with sig-alg, sig-key, sig-topic, sig-sent and sig")
+    claims = _claims(values[PROP_TOPIC], values[PROP_SENT], values.get(PROP_EXPIRES))
+    return parse_signature(values[PROP_KEY], values[PROP_ALG], values[PROP_SIG], claims)
+
+
+def _envelope_signature(body: dict[str, object]) -> Signature:
+    mark = body[ENVELOPE_MARK]
+    fields = {1: _ENVELOPE_V1, 2: _ENVELOPE_V2}.get(mark) if type(mark) is int else None
+    if fields is None or set(body) != fields or not isinstance(body["payload"], str):
+        raise MalformedEnvelope("envelope fields")
+    if mark == 2 and (type(body["sent"]) is not int
+                      or not (body["expires"] is None or type(body["expires"]) is int)):
+        raise MalformedEnvelope("sent and expires are integers (expires may be null)")
+    claims = None if mark == 1 else _claims(body["topic"], body["sent"], body["expires"])
+    return parse_signature(body["key_id"], body["alg"], body["sig"], claims)
 
 
 def _from_envelope(payload: bytes) -> tuple[bytes, Signature] | None:
@@ -95,12 +176,9 @@ def _from_envelope(payload: bytes) -> tuple[bytes, Signature] | None:
         return None  # not JSON: an ordinary payload that happens to contain the word
     if not isinstance(body, dict) or ENVELOPE_MARK not in body:
         return None
-    if set(body) != _ENVELOPE_FIELDS or body[ENVELOPE_MARK] != 1 \
-            or isinstance(body[ENVELOPE_MARK], bool) or not isinstance(body["payload"], str):
-        raise MalformedEnvelope("envelope fields")
-    signature = parse_signature(body["key_id"], body["alg"], body["sig"])
+    signature = _envelope_signature(body)
     try:
-        original = base64.b64decode(body["payload"], validate=True)
+        original = base64.b64decode(str(body["payload"]), validate=True)
     except (binascii.Error, ValueError) as exc:
         raise MalformedEnvelope("payload is not base64") from exc
     return original, signature
@@ -120,7 +198,8 @@ def unwrap(payload: bytes, user_properties: UserProperties = ()) -> tuple[bytes,
 
 def check(payload: bytes, user_properties: UserProperties,
           trusted: TrustedKeys) -> tuple[bytes, Verdict]:
-    """`unwrap`, then `verify`: the original payload and the verdict on it."""
+    """`unwrap`, then `verify`: the original payload and the verdict on it (whose `claims`
+    `replay.Guard` judges next: topic, expiry, order)."""
     try:
         original, signature = unwrap(payload, user_properties)
     except MalformedEnvelope:

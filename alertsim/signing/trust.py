@@ -1,7 +1,9 @@
 """The receiver's side: the public keys it trusts and its verdict on a signed payload.
 
 A rejected `Verdict` says why: `unsigned`, `unknown key KEYID`,
-`bad signature (tampered or wrong key)` or `malformed envelope`.
+`bad signature (tampered or wrong key)` or `malformed envelope`. A good one carries the
+signature's `claims` (v2: topic, sent, expiry), which `replay.Guard` then judges; a v1
+signature (payload alone) has none.
 """
 
 from __future__ import annotations
@@ -12,7 +14,14 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from alertsim.signing.signature import MalformedEnvelope, Signature, decode_signature, key_id_of
+from alertsim.signing.layout import signed_bytes
+from alertsim.signing.signature import (
+    Claims,
+    MalformedEnvelope,
+    Signature,
+    decode_signature,
+    key_id_of,
+)
 
 __all__ = [
     "REASON_MALFORMED",
@@ -35,6 +44,8 @@ class Verdict:
     ok: bool
     reason: str | None = None
     key_id: str | None = None
+    version: int | None = None  # of a signature that verified: 1 or 2
+    claims: Claims | None = None  # a good v2 signature's claims
 
 
 class TrustedKeys:
@@ -65,19 +76,22 @@ class TrustedKeys:
         return key_id in self._keys
 
     def verify(self, payload: bytes, signature: Signature | None) -> Verdict:
-        """Whether `signature` is a valid signature over exactly `payload` by a trusted key."""
+        """Whether `signature` is a valid signature by a trusted key over exactly `payload`
+        (v1) or over the v2 layout of its claims and `payload` (`layout.signed_bytes`)."""
         if signature is None:
             return Verdict(False, REASON_UNSIGNED)
         public = self._keys.get(signature.key_id)
         if public is None:
             return Verdict(False, f"unknown key {signature.key_id}", signature.key_id)
+        claims = signature.claims
+        signed = payload if claims is None else signed_bytes(claims, payload)
         try:
-            public.verify(decode_signature(signature.sig), payload)
+            public.verify(decode_signature(signature.sig), signed)
         except MalformedEnvelope:
             return Verdict(False, REASON_MALFORMED, signature.key_id)
         except InvalidSignature:
             return Verdict(False, REASON_TAMPERED, signature.key_id)
-        return Verdict(True, None, signature.key_id)
+        return Verdict(True, None, signature.key_id, signature.version, claims)
 
 
 def verify(trusted: TrustedKeys, payload: bytes, signature: Signature | None) -> Verdict:

@@ -287,7 +287,8 @@ async def _subscriber(url: str, tmp_path: Path, tree: TopicTree,
     with out.open("w") as stdout, err.open("w") as stderr:
         proc = await asyncio.create_subprocess_exec(
             SCRIPT, "subscribe", "--prefecture", "47", "--broker", url, "--lang", "en",
-            "--topic-root", tree.root, "--client-id", _uid("sub"), *flags,
+            "--topic-root", tree.root, "--client-id", _uid("sub"),
+            "--state-file", str(tmp_path / "sub-state.json"), *flags,
             stdout=stdout, stderr=stderr, env=env, preexec_fn=restore_sigint)
         try:
             await _wait_for(lambda: "[47] EXERCISE state: SHELTERING" in out.read_text("utf-8"),

@@ -14,7 +14,7 @@ import aiomqtt
 import pytest
 
 from alertsim.brokers.brokers import MosquittoBroker
-from alertsim.cli.render import default_client_id, render_alert, render_state
+from alertsim.cli.render import render_alert, render_state
 from alertsim.cli.subscribe import run_subscriber
 from alertsim.clients.receiver import Delivery, Receiver, ReceiverOptions
 from alertsim.domain import texts, topics
@@ -228,7 +228,8 @@ async def test_reconnects_after_broker_restart(tmp_path: Path) -> None:
 
 
 def test_render_alert_japanese() -> None:
-    """The Japanese rendering has the EXERCISE banner, headline, area, JST time and footer."""
+    """The Japanese rendering has the EXERCISE banner, headline, area, JST date and time
+    sent and of expiry, and footer."""
     alert = _alert("47", identifier="alertsim-ev1-47-1")
     text = render_alert(alert, "ja")
     lines = text.splitlines()
@@ -236,7 +237,8 @@ def test_render_alert_japanese() -> None:
     assert lines[1] == "ミサイル発射"
     assert texts.shelter().ja.description in lines
     assert "対象地域: 沖縄県" in lines
-    assert "発表時刻: 22:46:05 JST" in lines
+    assert "発表時刻: 2023-11-21 22:46:05 JST" in lines
+    assert any(line.startswith("有効期限: 2023-11-") for line in lines)
     assert lines[-1] == "-- Alert alertsim-ev1-47-1"
 
 
@@ -245,7 +247,7 @@ def test_render_alert_english_test_status() -> None:
     text = render_alert(_alert(None, status="Test"), "en")
     assert text.startswith("*** TEST — 試験 / not a real alert ***\nMissile launch: take shelter\n")
     assert "Area: All of Japan" in text
-    assert "Sent: 22:46:05 JST" in text
+    assert "Sent: 2023-11-21 22:46:05 JST" in text
 
 
 def test_render_state_cleared() -> None:
@@ -253,23 +255,6 @@ def test_render_state_cleared() -> None:
     assert render_state(None, "47") == "[47] no active alert"
     empty = PrefectureState(code="47", status="Exercise", updated=SENT, events=())
     assert render_state(empty, "47") == "[47] no active alert"
-
-
-@pytest.mark.parametrize(("codes", "expected"), [
-    (["47"], "alertsim-sub-47"),
-    (["47", "01"], "alertsim-sub-47-01"),
-    (["47", "47", "01"], "alertsim-sub-47-01"),
-])
-def test_default_client_id(codes: list[str], expected: str) -> None:
-    """The default client id lists the prefectures in order, once each."""
-    assert default_client_id(codes) == expected
-
-
-def test_default_client_id_fits_receipt_rule() -> None:
-    """With all 47 prefectures the default client id is still at most 64 characters."""
-    client_id = default_client_id([f"{n:02d}" for n in range(1, 48)])
-    assert len(client_id) <= 64
-    ReceiverOptions(url="mqtt://127.0.0.1:1", protocol="5", client_id=client_id, codes=["01"])
 
 
 def test_receiver_refuses_bad_codes_and_client_id() -> None:

@@ -19,6 +19,7 @@ from alertsim.signing import (
     REASON_MALFORMED,
     REASON_TAMPERED,
     REASON_UNSIGNED,
+    Claims,
     MalformedEnvelope,
     Signature,
     TrustedKeys,
@@ -37,14 +38,16 @@ from alertsim.signing import (
 PAYLOAD = '{"identifier":"id-1","headline":"ミサイル発射"}'.encode()
 ALERT = Publication("alertsim/v1/exercise/alerts/47", PAYLOAD, qos=1,
                     content_type="application/json",
-                    user_properties=(("kind", "alert"), ("identifier", "id-1")))
+                    user_properties=(("kind", "alert"), ("identifier", "id-1")),
+                    expiry_s=600, sent_ms=1_700_000_000_000)
+CLAIMS = Claims(ALERT.topic, 1_700_000_000_000, 1_700_000_600_000)
 
 
 def _envelope(**changes: object) -> bytes:
     key = generate()
-    body = json.loads(envelope(PAYLOAD, key))
+    body = json.loads(envelope(PAYLOAD, CLAIMS, key))
     body.update(changes)
-    return json.dumps({k: v for k, v in body.items() if v is not None}).encode()
+    return json.dumps({k: v for k, v in body.items() if v != "DROP"}).encode()
 
 
 def test_key_id_is_sha256_of_the_raw_public_key() -> None:
@@ -66,22 +69,29 @@ def test_sign_verify_round_trip() -> None:
 
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 def test_transport_round_trip(protocol: str) -> None:
-    """Signed for MQTT 5 (properties) or 3.1.1 (envelope), unwrapped and verified intact."""
+    """Signed (v2) for MQTT 5 (properties) or 3.1.1 (envelope), unwrapped and verified
+    intact, with the claims it binds."""
     key = generate()
     signed = sign_publication(ALERT, key, "5" if protocol == "5" else "3.1.1")
     original, verdict = check(signed.payload, signed.user_properties, key.trusted())
-    assert verdict.ok
+    assert (verdict.ok, verdict.version, verdict.claims) == (True, 2, CLAIMS)
     assert original == PAYLOAD
     if protocol == "5":
         assert signed.payload == PAYLOAD
         props = dict(signed.user_properties)
-        assert (props["sig-alg"], props["sig-key"]) == ("ed25519", key.key_id)
+        assert (props["sig-v"], props["sig-alg"], props["sig-key"]) == ("2", "ed25519",
+                                                                       key.key_id)
+        assert (props["sig-topic"], props["sig-sent"], props["sig-expires"]) == (
+            ALERT.topic, "1700000000000", "1700000600000")
         assert props["kind"] == "alert"
     else:
         body = json.loads(signed.payload)
-        assert set(body) == {"alertsim_signed", "key_id", "alg", "sig", "payload"}
-        assert (body["alertsim_signed"], body["alg"], body["key_id"]) == (1, "ed25519",
+        assert set(body) == {"alertsim_signed", "key_id", "alg", "sig", "topic", "sent",
+                             "expires", "payload"}
+        assert (body["alertsim_signed"], body["alg"], body["key_id"]) == (2, "ed25519",
                                                                           key.key_id)
+        assert (body["topic"], body["sent"], body["expires"]) == (
+            ALERT.topic, 1_700_000_000_000, 1_700_000_600_000)
         assert base64.b64decode(body["payload"]) == PAYLOAD
 
 
@@ -94,6 +104,8 @@ def test_empty_payload_is_signed_too(protocol: str) -> None:
     signed = sign_publication(cleared, key, "5" if protocol == "5" else "3.1.1")
     original, verdict = check(signed.payload, signed.user_properties, key.trusted())
     assert (original, verdict.ok) == (b"", True)
+    assert verdict.claims is not None
+    assert (verdict.claims.topic, verdict.claims.expires_ms) == (cleared.topic, None)
 
 
 def test_tampered_payload_is_rejected() -> None:
@@ -103,7 +115,7 @@ def test_tampered_payload_is_rejected() -> None:
     _, verdict = check(PAYLOAD.replace(b"id-1", b"id-2"), signed.user_properties,
                        key.trusted())
     assert (verdict.ok, verdict.reason) == (False, REASON_TAMPERED)
-    body = json.loads(envelope(PAYLOAD, key))
+    body = json.loads(envelope(PAYLOAD, CLAIMS, key))
     body["payload"] = base64.b64encode(PAYLOAD + b" ").decode()
     _, verdict = check(json.dumps(body).encode(), (), key.trusted())
     assert (verdict.ok, verdict.reason) == (False, REASON_TAMPERED)
@@ -128,17 +140,25 @@ def test_missing_signature_is_rejected() -> None:
 
 
 @pytest.mark.parametrize("payload", [
-    _envelope(alertsim_signed=2),
+    _envelope(alertsim_signed=3),
     _envelope(alertsim_signed=True),
+    _envelope(alertsim_signed=1),  # a v1 mark with v2 fields
+    _envelope(topic="DROP"),
+    _envelope(topic=""),
+    _envelope(sent="1700000000000"),
+    _envelope(sent=-5),
+    _envelope(sent=True),
+    _envelope(expires=1.5),
     _envelope(alg="rsa"),
     _envelope(key_id="NOT-HEX-AT-ALL!!"),
     _envelope(key_id="\x1b[31mred"),
     _envelope(sig="not base64!"),
     _envelope(sig=base64.b64encode(b"short").decode()),
     _envelope(payload="@@@"),
-    _envelope(payload=None),
+    _envelope(payload="DROP"),
     _envelope(extra="field"),
-], ids=["version", "bool-version", "alg", "key-id", "escape", "sig-b64", "sig-length",
+], ids=["version", "bool-version", "v1-mark-v2-fields", "no-topic", "empty-topic",
+        "sent-text", "sent-negative", "sent-bool", "expires-fraction", "alg", "key-id", "escape", "sig-b64", "sig-length",
         "payload-b64", "no-payload", "extra-field"])
 def test_malformed_envelope_is_rejected(payload: bytes) -> None:
     """An envelope that does not follow the format is rejected as malformed."""
