@@ -2,13 +2,18 @@
 system clock), the dashboard and the metrics endpoint. It sits above the layers: the
 service sees ports only, and only the entry points (cli, drills) import this module.
 The CLI builds `ServeOptions` from settings and calls `serve`.
+
+Before its own connections, `serve` asks whether a service already runs with its client id
+(`adapters.mqtt.presence`) and stops with `IdentityInUse` if one answers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import hashlib
+import socket
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,22 +21,25 @@ from typing import TYPE_CHECKING
 import structlog
 
 from alertsim.adapters.mqtt.link import run_link
+from alertsim.adapters.mqtt.presence import service_answers
 from alertsim.adapters.sqlite.store import Store
 from alertsim.data import load_atlas
+from alertsim.errors import InputError
+from alertsim.mqtt.client import MqttSettings
 from alertsim.mqtt.negotiation import wait_for_protocol
 from alertsim.mqtt.protocol import Protocol as MqttProtocol
 from alertsim.mqtt.url import parse_broker_url
 from alertsim.service.clock import SystemClock
 from alertsim.service.config import ServiceConfig
-from alertsim.service.observer import Observer
 from alertsim.service.service import Service
 from alertsim.signing import SigningKey
 
 if TYPE_CHECKING:
+    from alertsim.metrics import PrometheusObserver
     from alertsim.web.seed import SeedSource
 
-__all__ = ["LinkOptions", "MetricsEndpoint", "ServeOptions", "dashboard", "metrics",
-           "run_serve", "running", "serve"]
+__all__ = ["IdentityInUse", "LinkOptions", "MetricsEndpoint", "ServeOptions",
+           "dashboard", "default_client_id", "metrics", "run_serve", "running", "serve"]
 
 log = structlog.get_logger("alertsim.serve")
 
@@ -42,9 +50,9 @@ class ServeOptions:
 
     config: ServiceConfig
     db: Path
-    broker_url: str
+    broker_url: str = field(repr=False)  # may hold a password
     mqtt_protocol: str = "auto"  # "5", "3.1.1" or "auto"
-    client_id: str = "alertsim-service"
+    client_id: str | None = None  # None: `default_client_id(db)`
     signer: SigningKey | None = None  # signs every alert and state (`signing`); None: unsigned
     # Shared by redundant services: identical identifiers (docs/redundancy.md). Never logged.
     identity_secret: bytes | None = field(default=None, repr=False)
@@ -55,13 +63,37 @@ class ServeOptions:
     ca_file: Path | None = None
     dashboard_port: int | None = None  # serve the live dashboard (0: any free port); None: no
     metrics_port: int | None = None  # serve Prometheus /metrics (0: any free port); None: no
+    metrics_host: str = "127.0.0.1"  # the address /metrics binds ("0.0.0.0": every one)
+
+    @property
+    def identity(self) -> str:
+        """The client id the service connects with."""
+        return self.client_id or default_client_id(self.db)
+
+
+class IdentityInUse(InputError):
+    """A service with this client id answers on this broker: a second one would take its
+    connection over and over. Bad input (exit 2): the id must change."""
+
+    def __init__(self, client_id: str, broker: str) -> None:
+        super().__init__(source="client id", problems=[
+            f"a service with client id {client_id!r} is already running on {broker}; "
+            "stop it, or give this one another id (--client-id ID or ALERTSIM_CLIENT_ID; "
+            "redundant services each need their own, docs/redundancy.md)"])
+
+
+def default_client_id(db: Path, host: str | None = None) -> str:
+    """`alertsim-service-<8 hex>` of this host name and the record's absolute path: stable
+    across restarts (the persistent input session needs it), distinct for two records."""
+    where = f"{host or socket.gethostname()}\0{db.expanduser().absolute()}"
+    return f"alertsim-service-{hashlib.sha256(where.encode()).hexdigest()[:8]}"
 
 
 @dataclass(frozen=True)
 class LinkOptions:
     """How the service reaches its broker: where, in which protocol, as whom."""
 
-    url: str
+    url: str = field(repr=False)  # may hold a password
     protocol: MqttProtocol  # negotiated
     client_id: str
     username: str | None = None
@@ -69,6 +101,7 @@ class LinkOptions:
     ca_file: Path | None = None
     signer: SigningKey | None = None
     cap: bool = False
+    on_refused: Callable[[str], None] | None = None  # counts refused publishes (metrics)
 
 
 @contextlib.asynccontextmanager
@@ -81,7 +114,8 @@ async def running(service: Service, link: LinkOptions) -> AsyncIterator[asyncio.
                  group.create_task(run_link(
                      service, url=link.url, protocol=link.protocol, client_id=link.client_id,
                      username=link.username, password=link.password, ca_file=link.ca_file,
-                     signer=link.signer, cap=link.cap, connected=connected),
+                     signer=link.signer, cap=link.cap, connected=connected,
+                     on_refused=link.on_refused),
                      name="service-link")]
         try:
             yield connected
@@ -106,14 +140,15 @@ def dashboard(service: Service, *, port: int | None, title: str,
 
 @dataclass(frozen=True)
 class MetricsEndpoint:
-    observer: Observer
+    observer: PrometheusObserver
     url: str
 
 
 @contextlib.asynccontextmanager
 async def metrics(port: int | None,
-                  host: str = "0.0.0.0") -> AsyncIterator[MetricsEndpoint | None]:
-    """The Prometheus observer and its /metrics endpoint (its URL is logged), or nothing."""
+                  host: str = "127.0.0.1") -> AsyncIterator[MetricsEndpoint | None]:
+    """The Prometheus observer and its /metrics endpoint on `host` (loopback unless asked),
+    or nothing. The log line gives the address the socket is really bound to."""
     if port is None:
         yield None
         return
@@ -121,8 +156,9 @@ async def metrics(port: int | None,
 
     observer = PrometheusObserver()
     server = start_metrics_server(observer.registry, port, host=host)
-    url = f"http://127.0.0.1:{server.port}/metrics"
-    log.info("metrics.listening", url=url)
+    url = server.url
+    log.info("metrics.listening", url=url, host=server.host, port=server.port,
+             all_interfaces=server.host in ("0.0.0.0", "::"))
     try:
         yield MetricsEndpoint(observer, url)
     finally:
@@ -142,27 +178,40 @@ def run_serve(options: ServeOptions) -> None:
 
 
 async def serve(options: ServeOptions) -> None:
-    """Run the service until interrupted: resume the record, timers, broker link."""
+    """Run the service until interrupted: refuse a second one on the same client id, then
+    resume the record, timers, broker link."""
     atlas = load_atlas()
     atlas.warm_up()
     config = options.config
+    protocol = await wait_for_protocol(options.broker_url, options.mqtt_protocol,
+                                       username=options.username,
+                                       password=options.password, ca_file=options.ca_file)
+    await _refuse_a_second(options, protocol)  # before the record is even opened
     async with await Store.open(options.db) as store, \
-            metrics(options.metrics_port) as endpoint:
+            metrics(options.metrics_port, options.metrics_host) as endpoint:
         service = Service(atlas=atlas, store=store.record, clock=SystemClock(), config=config,
                           observer=None if endpoint is None else endpoint.observer)
         service.engine.identity_secret = options.identity_secret  # before events are made
         resumed = await service.resume()
         log.info("service.started", db=str(options.db),
                  broker=parse_broker_url(options.broker_url).redacted(),
-                 status=config.status, policy=config.policy, resumed_events=resumed,
-                 shared_identity=options.identity_secret is not None)
-        protocol = await wait_for_protocol(options.broker_url, options.mqtt_protocol,
-                                           username=options.username,
-                                           password=options.password, ca_file=options.ca_file)
+                 client_id=options.identity, status=config.status, policy=config.policy,
+                 resumed_events=resumed, shared_identity=options.identity_secret is not None)
         link = LinkOptions(url=options.broker_url, protocol=protocol,
-                           client_id=options.client_id, username=options.username,
+                           client_id=options.identity, username=options.username,
                            password=options.password, ca_file=options.ca_file,
-                           signer=options.signer, cap=options.cap)
+                           signer=options.signer, cap=options.cap,
+                           on_refused=None if endpoint is None else
+                           endpoint.observer.publish_refused)
         async with dashboard(service, port=options.dashboard_port, title="alertsim serve",
                              seed=store.views), running(service, link):
             await asyncio.Event().wait()  # until cancelled (Ctrl-C) or a task fails
+
+
+async def _refuse_a_second(options: ServeOptions, protocol: MqttProtocol) -> None:
+    """IdentityInUse when a service with our client id answers on our broker."""
+    asker = MqttSettings(url=options.broker_url, client_id=options.identity,
+                         protocol=protocol, username=options.username,
+                         password=options.password, ca_file=options.ca_file)
+    if await service_answers(asker, options.config.topics, options.identity):
+        raise IdentityInUse(options.identity, parse_broker_url(options.broker_url).redacted())

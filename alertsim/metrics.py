@@ -1,7 +1,8 @@
 """Prometheus metrics: the service's `Observer` as counters, and the /metrics endpoint.
 
     PrometheusObserver     what `serve --metrics-port N` exposes (names below)
-    start_metrics_server   an HTTP server for one registry on a port (0 = any free port)
+    start_metrics_server   an HTTP server for one registry on a port (0 = any free port),
+                           on 127.0.0.1 unless another address is asked for
 
 Every metric lives in a registry of its own (not prometheus_client's global one), so a
 test, a drill or the fleet can run several side by side; the fleet can register its own
@@ -15,6 +16,8 @@ metrics in a `CollectorRegistry` and serve it with `start_metrics_server` too.
     alertsim_published_total{kind}            outbox rows acknowledged by the broker
     alertsim_publish_latency_seconds{kind}    outbox write -> broker acknowledgement
     alertsim_outbox_depth                     rows written, not yet acknowledged
+    alertsim_publish_refused_total{reason}    publishes the broker refused (MQTT 5 PUBACK
+                                              reason, e.g. "Not authorized"); retried
 """
 
 from __future__ import annotations
@@ -56,6 +59,9 @@ class PrometheusObserver:
                                   buckets=LATENCY_BUCKETS, registry=r)
         self._depth = Gauge("alertsim_outbox_depth", "Outbox rows not yet acknowledged",
                             registry=r)
+        self._refused = Counter("alertsim_publish_refused",
+                                "Publishes the broker refused in its PUBACK, by reason",
+                                ["reason"], registry=r)
 
     def detection(self, outcome: DetectionOutcome) -> None:
         self._detections.labels(outcome).inc()
@@ -80,6 +86,10 @@ class PrometheusObserver:
     def outbox_depth(self, depth: int) -> None:
         self._depth.set(depth)
 
+    def publish_refused(self, reason: str) -> None:
+        """A publish refused by the broker (MQTT 5 PUBACK reason), to be tried again."""
+        self._refused.labels(reason).inc()
+
 
 @dataclass
 class MetricsServer:
@@ -89,8 +99,19 @@ class MetricsServer:
     thread: threading.Thread
 
     @property
+    def host(self) -> str:
+        """The address the socket is bound to ("0.0.0.0" or "::": every interface)."""
+        return str(self.server.server_address[0])
+
+    @property
     def port(self) -> int:
         return int(self.server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """http://HOST:PORT/metrics with the bound address (bracketed for IPv6)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/metrics"
 
     def close(self) -> None:
         self.server.shutdown()
@@ -99,7 +120,10 @@ class MetricsServer:
 
 
 def start_metrics_server(registry: CollectorRegistry, port: int,
-                         host: str = "0.0.0.0") -> MetricsServer:
-    """Serve `registry` at http://HOST:PORT/metrics from a daemon thread (port 0: any)."""
+                         host: str = "127.0.0.1") -> MetricsServer:
+    """Serve `registry` at http://HOST:PORT/metrics from a daemon thread (port 0: any).
+
+    Loopback by default: the counters say how busy the service is and what it refuses;
+    `host="0.0.0.0"` (or an interface's address) opens them to the network on purpose."""
     server, thread = start_http_server(port, addr=host, registry=registry)
     return MetricsServer(server, thread)

@@ -25,9 +25,13 @@ __all__ = [
     "EXIT_OK",
     "BrokerOption",
     "CaFileOption",
+    "ClientIdOption",
     "DashboardOption",
     "DashboardPortOption",
     "LogLevelOption",
+    "MetricsHostOption",
+    "MetricsPortOption",
+    "PasswordFileOption",
     "QuietLogLevelOption",
     "StatusOption",
     "TopicRootOption",
@@ -124,3 +128,15 @@ def dashboard_port(dashboard: bool, port: int | None) -> int | None:
 MetricsPortOption = Annotated[int | None, typer.Option(
     "--metrics-port", min=0, max=65535, metavar="PORT",
     help="serve Prometheus metrics at http://HOST:PORT/metrics (0: any free port, shown)")]
+MetricsHostOption = Annotated[str | None, typer.Option(
+    "--metrics-host", metavar="ADDRESS",
+    help="the address /metrics binds (env ALERTSIM_METRICS_HOST, default 127.0.0.1; "
+         "0.0.0.0: every interface)")]
+ClientIdOption = Annotated[str | None, typer.Option(
+    "--client-id", metavar="ID",
+    help="MQTT client id (env ALERTSIM_CLIENT_ID; default alertsim-service-<8 hex> of the "
+         "host name and the record's path); one per running service")]
+PasswordFileOption = Annotated[Path | None, typer.Option(
+    "--broker-password-file", metavar="FILE",
+    help="the broker password, on the file's first line (env ALERTSIM_MQTT_PASSWORD_FILE, "
+         "or the password itself in ALERTSIM_MQTT_PASSWORD); never put it in --broker")]

@@ -6,8 +6,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+import structlog
 import typer
-from pydantic import SecretStr
 
 from alertsim.cli.cap import CapOption
 from alertsim.cli.decide import DetectionArgument, read_detection
@@ -15,10 +15,13 @@ from alertsim.cli.options import (
     EXIT_OK,
     BrokerOption,
     CaFileOption,
+    ClientIdOption,
     DashboardOption,
     DashboardPortOption,
     LogLevelOption,
+    MetricsHostOption,
     MetricsPortOption,
+    PasswordFileOption,
     StatusOption,
     TopicRootOption,
     dashboard_port,
@@ -27,10 +30,12 @@ from alertsim.cli.settings import (
     MqttProtocol,
     ServiceSettings,
     broker_url_of,
+    mqtt_password_of,
     settings_and_logging,
 )
 from alertsim.domain.vocabulary import PolicyChoice
 from alertsim.errors import InputError
+from alertsim.mqtt.url import parse_broker_url
 
 if TYPE_CHECKING:
     from alertsim.service.config import ServiceConfig
@@ -38,8 +43,16 @@ if TYPE_CHECKING:
 __all__ = ["detect_command", "serve_command"]
 
 
-def _password(secret: SecretStr | None) -> str | None:
-    return None if secret is None else secret.get_secret_value()
+log = structlog.get_logger("alertsim.serve")
+
+
+def warn_of_password_in_url(flag: str | None) -> None:
+    """A password inside `--broker` is on the command line, which `ps` shows to every
+    user of the host: say so (the URL is never logged with it)."""
+    if flag is not None and parse_broker_url(flag).password is not None:
+        log.warning("broker.password_in_url", broker=parse_broker_url(flag).redacted(),
+                    hint="other users can read it with `ps`; use --broker-password-file "
+                         "or ALERTSIM_MQTT_PASSWORD (with ALERTSIM_MQTT_USERNAME)")
 
 
 MIN_IDENTITY_SECRET_BYTES = 32
@@ -124,6 +137,9 @@ def serve_command(
     dashboard: DashboardOption = False,
     port: DashboardPortOption = None,
     metrics_port: MetricsPortOption = None,
+    metrics_host: MetricsHostOption = None,
+    client_id: ClientIdOption = None,
+    broker_password_file: PasswordFileOption = None,
     publish_window: PublishWindowOption = 64,
 ) -> int:
     """Run the service against a broker until interrupted."""
@@ -135,16 +151,20 @@ def serve_command(
                                     stale_after_s=stale_after, log_level=log_level,
                                     confirm_after_s=confirm_after, national_info=national_info,
                                     signing_key=signing_key, mqtt_ca_file=ca_file,
-                                    identity_secret_file=identity_secret_file)
+                                    identity_secret_file=identity_secret_file,
+                                    metrics_host=metrics_host, client_id=client_id,
+                                    mqtt_password_file=broker_password_file)
+    warn_of_password_in_url(broker)
     signer = None if settings.signing_key is None else load_signing_key(settings.signing_key)
     secret = read_identity_secret(settings.identity_secret_file)
     config = replace(_service_config(settings), publish_window=publish_window)
     run_serve(ServeOptions(config=config, db=settings.db, metrics_port=metrics_port,
+                           metrics_host=settings.metrics_host,
                            broker_url=settings.broker_url,
                            mqtt_protocol=settings.mqtt_protocol,
                            client_id=settings.client_id, signer=signer, cap=cap,
                            username=settings.mqtt_username,
-                           password=_password(settings.mqtt_password),
+                           password=mqtt_password_of(settings),
                            ca_file=settings.mqtt_ca_file, identity_secret=secret,
                            dashboard_port=dashboard_port(dashboard, port)))
     return EXIT_OK

@@ -38,6 +38,7 @@ __all__ = [
     "ServiceSettings",
     "broker_url_of",
     "load_settings",
+    "mqtt_password_of",
     "settings_and_logging",
 ]
 
@@ -68,7 +69,8 @@ class ServiceSettings(BaseSettings):
     policy: PolicyChoice = DEFAULT_POLICY
     status: Status = "exercise"
     mqtt_protocol: MqttProtocol = "auto"
-    client_id: str = Field(default="alertsim-service", min_length=1, max_length=65535)
+    # None: `serve` derives a stable one of its own (`bootstrap.default_client_id`).
+    client_id: str | None = Field(default=None, min_length=1, max_length=65535)
     sender: str = Field(default="alertsim@simulator.invalid", min_length=1)
     max_payload_bytes: int = Field(default=65536, gt=0)
     # Simulated seconds after an event's final outcome before it is closed automatically.
@@ -92,7 +94,12 @@ class ServiceSettings(BaseSettings):
     # win over credentials in the broker URL. The password never shows in a repr or log.
     mqtt_username: str | None = Field(default=None, min_length=1)
     mqtt_password: SecretStr | None = None
+    # Or the password in this file (`--broker-password-file`): never on a command line,
+    # where `ps` shows it to every user.
+    mqtt_password_file: FilePath | None = None
     mqtt_ca_file: FilePath | None = None
+    # Where `serve --metrics-port` binds: loopback unless asked ("0.0.0.0": every interface).
+    metrics_host: str = Field(default="127.0.0.1", min_length=1)
     log_format: LogFormat = "auto"
     log_level: LogLevel = "info"
 
@@ -179,6 +186,25 @@ def settings_and_logging(*, quiet: bool = False, **overrides: object) -> Service
     settings = load_settings(quiet=quiet, **overrides)
     configure_logging(settings.log_format, settings.log_level)
     return settings
+
+
+def mqtt_password_of(settings: ServiceSettings) -> str | None:
+    """The broker password from ALERTSIM_MQTT_PASSWORD or the password file (its first
+    line); InputError when both are set or the file is empty or unreadable. Never echoed."""
+    path = settings.mqtt_password_file
+    if path is None:
+        password = settings.mqtt_password
+        return None if password is None else password.get_secret_value()
+    if settings.mqtt_password is not None:
+        raise InputError(source=_SOURCE, problems=[
+            "give the broker password once: ALERTSIM_MQTT_PASSWORD or a password file"])
+    try:
+        lines = path.read_text("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(source=str(path), problems=[f"cannot read: {exc}"]) from exc
+    if not lines or not lines[0]:
+        raise InputError(source=str(path), problems=["no password on the first line"])
+    return lines[0]
 
 
 def broker_url_of(settings: ServiceSettings) -> str:

@@ -34,6 +34,7 @@ from paho.mqtt.packettypes import PacketTypes
 
 from alertsim.domain.publication import Publication
 from alertsim.errors import BrokerError
+from alertsim.mqtt.errors import broker_error
 from alertsim.mqtt.paho_compat import PatchedClient, enable_manual_ack, force_close
 from alertsim.mqtt.protocol import VERSIONS, Protocol, new_properties, properties_of
 from alertsim.mqtt.url import client_auth, parse_broker_url
@@ -186,8 +187,8 @@ async def _connected(settings: MqttSettings) -> AsyncIterator[aiomqtt.Client]:
         # aiomqtt calls made inside the block (subscribe, message iteration) fail with
         # aiomqtt's errors; callers never see them. OSError is not caught: inside the
         # block it may be the caller's own.
-        raise BrokerError(f"MQTT broker {_redacted(settings.url)} "
-                          f"({settings.client_id}): {exc}") from exc
+        raise broker_error(f"MQTT broker {_redacted(settings.url)} "
+                           f"({settings.client_id})", exc) from exc
     finally:
         await _close(client)
 

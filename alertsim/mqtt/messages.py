@@ -3,6 +3,8 @@
 Every wait (PUBACK, SUBACK) is bounded here with `asyncio.timeout`, aiomqtt being asked to
 wait without one (see `client` for why); aiomqtt and socket errors, the timeouts included,
 become `alertsim.errors.BrokerError`. MQTT 5 properties go out only under "5" (`protocol`).
+A publish the broker refuses in its PUBACK raises `PublishRefused`, and a connection taken
+over by another with the same client id `SessionTakenOver` (`alertsim.mqtt.errors`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import aiomqtt
 
 from alertsim.domain.publication import Publication
 from alertsim.errors import BrokerError
-from alertsim.mqtt.paho_compat import ack
+from alertsim.mqtt.errors import PublishRefused, broker_error, code_of
+from alertsim.mqtt.paho_compat import PubackRefused, ack
 from alertsim.mqtt.protocol import Protocol, properties_of
 
 __all__ = [
@@ -53,7 +56,8 @@ async def publish(client: aiomqtt.Client, message: Publication, *,
 
     `protocol` must be the one the client connected with: MQTT 5 properties are attached
     only under "5". The wait is bounded by `timeout_s` (default: the client's timeout).
-    Errors, including the timeout, become BrokerError.
+    Errors, including the timeout, become BrokerError; a PUBACK with a failure reason
+    code (MQTT 5 only) becomes `PublishRefused`.
     """
     try:
         async with asyncio.timeout(_bound(client, timeout_s)):
@@ -62,13 +66,18 @@ async def publish(client: aiomqtt.Client, message: Publication, *,
                                  properties=properties_of(message, protocol), timeout=math.inf)
     except TimeoutError as exc:
         raise BrokerError(f"publish to {message.topic!r}: no acknowledgement in time") from exc
+    except PubackRefused as exc:
+        code = code_of(exc.rc)
+        raise PublishRefused(message.topic, 0x80 if code is None else code,
+                             str(exc.rc)) from exc
     except (aiomqtt.MqttError, OSError) as exc:
         raise BrokerError(f"publish to {message.topic!r} failed: {exc}") from exc
 
 
 async def subscribe(client: aiomqtt.Client, topic: str | Sequence[tuple[str, int]],
-                    qos: int = 1, *, timeout_s: float | None = None) -> None:
-    """Subscribe to `topic` at `qos`, or to several (filter, qos) pairs in one SUBSCRIBE.
+                    qos: int = 1, *, timeout_s: float | None = None) -> tuple[int, ...]:
+    """Subscribe to `topic` at `qos`, or to several (filter, qos) pairs in one SUBSCRIBE;
+    returns the SUBACK's code per filter (the QoS granted; 0x80 and above: refused).
 
     Waits for the SUBACK, at most `timeout_s` (default: the client's timeout); errors,
     including the timeout, become BrokerError.
@@ -76,11 +85,13 @@ async def subscribe(client: aiomqtt.Client, topic: str | Sequence[tuple[str, int
     filters: str | list[tuple[str, int]] = topic if isinstance(topic, str) else list(topic)
     try:
         async with asyncio.timeout(_bound(client, timeout_s)):
-            await client.subscribe(filters, qos=qos, timeout=math.inf)
+            granted = await client.subscribe(filters, qos=qos, timeout=math.inf)
     except TimeoutError as exc:
         raise BrokerError(f"subscribe to {filters!r}: no SUBACK in time") from exc
     except aiomqtt.MqttError as exc:
         raise BrokerError(f"subscribe to {filters!r} failed: {exc}") from exc
+    codes = (code_of(code) for code in granted)
+    return tuple(0x80 if code is None else code for code in codes)
 
 
 async def incoming(client: aiomqtt.Client) -> AsyncGenerator[tuple[str, bytes], None]:
@@ -100,7 +111,7 @@ async def received(client: aiomqtt.Client) -> AsyncGenerator[Received, None]:
             yield Received(str(message.topic), raw, message.mid, message.qos,
                            tuple((str(k), str(v)) for k, v in found), bool(message.retain))
     except aiomqtt.MqttError as exc:
-        raise BrokerError(f"lost the broker while reading messages: {exc}") from exc
+        raise broker_error("lost the broker while reading messages", exc) from exc
 
 
 def acknowledge(client: aiomqtt.Client, message: Received) -> None:

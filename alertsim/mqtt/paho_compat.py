@@ -18,6 +18,12 @@ What has no public API in aiomqtt 2.5.1, and why alertsim needs it:
 - `enable_manual_ack` / `ack`: the application sends each PUBACK once it has kept the
   message. paho has public calls for both, but aiomqtt does not expose its paho client nor
   take a switch for it (aiomqtt issue #345, PR #346).
+- `PatchedClient._on_publish` / `_pending_call`: a QoS 1 publish the broker refuses (an
+  MQTT 5 PUBACK with a reason code >= 0x80, e.g. 0x87 Not authorized from Mosquitto's
+  acl_file) raises `PubackRefused` from `publish`. aiomqtt 2.5.1 drops the PUBACK's reason
+  code and returns as for a delivered message; it has no public call for it (aiomqtt
+  issue #317). `_on_publish` notes the refusal by message id, and `_pending_call`, the
+  context manager aiomqtt's `publish` waits for the PUBACK in, raises it as it leaves.
 - `force_close`: close the socket without DISCONNECT (the will is then published), at
   once, also while the handshake is still running. Neither library has a public call;
   paho's `_sock_close` also tells aiomqtt, which stops watching the socket and cancels its
@@ -26,22 +32,33 @@ What has no public API in aiomqtt 2.5.1, and why alertsim needs it:
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from collections.abc import Iterator
+from typing import Any, TypeVar
 
 import aiomqtt
 from paho.mqtt import client as paho
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-__all__ = ["PINNED", "PatchedClient", "ack", "enable_manual_ack", "force_close"]
+__all__ = ["PINNED", "PatchedClient", "PubackRefused", "ack", "enable_manual_ack",
+           "force_close"]
 
 # The versions this module was written against: `pip install` of anything else fails
 # tests/unit/test_private_access.py until this module has been checked again.
 PINNED = {"aiomqtt": "2.5.1", "paho-mqtt": "2.2.0"}
+T = TypeVar("T")
+
+
+class PubackRefused(aiomqtt.MqttCodeError):
+    """The broker's PUBACK for this publish carried failure reason code `rc`."""
 
 
 class PatchedClient(aiomqtt.Client):
-    """aiomqtt's client with two races of aiomqtt 2.5 closed (see the module docstring)."""
+    """aiomqtt's client with two races of aiomqtt 2.5 closed and refused PUBACKs raised
+    (see the module docstring)."""
+
+    _refused: dict[int, ReasonCode] | None = None  # message id -> failure reason code
 
     def _on_disconnect(self, client: paho.Client, userdata: Any, flags: paho.DisconnectFlags,
                        reason_code: ReasonCode, properties: Properties | None = None) -> None:
@@ -65,6 +82,24 @@ class PatchedClient(aiomqtt.Client):
                 self._loop.add_writer(sock.fileno(), write)
 
         self._loop.call_soon_threadsafe(register)
+
+    def _on_publish(self, client: paho.Client, userdata: Any, mid: int,
+                    reason_code: ReasonCode, properties: Properties) -> None:
+        if reason_code.is_failure and mid in self._pending_publishes:
+            if self._refused is None:
+                self._refused = {}
+            self._refused[mid] = reason_code
+        super()._on_publish(client, userdata, mid, reason_code, properties)
+
+    @contextlib.contextmanager
+    def _pending_call(self, mid: int, value: T, pending_dict: dict[int, T]) -> Iterator[None]:
+        try:
+            with super()._pending_call(mid, value, pending_dict):
+                yield
+        finally:
+            refused = None if self._refused is None else self._refused.pop(mid, None)
+        if refused is not None and pending_dict is self._pending_publishes:
+            raise PubackRefused(refused, "Publish refused")
 
 
 def enable_manual_ack(client: aiomqtt.Client) -> None:

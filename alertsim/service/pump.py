@@ -18,6 +18,16 @@ together (a burst touches a prefecture again and again), only the last is sent, 
 own place in the order; the earlier ones are marked without being sent (a retained
 topic keeps only the last anyway, and every (re)connect restates every prefecture).
 
+Refused publishes (`Refused`: an MQTT 5 PUBACK with a failure reason code, e.g. an ACL
+denial) are never marked: the row stays unpublished (the outbox depth counts it, the record
+keeps it pending), each refusal is logged (`outbox.publish_refused`, with the reason code)
+and the row is tried again after REFUSED_RETRY_S[attempt] seconds (1, 2, 5, 10, 30, then
+every 60 s while the link is up; a reconnect starts it over). While it waits it holds no
+window slot, so one refused topic never stops the others; it therefore loses its place in
+the order. A refused state that a later state of its place has followed is marked without
+being sent again (the later one holds the truth). MQTT 3.1.1 has no refusal in its PUBACK:
+a broker that denies a 3.1.1 publish drops it silently and it counts as published.
+
 `OutboxGauge` counts rows written and not yet acknowledged, wakes the pump, and tells the
 views (`Written`, `Published` events).
 
@@ -28,13 +38,14 @@ row, next (`serve --publish-window 1`, benchmarks/bench_burst.py).
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import structlog
 
-from alertsim.errors import StoreError
+from alertsim.errors import BrokerError, StoreError
 from alertsim.service.clock import real_now
 from alertsim.service.events import EventStream, Published, Written
 from alertsim.service.observer import Observer
@@ -42,12 +53,39 @@ from alertsim.service.outgoing import publication
 from alertsim.service.ports import Clock, Publisher, Record
 from alertsim.service.records import OutboxMessage, OutboxRow
 
-__all__ = ["PUBLISH_WINDOW", "OutboxGauge", "OutboxPump"]
+__all__ = ["PUBLISH_WINDOW", "REFUSED_RETRY_S", "OutboxGauge", "OutboxPump", "Refused",
+           "retry_delay"]
 
 log = structlog.get_logger("alertsim.service")
 
 PUBLISH_WINDOW = 64  # QoS 1 publishes awaiting their PUBACK at once
 Marked = Callable[[list[OutboxRow], datetime], None]
+# Seconds before a refused row is tried again, by attempt; the last one repeats. Bounded:
+# a denied topic costs one publish a minute, not a busy loop.
+REFUSED_RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+
+
+class Refused(BrokerError):
+    """The broker answered a publish and will not deliver it (`reason_code` >= 0x80)."""
+
+    def __init__(self, text: str, *, reason_code: int, reason: str) -> None:
+        super().__init__(text)
+        self.reason_code = reason_code
+        self.reason = reason
+
+
+def retry_delay(attempt: int) -> float:
+    """Seconds to wait after refusal number `attempt` (0-based) of one row."""
+    return REFUSED_RETRY_S[min(attempt, len(REFUSED_RETRY_S) - 1)]
+
+
+def _report(row: OutboxRow, refusal: Refused, attempt: int) -> float:
+    """Log one refusal of `row`; the seconds until it is tried again."""
+    delay = retry_delay(attempt)
+    log.warning("outbox.publish_refused", message_id=row.message_id, kind=row.kind,
+                topic=row.topic, reason_code=f"0x{refusal.reason_code:02X}",
+                reason=refusal.reason, attempt=attempt + 1, retry_in_s=delay)
+    return delay
 
 
 @dataclass
@@ -71,6 +109,8 @@ class OutboxPump:
     changed: asyncio.Event
     on_marked: Marked  # called with each batch once it is marked
     window: int = PUBLISH_WINDOW
+    # Highest seq of a state sent per topic: a refused state older than it is superseded.
+    _latest_state: dict[str, int] = field(default_factory=dict, init=False, repr=False)
 
     async def run(self, publisher: Publisher) -> None:
         """Publish every unpublished row, forever; the first BrokerError ends it."""
@@ -100,17 +140,33 @@ class OutboxPump:
                 if row.kind == "state" and latest_state[row.topic] != row.seq:
                     acked.add(row)  # superseded: a later state of the place follows
                     continue
+                if row.kind == "state":
+                    self._latest_state[row.topic] = row.seq
                 await slots.acquire()
                 group.create_task(self._publish(publisher, row, slots, acked))
             await self.changed.wait()
 
     async def _publish(self, publisher: Publisher, row: OutboxRow, slots: asyncio.Semaphore,
                        acked: _Acked) -> None:
-        try:
-            await publisher.publish(publication(row, self.clock))
-        finally:
-            slots.release()
+        """Publish `row` in a slot the caller acquired; refused, again after a delay."""
+        for attempt in itertools.count():
+            try:
+                await publisher.publish(publication(row, self.clock))
+            except Refused as refusal:
+                delay = _report(row, refusal, attempt)
+            else:
+                break
+            finally:
+                slots.release()
+            await asyncio.sleep(delay)
+            if self._superseded(row):
+                break
+            await slots.acquire()
         acked.add(row)
+
+    def _superseded(self, row: OutboxRow) -> bool:
+        """A state of a place whose later state has been sent since."""
+        return row.kind == "state" and self._latest_state.get(row.topic, 0) > row.seq
 
     async def _mark_forever(self, acked: _Acked) -> None:
         while True:
@@ -142,11 +198,22 @@ class OutboxPump:
         while True:
             self.changed.clear()
             for row in await self.store.unpublished():
-                await publisher.publish(publication(row, self.clock))
+                await self._serial_publish(publisher, row)
                 at = real_now()
                 await self.store.mark_all_published([row.message_id], at)
                 self.on_marked([row], at)
             await self.changed.wait()
+
+
+    async def _serial_publish(self, publisher: Publisher, row: OutboxRow) -> None:
+        """Publish `row`; refused, again after a delay, holding the rows behind it back."""
+        for attempt in itertools.count():
+            try:
+                await publisher.publish(publication(row, self.clock))
+            except Refused as refusal:
+                await asyncio.sleep(_report(row, refusal, attempt))
+            else:
+                return
 
 
 class OutboxGauge:

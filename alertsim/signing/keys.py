@@ -1,13 +1,16 @@
 """The signer's key pair, in memory and in PEM files.
 
-The private key file is PKCS#8 (unencrypted, keep it 0600), the public key file
-SubjectPublicKeyInfo. `load_trusted` also accepts a private key file (its public half).
+The private key file is PKCS#8 (unencrypted, so 0600: `load_signing_key` refuses one that
+group or others may read or write), the public key file SubjectPublicKeyInfo.
+`load_trusted` also accepts a private key file (its public half; its mode is not checked:
+only its public half is used).
 """
 
 from __future__ import annotations
 
 import base64
 import os
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,9 +84,24 @@ def _read(path: Path) -> bytes:
                          ) from exc
 
 
+def _check_mode(path: Path) -> None:
+    """InputError when group or others have any access to the private key file `path`."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if os.name == "posix" and mode & 0o077:
+        raise InputError(source=str(path), problems=[
+            f"a private key must be readable by its owner only (mode is {mode:04o}): "
+            f"run `chmod 600 {path}`, and make a new key if others may have copied it"])
+
+
 def load_signing_key(path: Path) -> SigningKey:
-    """The Ed25519 private key in the PEM file `path`; InputError naming the file if not."""
+    """The Ed25519 private key in the PEM file `path` (mode 0600 or stricter); InputError
+    naming the file if not."""
     data = _read(path)
+    _check_mode(path)
+    return _private(path, data)
+
+
+def _private(path: Path, data: bytes) -> SigningKey:
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
@@ -97,7 +115,7 @@ def load_signing_key(path: Path) -> SigningKey:
 def _load_public(path: Path) -> Ed25519PublicKey:
     data = _read(path)
     if b"PRIVATE KEY" in data:
-        return load_signing_key(path).public
+        return _private(path, data).public
     try:
         key = serialization.load_pem_public_key(data)
     except (ValueError, UnsupportedAlgorithm) as exc:

@@ -27,7 +27,9 @@ def test_defaults() -> None:
     assert s.broker_url == "mqtt://127.0.0.1:1883"
     assert s.db == Path("alertsim.db")
     assert (s.policy, s.status, s.mqtt_protocol) == ("prefecture", "exercise", "auto")
-    assert (s.client_id, s.sender) == ("alertsim-service", "alertsim@simulator.invalid")
+    # No client id: `serve` derives one per host and record (bootstrap.default_client_id).
+    assert (s.client_id, s.sender) == (None, "alertsim@simulator.invalid")
+    assert (s.metrics_host, s.mqtt_password_file) == ("127.0.0.1", None)
     assert (s.max_payload_bytes, s.close_after_s) == (65536, 600.0)
     assert (s.log_format, s.log_level) == ("auto", "info")
 

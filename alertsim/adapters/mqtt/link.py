@@ -13,28 +13,38 @@ the service is away are kept) and `{client_id}-out` publishes. On one socket the
 for a flood of incoming receipts held the next alert back by Nagle's algorithm and the
 broker's delayed ACK (~40 ms stalls measured in drills); apart, alerts go out on a socket
 that only publishes.
+
+A publish the broker refuses (MQTT 5 PUBACK reason code >= 0x80) is counted (`on_refused`,
+the `alertsim_publish_refused_total` metric) and raised as `pump.Refused`: the pump keeps
+the row and tries it again (`service.pump`). The input connection also answers pings on
+the service's presence topics, so a second `serve` with the same client id learns that
+this one is alive and refuses to start (`presence`); a connection taken over all the same
+(MQTT 5 DISCONNECT 0x8E) is logged as an error naming the client id.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 
+from alertsim.adapters.mqtt.presence import Presence, pong_of
 from alertsim.domain.cap import CapRenderer
 from alertsim.domain.notices import ServiceStatus
 from alertsim.domain.publication import Publication
 from alertsim.domain.topics import TopicTree
 from alertsim.mqtt.client import Client, MqttSettings, connect
+from alertsim.mqtt.errors import PublishRefused, SessionTakenOver
 from alertsim.mqtt.messages import Received, acknowledge, publish, received, subscribe
 from alertsim.mqtt.protocol import Protocol
 from alertsim.mqtt.reconnect import reconnecting
 from alertsim.mqtt.url import parse_broker_url
 from alertsim.service.outgoing import CapPublisher
 from alertsim.service.ports import Publisher
+from alertsim.service.pump import Refused
 from alertsim.service.service import Service
 from alertsim.signing import SigningKey, needs_signature, sign_publication
 
@@ -46,6 +56,7 @@ STATUS_ONLINE = ServiceStatus(status="online").model_dump_json().encode()
 STATUS_OFFLINE = ServiceStatus(status="offline").model_dump_json().encode()
 MIN_SESSION_EXPIRY_S = 60
 INPUT_BATCH = 500  # inputs handled before their acknowledgements go out
+Answer = Callable[[bytes], Awaitable[None]]
 
 
 @dataclass
@@ -53,28 +64,37 @@ class ClientPublisher:
     """The service's `Publisher` port bound to one connected aiomqtt client.
 
     With a `signer`, every `alert` and `state` message is signed (`signing`): MQTT 5 user
-    properties, or the JSON envelope under 3.1.1.
+    properties, or the JSON envelope under 3.1.1. A refused publish is counted with
+    `on_refused(reason)` and raised as `pump.Refused`.
     """
 
     client: Client
     protocol: Protocol
     signer: SigningKey | None = None
+    on_refused: Callable[[str], None] | None = None
 
     async def publish(self, message: Publication) -> None:
         if self.signer is not None and needs_signature(message):
             message = sign_publication(message, self.signer, self.protocol)
-        await publish(self.client, message, protocol=self.protocol)
+        try:
+            await publish(self.client, message, protocol=self.protocol)
+        except PublishRefused as exc:
+            if self.on_refused is not None:
+                self.on_refused(exc.reason)
+            raise Refused(str(exc), reason_code=exc.reason_code, reason=exc.reason) from exc
 
 
 async def run_link(service: Service, *, url: str, protocol: Protocol, client_id: str,
                    connected: asyncio.Event | None = None, username: str | None = None,
                    password: str | None = None, ca_file: Path | None = None,
-                   signer: SigningKey | None = None, cap: bool = False) -> None:
+                   signer: SigningKey | None = None, cap: bool = False,
+                   on_refused: Callable[[str], None] | None = None) -> None:
     """Connect, subscribe to inputs, pump the outbox; reconnect with jittered backoff.
 
     `username` / `password` (default: those in `url`) and `ca_file` (TLS) are passed to
     both connections. With `signer`, alerts and states are signed (`ClientPublisher`). With
     `cap`, every alert is followed by its CAP 1.2 XML on the cap topic (`CapPublisher`).
+    `on_refused(reason)` is called for each publish the broker refuses (a metric).
 
     `connected` is set while a session is up (subscribed, "online" published) and cleared
     when it ends. Runs until cancelled; cancellation leaves no connection open.
@@ -90,9 +110,14 @@ async def run_link(service: Service, *, url: str, protocol: Protocol, client_id:
                            will=will, username=username, password=password, ca_file=ca_file,
                            max_inflight_messages=in_flight(service.config.publish_window))
 
+    publisher = _Publishing(signer, cap, on_refused)
+
     async def session(up: Callable[[], None]) -> None:
         try:
-            await _session(service, inputs, outputs, up, connected, signer=signer, cap=cap)
+            await _session(service, inputs, outputs, up, connected, publisher)
+        except* SessionTakenOver:
+            _taken_over(client_id)
+            raise
         finally:
             if connected is not None:
                 connected.clear()
@@ -101,15 +126,34 @@ async def run_link(service: Service, *, url: str, protocol: Protocol, client_id:
                        client_id=client_id)
 
 
+def _taken_over(client_id: str) -> None:
+    """Another process connected with this client id: say so loudly, then carry on (a
+    second `serve` is refused at start, `presence`; a client that is not one is not)."""
+    log.error("service.taken_over", client_id=client_id,
+              hint="another client connected with this client id; give each service its "
+                   "own (--client-id or ALERTSIM_CLIENT_ID)")
+
+
+@dataclass(frozen=True)
+class _Publishing:
+    """How the link's `ClientPublisher` publishes (see `run_link`)."""
+
+    signer: SigningKey | None
+    cap: bool
+    on_refused: Callable[[str], None] | None
+
+
 async def _session(service: Service, inputs: MqttSettings, outputs: MqttSettings,
-                   up: Callable[[], None], connected: asyncio.Event | None, *,
-                   signer: SigningKey | None = None, cap: bool = False) -> None:
+                   up: Callable[[], None], connected: asyncio.Event | None,
+                   how: _Publishing) -> None:
     """One broker session: until the broker goes away (BrokerError) or cancellation."""
     tree = service.config.topics
+    presence = Presence.of(tree, inputs.client_id)
     async with connect(outputs) as out_client, connect(inputs) as in_client:
-        publisher = ClientPublisher(out_client, outputs.protocol, signer)
+        publisher = ClientPublisher(out_client, outputs.protocol, how.signer, how.on_refused)
         for topic in (tree.detections, tree.operator, tree.receipts_all):
             await subscribe(in_client, topic)
+        await subscribe(in_client, presence.ping, qos=0)  # never queued while away
         await service.restate()
         # Online only once subscribed: a client that waits for "online" and then
         # sends a detection must find the service listening.
@@ -121,10 +165,11 @@ async def _session(service: Service, inputs: MqttSettings, outputs: MqttSettings
         if connected is not None:
             connected.set()
         async with asyncio.TaskGroup() as group:
-            group.create_task(service.pump(_outgoing(publisher, service, cap=cap)),
+            group.create_task(service.pump(_outgoing(publisher, service, cap=how.cap)),
                               name="outbox-pump")
             inputs_queue: asyncio.Queue[Received] = asyncio.Queue()
-            group.create_task(_read(in_client, inputs_queue), name="input-reader")
+            group.create_task(_read(in_client, inputs_queue, presence.ping,
+                                    pong_of(out_client, presence)), name="input-reader")
             group.create_task(_listen(service, in_client, inputs_queue), name="input-listener")
 
 
@@ -144,10 +189,15 @@ def _outgoing(publisher: Publisher, service: Service, *, cap: bool) -> Publisher
                         config.status)
 
 
-async def _read(client: Client, queue: asyncio.Queue[Received]) -> None:
-    """Queue every incoming message (BrokerError when the broker goes away)."""
+async def _read(client: Client, queue: asyncio.Queue[Received], ping: str,
+                answer: Answer) -> None:
+    """Queue every incoming input, answer pings at once (BrokerError when the broker goes
+    away)."""
     async for message in received(client):
-        queue.put_nowait(message)
+        if message.topic == ping:
+            await answer(message.payload)  # QoS 0: nothing to acknowledge
+        else:
+            queue.put_nowait(message)
 
 
 async def _listen(service: Service, client: Client, queue: asyncio.Queue[Received]) -> None:
