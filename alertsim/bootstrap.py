@@ -22,6 +22,7 @@ import structlog
 
 from alertsim.adapters.mqtt.link import run_link
 from alertsim.adapters.mqtt.presence import service_answers
+from alertsim.adapters.sqlite.integrity import check_record
 from alertsim.adapters.sqlite.store import Store
 from alertsim.data import load_atlas
 from alertsim.errors import InputError
@@ -180,6 +181,7 @@ def run_serve(options: ServeOptions) -> None:
 async def serve(options: ServeOptions) -> None:
     """Run the service until interrupted: refuse a second one on the same client id, then
     resume the record, timers, broker link."""
+    await check_record(options.db)  # a damaged record is refused even with no broker up
     atlas = load_atlas()
     atlas.warm_up()
     config = options.config
@@ -187,7 +189,7 @@ async def serve(options: ServeOptions) -> None:
                                        username=options.username,
                                        password=options.password, ca_file=options.ca_file)
     await _refuse_a_second(options, protocol)  # before the record is even opened
-    async with await Store.open(options.db) as store, \
+    async with await Store.open(options.db, check=False) as store, \
             metrics(options.metrics_port, options.metrics_host) as endpoint:
         service = Service(atlas=atlas, store=store.record, clock=SystemClock(), config=config,
                           observer=None if endpoint is None else endpoint.observer)

@@ -104,6 +104,8 @@ def _service_config(settings: ServiceSettings) -> "ServiceConfig":
 
     return ServiceConfig(status=settings.status, policy=settings.policy,
                          sender=settings.sender, max_payload_bytes=settings.max_payload_bytes,
+                         max_record_bytes=None if settings.max_record_mb is None
+                         else int(settings.max_record_mb * 1_000_000),
                          close_after=timedelta(seconds=settings.close_after_s),
                          confirm_after=timedelta(seconds=settings.confirm_after_s),
                          national_info=settings.national_info,

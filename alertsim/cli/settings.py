@@ -73,6 +73,9 @@ class ServiceSettings(BaseSettings):
     client_id: str | None = Field(default=None, min_length=1, max_length=65535)
     sender: str = Field(default="alertsim@simulator.invalid", min_length=1)
     max_payload_bytes: int = Field(default=65536, gt=0)
+    # A cap on the record's size: past it refusals and receipts stop being written,
+    # alerts never do (docs/record.md). None: no cap.
+    max_record_mb: float | None = Field(default=None, gt=0)
     # Simulated seconds after an event's final outcome before it is closed automatically.
     close_after_s: float = Field(default=600.0, ge=0.0, allow_inf_nan=False)
     # A detection observed longer ago than this (on the service's clock) is refused as stale;

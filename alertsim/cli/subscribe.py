@@ -51,7 +51,7 @@ from alertsim.domain.messages import PrefectureState
 from alertsim.domain.topics import V1, TopicTree
 from alertsim.domain.vocabulary import Status
 from alertsim.errors import InputError
-from alertsim.mqtt.url import redacted
+from alertsim.mqtt.url import parse_broker_url, redacted
 from alertsim.signing import claim, load_memory, save_memory
 
 if TYPE_CHECKING:
@@ -213,8 +213,9 @@ def subscribe_command(
     broker: BrokerOption = None,
     status: StatusOption = None,
     client_id: Annotated[str | None, typer.Option(
-        metavar="ID", help="persistent session id (default: alertsim-sub-CODES-RANDOM, "
-                           "kept in the state file)")] = None,
+        metavar="ID", help="persistent session id (default: ALERTSIM_CLIENT_ID, else the "
+                           "broker user name, else alertsim-sub-CODES-RANDOM kept in the "
+                           "state file)")] = None,
     topic_root: TopicRootOption = None,
     log_level: QuietLogLevelOption = None,
     trust_files: Annotated[list[Path] | None, typer.Option(
@@ -243,6 +244,9 @@ def subscribe_command(
                                     mqtt_ca_file=ca_file)
     url = broker_url_of(settings)
     wanted = sorted(set(codes))
+    # On the generated broker a receiver's client id is its user name (docs/security.md):
+    # the flag, else ALERTSIM_CLIENT_ID (its .env file sets it), else the user name.
+    client_id = client_id or settings.client_id or parse_broker_url(url).username
     path, chosen_id, lock = claim_state_file(state_file, client_id, wanted)
     trust = None
     if trust_files:

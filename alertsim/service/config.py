@@ -8,6 +8,7 @@ from datetime import timedelta
 from alertsim.domain.admission import Limits
 from alertsim.domain.lifecycle import DEFAULT_CONFIRM_AFTER, FlowRules
 from alertsim.domain.prefectures import Atlas
+from alertsim.domain.refusal import InputGuards
 from alertsim.domain.timeline import Engine
 from alertsim.domain.topics import TopicTree
 from alertsim.domain.vocabulary import (
@@ -35,6 +36,11 @@ class ServiceConfig:
     limits: Limits = field(default_factory=Limits)
     topics: TopicTree = field(default_factory=TopicTree)
     publish_window: int = PUBLISH_WINDOW  # QoS 1 publishes in flight; 1 = the serial pump
+    # What one client may cost: receipts per client, refusal rows (`domain.refusal`)
+    guards: InputGuards = field(default_factory=InputGuards)
+    # Past this size the record takes no more refusal rows or receipts; alerts go on
+    # (`service.budget`). None: no cap.
+    max_record_bytes: int | None = None
 
     @property
     def alert_status(self) -> AlertStatus:

@@ -7,6 +7,7 @@ outbox of every message it will publish, written before it is sent.
     Change         what one input (or tick) changed, written in one transaction
     DetectionRow   an accepted detection as it arrived and as it was parsed
     PendingInput   a recorded input not yet acted on (redone at start-up)
+    RefusalCount   refusals from one client counted, not kept one row each
 
 A row carries everything publishing needs (kind, msgType, expiry) so the publisher never
 parses a payload back.
@@ -33,6 +34,7 @@ __all__ = [
     "OutboxRow",
     "PendingInput",
     "ProcessedInput",
+    "RefusalCount",
 ]
 
 OutboxKind = Literal["alert", "state", "error"]
@@ -134,3 +136,14 @@ class PendingInput:
     raw: bytes
     source: str
     received_at: datetime
+
+
+@dataclass(frozen=True)
+class RefusalCount:
+    """`count` refusals totalling `bytes` from one client (its topic), the last at `at`,
+    added to that client's counter instead of a row each (`domain.refusal`)."""
+
+    source: str
+    count: int
+    bytes: int
+    at: datetime

@@ -1,7 +1,10 @@
 """The alert service: inputs in, lifecycle transitions, everything out through the outbox.
 
     detections / operator actions / receipts (bytes)
-        -> validate (size, JSON, schema)     bad: rejected row + message on errors topic
+        -> guard (receipts: rate per client) over it: refused as "rate"
+        -> validate (size, JSON, schema)     bad: refused (`boundary`): an excerpt row and
+                                             an errors-topic message, or past the client's
+                                             refusal rate only its counter
         -> admit (duplicate, stale, closed, old or conflicting: refused with a reason)
         -> record the input                  durable before the broker is acknowledged
         -> decide, transition (pure core, one input at a time under a lock)
@@ -23,12 +26,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
-from typing import TypeVar
 
 import structlog
-from pydantic import BaseModel, ValidationError
 
 from alertsim.domain.admission import Admission, Refused, admit_action, admit_detection
 from alertsim.domain.detection import Detection
@@ -39,7 +41,8 @@ from alertsim.domain.prefectures import Atlas
 from alertsim.domain.vocabulary import (
     PREFECTURE_CODES,
 )
-from alertsim.errors import describe_validation_error
+from alertsim.service.boundary import Boundary, GuardedRecord
+from alertsim.service.budget import RecordBudget
 from alertsim.service.clock import real_now
 from alertsim.service.config import ServiceConfig
 from alertsim.service.events import (
@@ -49,9 +52,9 @@ from alertsim.service.events import (
     ReceiptSeen,
     Received,
 )
-from alertsim.service.observer import NullObserver, Observer, input_kind
-from alertsim.service.outgoing import error_message, outbox_of, state_message
-from alertsim.service.ports import Clock, Publisher, Record
+from alertsim.service.observer import NullObserver, Observer
+from alertsim.service.outgoing import outbox_of, state_message
+from alertsim.service.ports import Clock, Publisher
 from alertsim.service.pump import OutboxGauge, OutboxPump
 from alertsim.service.records import (
     Change,
@@ -63,11 +66,10 @@ from alertsim.service.records import (
 __all__ = ["Service"]
 
 log = structlog.get_logger("alertsim.service")
-InputModel = TypeVar("InputModel", bound=BaseModel)
 
 
 class Service:
-    def __init__(self, *, atlas: Atlas, store: Record, config: ServiceConfig,
+    def __init__(self, *, atlas: Atlas, store: GuardedRecord, config: ServiceConfig,
                  clock: Clock, observer: Observer | None = None) -> None:
         self.store = store
         self.config = config
@@ -81,6 +83,8 @@ class Service:
         # What happened, pushed to the views (dashboard, drill progress and settle)
         self.events = EventStream()
         self.outbox = OutboxGauge(self.observer, self.events)
+        self.budget = RecordBudget(store, config.max_record_bytes)
+        self.boundary = Boundary(store, config, self.outbox, self.budget)
 
     # -- start-up --------------------------------------------------------------------
 
@@ -113,7 +117,7 @@ class Service:
 
         `source` (the topic it came from) defaults to the tree's detections topic."""
         source = source or self.config.topics.detections
-        detection = await self._parse(Detection, raw, source)
+        detection = await self.boundary.parse(Detection, raw, source)
         if detection is None:
             return False
         async with self._lock:
@@ -168,7 +172,7 @@ class Service:
     async def accept_operator(self, raw: bytes, *, source: str | None = None) -> bool:
         """Validate, admit, record and apply one operator action. False when rejected."""
         source = source or self.config.topics.operator
-        command = await self._parse(OperatorAction, raw, source)
+        command = await self.boundary.parse(OperatorAction, raw, source)
         if command is None:
             return False
         async with self._lock:
@@ -188,13 +192,15 @@ class Service:
     async def batch(self) -> AsyncIterator[None]:
         """Inputs handled inside write the states they touch once, at the end (a burst
         touches a place again and again; only its last state matters). Alerts go out as
-        each input is acted on; states lost to a stop inside are restated on connect."""
+        each input is acted on; states lost to a stop inside are restated on connect.
+        Refusals counted inside are written once too (`Boundary.gathered`)."""
         if self._deferred is not None:
             yield
             return
         self._deferred = set()
         try:
-            yield
+            async with self.boundary.gathered():
+                yield
             async with self._lock:  # held by every writer of `_deferred` (`_apply`)
                 rows = [self._state(code) for code in sorted(self._deferred)]
                 await self.store.enqueue(rows)
@@ -213,46 +219,39 @@ class Service:
         return await self.accept_receipts([(raw, source)]) == 1
 
     async def accept_receipts(self, messages: Sequence[tuple[bytes, str]]) -> int:
-        """Parse (payload, topic) receipts and record the valid ones in one transaction;
-        the others are rejected one by one. Returns how many were recorded."""
-        receipts = [r for raw, source in messages
-                    if (r := await self._parse(Receipt, raw, source)) is not None]
-        await self.record_receipts([ReceiptSeen(r.client_id, r.identifier, r.received_at)
-                                    for r in receipts])
-        return len(receipts)
+        """Check (payload, topic) receipts (client rate, size, schema) and record the valid
+        ones in one transaction; the others are refused one by one (their counters written
+        once). Returns how many were recorded."""
+        receipts: list[Receipt] = []
+        async with self.boundary.gathered():
+            for raw, source in messages:
+                if (await self.boundary.receipt_allowed(raw, source)
+                        and (r := await self.boundary.parse(Receipt, raw, source))
+                        is not None):
+                    receipts.append(r)
+        return await self._record_receipts(
+            [ReceiptSeen(r.client_id, r.identifier, r.received_at) for r in receipts])
 
     async def record_receipts(self, receipts: Sequence[ReceiptSeen]) -> None:
-        """Record receipts already parsed (the one way in for every kind of receiver)."""
-        if not receipts:
-            return
+        """Record receipts already parsed (the one way in for every kind of receiver);
+        none past the record's size cap (`budget`)."""
+        await self._record_receipts(receipts)
+
+    async def _record_receipts(self, receipts: Sequence[ReceiptSeen]) -> int:
+        if not receipts or not await self.budget.allows("receipt", time.monotonic(),
+                                                        len(receipts)):
+            return 0
         now = real_now()
         await self.store.record_receipts([(r.client_id, r.message_id, r.received_at, now)
                                           for r in receipts])
         self.observer.receipts(len(receipts))
         self.events.emit(Received(tuple(receipts)))
-
-    async def _parse(self, model: type[InputModel], raw: bytes, source: str) -> InputModel | None:
-        """The payload as `model`, or None once it has been rejected (size, JSON, schema)."""
-        if len(raw) > self.config.max_payload_bytes:
-            await self.reject(raw, f"payload too large: {len(raw)} bytes, the limit is "
-                                   f"{self.config.max_payload_bytes}", source)
-            return None
-        try:
-            return model.model_validate_json(raw)
-        except ValidationError as exc:
-            await self.reject(raw, "; ".join(describe_validation_error(exc)), source)
-            return None
+        return len(receipts)
 
     async def reject(self, raw: bytes, reason: str, source: str) -> None:
-        """Keep the bad input and tell the errors topic why; the service carries on."""
-        now = real_now()
-        await self.store.record_rejected(raw=raw, reason=reason, source=source,
-                                         received_at=now)
-        row = error_message(raw, reason, source, self.config.topics, now)
-        await self.store.enqueue([row])
-        self.outbox.written([row])
-        self.observer.rejected(input_kind(self.config.topics, source))
-        log.warning("input.rejected", source=source, reason=reason, size=len(raw))
+        """Refuse an input: recorded at a bounded cost and told on the errors topic while
+        its client is within its refusal rate (`boundary.Boundary.refuse`)."""
+        await self.boundary.refuse(raw, reason, source)
 
     # -- time ------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from alertsim.bootstrap import ServeOptions, serve
-from alertsim.brokers.broker_config import ROLES, acl_text, password_line
+from alertsim.brokers.broker_config import ROLES, acl_text, password_line, users
 from alertsim.brokers.brokers import free_port, ready_lines
 from alertsim.brokers.output import OutputLog, tail
 from alertsim.cli import main
@@ -53,6 +53,7 @@ class Broker:
     directory: Path
     port: int
     credentials: dict[str, object]
+    service_port: int = 0
 
     def url(self, user: str) -> str:
         users = self.credentials["users"]
@@ -80,18 +81,28 @@ def _start_mosquitto(conf: Path, port: int, out: Path) -> tuple[subprocess.Popen
     return process, OutputLog(process.stdout, out, ready_lines(port), name=f"mosquitto-{port}")
 
 
-@asynccontextmanager
-async def _broker(directory: Path, *flags: str) -> AsyncIterator[Broker]:
-    port = free_port()
-    assert main(["broker-config", "--out", str(directory), "--port", str(port), *flags]) == 0
+def _write_generated(directory: Path, *flags: str) -> tuple[int, int]:
+    """`broker-config --out directory` on two free ports; (clients' port, services' port)."""
+    port, service_port = free_port(), free_port()
+    while service_port == port:
+        service_port = free_port()
+    assert main(["broker-config", "--out", str(directory), "--port", str(port),
+                 "--service-port", str(service_port), *flags]) == 0
     conf = directory / "mosquitto.conf"
     if os.geteuid() == 0:  # else Mosquitto drops to user `mosquitto`: no access to 0600 files
         conf.write_text(conf.read_text(encoding="utf-8") + "user root\n", encoding="utf-8")
-    process, output = _start_mosquitto(conf, port, directory / "mosquitto.out")
+    return port, service_port
+
+
+@asynccontextmanager
+async def _broker(directory: Path, *flags: str) -> AsyncIterator[Broker]:
+    port, service_port = _write_generated(directory, *flags)
+    process, output = _start_mosquitto(directory / "mosquitto.conf", port,
+                                       directory / "mosquitto.out")
     try:
         assert await asyncio.to_thread(output.wait, 10.0), tail(directory / "mosquitto.out")
         credentials = json.loads((directory / "credentials.json").read_text())
-        yield Broker(directory, port, credentials)
+        yield Broker(directory, port, credentials, service_port)
     finally:
         process.kill()
         process.wait()
@@ -134,12 +145,21 @@ async def _send(client: Client, topic: str, payload: bytes) -> None:
     await publish(client, Publication(topic, payload, qos=1))
 
 
+async def _send_forbidden(client: Client, topic: str) -> None:
+    """Publish b"forbidden"; the broker may say so in its PUBACK (MQTT 5) or drop it."""
+    try:
+        await _send(client, topic, b"forbidden")
+    except BrokerError as exc:  # PublishRefused: an MQTT 5 "not authorized" PUBACK
+        if "refused" not in str(exc):
+            raise
+
+
 async def _check_denied(broker: Broker, user: str, forbidden: list[str],
                         allowed: str, client_id: str = "c1") -> list[tuple[str, bytes]]:
     """Publish each forbidden topic, then `allowed`; the observer sees only `allowed`."""
     async with _observer(broker) as seen, connect(broker.settings(user, client_id)) as client:
         for topic in forbidden:
-            await _send(client, topic, b"forbidden")
+            await _send_forbidden(client, topic)
         await _send(client, allowed, b"control")
         await eventually(lambda: (allowed, b"control") in seen, what=f"{user}'s control")
         assert [t for t, p in seen if p == b"forbidden"] == []
@@ -159,25 +179,33 @@ def test_password_line_matches_mosquitto_format() -> None:
         password_line("a:b", "pw", salt)
 
 
-def test_acl_has_every_role_and_the_receipt_pattern() -> None:
-    """The ACL has a block per role and lets clients write only their own receipt topic."""
-    text = acl_text("x/y")
-    for user in ROLES:
+def test_acl_has_every_user_and_the_receipt_pattern() -> None:
+    """The ACL has a block per user and lets users write only their own receipt topic."""
+    text = acl_text("x/y", users(3))
+    for user in [*ROLES, "receiver-exercise-3", "receiver-test-2"]:
         assert f"user {user}\n" in text
-    assert "pattern write x/y/receipts/%c" in text
+    assert "user receiver-test-2\ntopic read x/y/test/alerts/#\n" in text
+    receipts = [line for line in text.splitlines() if "/receipts/" in line]
+    assert "topic write x/y/receipts/receiver-exercise-3" in receipts
+    assert len(receipts) == 2 * 3 + 2  # each receiver its own; services read receipts/+
+    assert "%c" not in text  # a client id is not an identity on the services listener
     assert "topic write x/y/test/alerts/#" not in text.split("user service-test")[0]
 
 
 async def test_files_written_with_private_modes(broker: Broker) -> None:
     """credentials.json, passwd and keys are 0600; the config uses absolute paths only."""
-    for name in ("credentials.json", "passwd", "acl"):
+    for name in ("credentials.json", "passwd", "passwd-services", "acl", "sensor.env"):
         assert stat.S_IMODE((broker.directory / name).stat().st_mode) == 0o600
     conf = (broker.directory / "mosquitto.conf").read_text()
     assert "allow_anonymous false" in conf
     for line in conf.splitlines():
         if line.split(" ")[0] in ("password_file", "acl_file", "persistence_location"):
             assert Path(line.split(" ", 1)[1]).is_absolute(), line
-    assert set(broker.credentials["users"]) == set(ROLES)  # type: ignore[arg-type]
+    assert set(broker.credentials["users"]) == set(users())  # type: ignore[arg-type]
+    assert conf.count("use_username_as_clientid true") == 1
+    for needed in ("autosave_on_changes false", "autosave_interval 1",
+                   "message_size_limit 65536"):
+        assert needed in conf.splitlines(), needed
 
 
 async def test_anonymous_refused(broker: Broker) -> None:
@@ -202,11 +230,13 @@ async def test_wrong_password_refused(broker: Broker) -> None:
 
 async def test_receiver_cannot_publish_alerts_state_detections_or_others_receipts(
         broker: Broker) -> None:
-    """A receiver's alert, state, detection and another's receipt never arrive; its own does."""
+    """A receiver's alert, state, detection and another's receipt (even one named after the
+    client id it asked for) never arrive; its own user's receipt does."""
     await _check_denied(broker, "receiver-exercise", [
         f"{ROOT}/exercise/alerts/13", f"{ROOT}/exercise/state/13", f"{ROOT}/detections",
-        f"{ROOT}/receipts/someone-else", f"{ROOT}/operator", f"{ROOT}/service/status",
-    ], allowed=f"{ROOT}/receipts/phone-1", client_id="phone-1")
+        f"{ROOT}/receipts/someone-else", f"{ROOT}/receipts/phone-1", f"{ROOT}/operator",
+        f"{ROOT}/service/status",
+    ], allowed=f"{ROOT}/receipts/receiver-exercise", client_id="phone-1")
 
 
 async def test_sensor_cannot_publish_alerts_or_operator_actions(broker: Broker) -> None:
@@ -303,7 +333,7 @@ async def test_serve_with_credentials_in_options_over_tls(tls_broker: Broker,
     users = tls_broker.credentials["users"]
     assert isinstance(users, dict)
     options = ServeOptions(config=ServiceConfig(status="exercise"), db=tmp_path / "s.db",
-                           broker_url=f"mqtts://127.0.0.1:{tls_broker.port}",
+                           broker_url=f"mqtts://127.0.0.1:{tls_broker.service_port}",
                            client_id="svc", username="service-exercise",
                            password=users["service-exercise"]["password"],
                            ca_file=tls_broker.ca_file)
@@ -342,3 +372,40 @@ async def test_detect_takes_credentials_from_the_environment(
         assert code == 0
         await eventually(lambda: any(t == f"{ROOT}/detections" for t, _ in seen),
                          what="the detection at the monitor")
+
+
+def _env_file(path: Path) -> dict[str, str]:
+    """The NAME=value lines of a generated env file."""
+    return dict(line.split("=", 1) for line in path.read_text("utf-8").splitlines())
+
+
+async def test_env_file_alone_connects_with_real_paths(
+        tls_broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """sensor.env names the real CA file and the sensor's listener: `detect` with nothing
+    but its settings in the environment delivers a detection."""
+    env = _env_file(tls_broker.directory / "sensor.env")
+    assert env["ALERTSIM_MQTT_CA_FILE"] == str(tls_broker.directory / "ca.crt")
+    assert (tls_broker.directory / "ca.crt").read_bytes().startswith(b"-----BEGIN")
+    assert env["ALERTSIM_BROKER_URL"] == f"mqtts://127.0.0.1:{tls_broker.port}"
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    path = tmp_path / "d.json"
+    detection = make_detection((40.6, 126.4), (34.33, 178.57), 30, 100, event_id="env-file")
+    path.write_text(detection.model_dump_json(), "utf-8")
+    async with _observer(tls_broker) as seen:
+        assert await asyncio.to_thread(main, ["detect", str(path)]) == 0
+        await eventually(lambda: any(t == f"{ROOT}/detections" for t, _ in seen),
+                         what="the detection at the monitor")
+
+
+async def test_each_listener_knows_only_its_users(broker: Broker) -> None:
+    """A receiver's password is refused on the services listener and a service's on the
+    clients listener: only services and drills may choose their client ids."""
+    receiver = broker.url("receiver-exercise").replace(f":{broker.port}",
+                                                       f":{broker.service_port}")
+    service = broker.url("service-exercise").replace(f":{broker.service_port}",
+                                                     f":{broker.port}")
+    for url in (receiver, service):
+        with pytest.raises(BrokerError, match=r"[Nn]ot authori"):
+            async with connect(MqttSettings(url=url, client_id="x", timeout_s=5.0)):
+                pass

@@ -198,7 +198,8 @@ async def test_acl_lets_services_write_and_receivers_read_their_cap_topics(
         ], allowed="alertsim/v1/exercise/cap/13", client_id="svc-x")
         await _check_denied(broker, "receiver-exercise", [
             "alertsim/v1/exercise/cap/13",
-        ], allowed="alertsim/v1/receipts/phone-9", client_id="phone-9")
+        ], allowed="alertsim/v1/receipts/receiver-exercise",
+                             client_id="receiver-exercise")
         await _receiver_reads_cap(broker)
 
 

@@ -5,6 +5,10 @@
        the never-written 'status' kind is gone
     3  inputs are recorded before they are acted on: detections get processed_at (NULL =
        recorded, not yet decided; redone at start-up), operator actions get a table
+    4  refused inputs cost a bounded amount: `rejected.raw` keeps the first 256 bytes
+       (`domain.refusal.EXCERPT_BYTES`) and `size` the input's length (rows written before
+       are cut the same way, freeing their pages for reuse); `refusal_counts` counts, per
+       client (topic), the refusals past its rate that got no row of their own
 
 Append new scripts; never edit one that has shipped. Each runs in its own transaction.
 """
@@ -135,6 +139,18 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX operator_actions_unprocessed ON operator_actions (id)
         WHERE processed_at IS NULL;
+    """,
+    """
+    ALTER TABLE rejected ADD COLUMN size INTEGER;
+    UPDATE rejected SET size = length(raw);
+    UPDATE rejected SET raw = substr(raw, 1, 256) WHERE length(raw) > 256;
+    CREATE TABLE refusal_counts (
+        source   TEXT    PRIMARY KEY,
+        count    INTEGER NOT NULL CHECK (count >= 0),
+        bytes    INTEGER NOT NULL CHECK (bytes >= 0),
+        first_at TEXT    NOT NULL,
+        last_at  TEXT    NOT NULL
+    );
     """,
 )
 

@@ -1,6 +1,7 @@
 """`ServiceRecord`: exactly what the service writes and reads (the `Record` port).
 
-Inputs are recorded before they are acted on (detections, operator actions, refusals);
+Inputs are recorded before they are acted on (detections, operator actions, refusals: an
+excerpt and the size, or past a client's rate only its counter);
 what one input changed is committed whole (`commit`); the outbox is read back in `seq`
 order and marked published on the broker's acknowledgement; receipts are kept, duplicates
 included.
@@ -14,9 +15,12 @@ from datetime import datetime
 from alertsim.adapters.sqlite.database import Database
 from alertsim.adapters.sqlite.rows import detection_row, event_row, outbox_row, text, time
 from alertsim.adapters.sqlite.writes import (
+    COUNT_REFUSALS,
     INSERT_RECEIPT,
+    REJECT,
     change_statements,
     mark_all,
+    rejected_params,
     write_all,
 )
 from alertsim.errors import StoreError
@@ -27,6 +31,7 @@ from alertsim.service.records import (
     OutboxMessage,
     OutboxRow,
     PendingInput,
+    RefusalCount,
 )
 
 __all__ = ["ServiceRecord"]
@@ -77,11 +82,26 @@ class ServiceRecord:
 
     async def record_rejected(self, *, raw: bytes, reason: str, source: str,
                               received_at: datetime) -> int:
-        """Record an input refused at the boundary; returns its row id."""
-        return await self._db.insert(
-            "recording a rejected input",
-            "INSERT INTO rejected (source, received_at, reason, raw) VALUES (?, ?, ?, ?)",
-            (source, text(received_at), reason, raw))
+        """Record an input refused at the boundary (an excerpt of it, its size and a bounded
+        reason, never the whole payload: `domain.refusal`); returns its row id."""
+        return await self._db.insert("recording a rejected input", REJECT,
+                                     rejected_params(source, received_at, reason, raw))
+
+    async def count_refusals(self, counts: Sequence[RefusalCount]) -> None:
+        """Add refusals to their clients' counters (one row per client, updated in place)."""
+        if not counts:
+            return
+        params: list[tuple[object, ...]] = [
+            (c.source, c.count, c.bytes, text(c.at), text(c.at)) for c in counts]
+        async with self._db.transaction("counting refusals") as db:
+            await db.executemany(COUNT_REFUSALS, params)
+
+    async def size_bytes(self) -> int:
+        """The record's size as SQLite counts it: pages times page size (the WAL's pages
+        not yet checkpointed included, free pages too)."""
+        rows = await self._db.select(
+            "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()")
+        return int(next(iter(rows))[0])
 
     async def record_receipt(self, *, client_id: str, message_id: str, received_at: datetime,
                              recorded_at: datetime) -> None:

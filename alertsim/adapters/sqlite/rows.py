@@ -15,20 +15,34 @@ from datetime import datetime
 from alertsim.errors import StoreError
 from alertsim.service.records import DetectionRow, EventRow, OutboxRow
 
-__all__ = ["DecisionRow", "DrillRow", "ReceiptRow", "RejectedRow", "decision_row",
-           "detection_row", "drill_row", "event_row", "mapped", "opt_text", "opt_time",
-           "outbox_row", "receipt_row", "rejected_row", "text", "time"]
+__all__ = ["DecisionRow", "DrillRow", "ReceiptRow", "RefusalCountRow", "RejectedRow",
+           "decision_row", "detection_row", "drill_row", "event_row", "mapped", "opt_text",
+           "opt_time", "outbox_row", "receipt_row", "refusal_count_row", "rejected_row",
+           "text", "time"]
 
 
 @dataclass(frozen=True)
 class RejectedRow:
-    """An input refused at the boundary."""
+    """An input refused at the boundary: `raw` holds its first bytes (at most
+    `domain.refusal.EXCERPT_BYTES`), `size` its whole length."""
 
     id: int
     source: str
     received_at: datetime
     reason: str
     raw: bytes
+    size: int
+
+
+@dataclass(frozen=True)
+class RefusalCountRow:
+    """Refusals from one client (topic; `*` = past the overall rate) counted, not kept."""
+
+    source: str
+    count: int
+    bytes: int
+    first_at: datetime
+    last_at: datetime
 
 
 @dataclass(frozen=True)
@@ -115,7 +129,12 @@ def detection_row(r: sqlite3.Row) -> DetectionRow:
 
 def rejected_row(r: sqlite3.Row) -> RejectedRow:
     return RejectedRow(id=r["id"], source=r["source"], received_at=time(r["received_at"]),
-                       reason=r["reason"], raw=bytes(r["raw"]))
+                       reason=r["reason"], raw=bytes(r["raw"]), size=r["size"])
+
+
+def refusal_count_row(r: sqlite3.Row) -> RefusalCountRow:
+    return RefusalCountRow(source=r["source"], count=r["count"], bytes=r["bytes"],
+                           first_at=time(r["first_at"]), last_at=time(r["last_at"]))
 
 
 def decision_row(r: sqlite3.Row) -> DecisionRow:

@@ -5,7 +5,9 @@ Tables (schema version = `PRAGMA user_version` = number of MIGRATIONS applied):
     detections        every accepted detection: raw bytes, parsed JSON, event id and
                       sequence; `processed_at` NULL until it has been acted on
     operator_actions  cancel/close commands, recorded before they are acted on
-    rejected          inputs refused at the boundary, raw bytes and the reason
+    rejected          inputs refused at the boundary: the first 256 bytes, the size and
+                      the reason (never a whole payload)
+    refusal_counts    per client (topic), refusals past its rate counted, not kept
     decisions         each decision taken for an event sequence, as JSON
     outbox            everything the service publishes, in `seq` order; `published_at` set
                       on PUBACK, rows still NULL there are re-published after a restart
@@ -22,7 +24,8 @@ what each serves:
 
 Datetimes are ISO 8601 text with their UTC offset (naive datetimes are refused with
 ValueError), JSON payloads TEXT, raw inputs and MQTT payloads BLOB. sqlite3 errors leave
-this package as `StoreError`.
+this package as `StoreError`; a record that fails the integrity check at open as its leaf
+`RecordDamaged` (`integrity`).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import aiosqlite
 
 from alertsim.adapters.sqlite.database import Database
 from alertsim.adapters.sqlite.drills import DrillRegistry
+from alertsim.adapters.sqlite.integrity import check_integrity
 from alertsim.adapters.sqlite.migrations import MIGRATIONS, prepare
 from alertsim.adapters.sqlite.record import ServiceRecord
 from alertsim.adapters.sqlite.rows import mapped
@@ -66,9 +70,12 @@ class Store:
         return self.database.path
 
     @classmethod
-    async def open(cls, path: str | os.PathLike[str], *,
-                   migrations: Sequence[str] = MIGRATIONS) -> Store:
-        """Open (creating if needed) and migrate the database at `path`."""
+    async def open(cls, path: str | os.PathLike[str], *, migrations: Sequence[str] = MIGRATIONS,
+                   check: bool = True) -> Store:
+        """Open (creating if needed), check and migrate the database at `path`.
+
+        With `check` (the default) SQLite's integrity check runs first, and a damaged
+        record is refused with RecordDamaged before anything is written to it."""
         where = os.fspath(path)
         with mapped(f"opening {where}"):
             # When aiosqlite.connect fails it stops its worker thread without awaiting it,
@@ -77,6 +84,8 @@ class Store:
             await asyncio.to_thread(_probe, where)
             db = await aiosqlite.connect(where, isolation_level=None)
         try:
+            if check:
+                await check_integrity(db, where)
             await prepare(db, where, migrations)
         except BaseException:
             await db.close()

@@ -15,12 +15,14 @@ from alertsim.adapters.sqlite.database import Database, Params
 from alertsim.adapters.sqlite.rows import (
     DecisionRow,
     ReceiptRow,
+    RefusalCountRow,
     RejectedRow,
     decision_row,
     detection_row,
     event_row,
     outbox_row,
     receipt_row,
+    refusal_count_row,
     rejected_row,
 )
 from alertsim.errors import LiveReadError
@@ -62,6 +64,11 @@ class RecordViews:
         """Rejected inputs (and withheld messages) in arrival order."""
         rows = await self._select("SELECT * FROM rejected ORDER BY id")
         return [rejected_row(r) for r in rows]
+
+    async def refusal_counts(self) -> list[RefusalCountRow]:
+        """Refusals counted per client instead of kept one row each, by client."""
+        rows = await self._select("SELECT * FROM refusal_counts ORDER BY source")
+        return [refusal_count_row(r) for r in rows]
 
     async def decisions(self, event_id: str) -> list[DecisionRow]:
         """Decisions of one event in the order they were taken."""

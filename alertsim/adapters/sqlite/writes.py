@@ -12,14 +12,17 @@ A statement with nothing to write is left out: each one is a hop to aiosqlite's 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 import aiosqlite
 
 from alertsim.adapters.sqlite.rows import opt_text, text
+from alertsim.domain.refusal import bounded, excerpt
 from alertsim.errors import StoreError
 from alertsim.service.records import Change, OutboxMessage
 
-__all__ = ["INSERT_RECEIPT", "Statement", "change_statements", "mark_all", "write_all"]
+__all__ = ["COUNT_REFUSALS", "INSERT_RECEIPT", "REJECT", "Statement", "change_statements",
+           "mark_all", "rejected_params", "write_all"]
 
 Statement = tuple[str, list[tuple[object, ...]]]
 
@@ -35,7 +38,19 @@ _SAVE_EVENT = ("INSERT INTO events (event_id, state_json, closed, updated_at) VA
                " closed = excluded.closed, updated_at = excluded.updated_at")
 _DECIDE = ("INSERT INTO decisions (event_id, sequence, decided_at, decision_json)"
            " VALUES (?, ?, ?, ?)")
-_REJECT = "INSERT INTO rejected (source, received_at, reason, raw) VALUES (?, ?, ?, ?)"
+# Refusals keep an excerpt and the size, never a whole payload (`domain.refusal`).
+REJECT = ("INSERT INTO rejected (source, received_at, reason, raw, size)"
+          " VALUES (?, ?, ?, ?, ?)")
+COUNT_REFUSALS = ("INSERT INTO refusal_counts (source, count, bytes, first_at, last_at)"
+                  " VALUES (?, ?, ?, ?, ?) ON CONFLICT (source) DO UPDATE SET"
+                  " count = count + excluded.count, bytes = bytes + excluded.bytes,"
+                  " last_at = excluded.last_at")
+
+
+def rejected_params(source: str, received_at: datetime, reason: str,
+                    raw: bytes) -> tuple[object, ...]:
+    """An INSERT's parameters for a refused input: a bounded excerpt, reason and the size."""
+    return (source, text(received_at), bounded(reason), excerpt(raw), len(raw))
 
 
 def _outbox_params(m: OutboxMessage) -> tuple[object, ...]:
@@ -53,8 +68,8 @@ def change_statements(change: Change) -> list[Statement]:
         (_DECIDE, [(d.event_id, d.sequence, text(d.decided_at), d.decision_json)
                    for d in change.decisions]),
         (_ENQUEUE, [_outbox_params(m) for m in change.outbox]),
-        (_REJECT, [(source, text(change.processed_at), reason, raw)
-                   for source, reason, raw in change.withheld]),
+        (REJECT, [rejected_params(source, change.processed_at, reason, raw)
+                  for source, reason, raw in change.withheld]),
     ]
     if change.processed is not None:
         kind, row_id = change.processed
