@@ -44,6 +44,7 @@ FLAGS: dict[str, tuple[str, ...]] = {
               "--protocol", "--log-level",
               "--topic-root", "--stale-after", "--signing-key", "--ca-file",
               "--identity-secret-file", "--dashboard", "--port", "--metrics-port",
+              "--metrics-host", "--client-id", "--broker-password-file",
               "--publish-window", "--cap"),
     "detect": ("--broker", "--topic-root"),
     "broker-config": ("--out", "--tls", "--port", "--service-port", "--receivers", "--host",
@@ -57,7 +58,8 @@ FLAGS: dict[str, tuple[str, ...]] = {
     "fleet": ("--receivers", "--broker", "--status", "--topic-root", "--json", "--shards",
               "--duration", "--metrics-port", "--log-level", "--ca-file"),
     "subscribe": ("--prefecture", "--lang", "--broker", "--status", "--client-id",
-                  "--log-level", "--topic-root", "--trust", "--format", "--conformance"),
+                  "--log-level", "--topic-root", "--trust", "--format", "--conformance",
+                  "--state-file", "--accept-v1"),
     "conformance": ("--client-id", "--prefecture", "--broker", "--topic-root", "--json",
                     "--timeout", "--signing-key", "--log-level", "--ca-file"),
 }
@@ -83,7 +85,7 @@ def readme_commands() -> dict[str, set[str]]:
     readme = (ROOT / "README.md").read_text("utf-8")
     section = readme.split("\n## Commands\n", 1)[1].split("\n## ", 1)[0]
     rows = re.finditer(r"^\| `alertsim ([\w-]+)([^`]*)`", section, re.MULTILINE)
-    return {row[1]: set(re.findall(r"--[a-z][a-z-]*", row[2])) for row in rows}
+    return {row[1]: set(re.findall(r"--[a-z][a-z0-9-]*", row[2])) for row in rows}
 
 
 def configured_level() -> int:

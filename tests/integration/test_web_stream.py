@@ -95,7 +95,8 @@ async def test_a_stalled_page_is_dropped_and_nothing_else_waits(atlas: Atlas,
     service = make_service(atlas, store)
     publisher = InMemoryPublisher()
     pump = asyncio.create_task(service.pump(publisher), name="test-pump")
-    detections = burst(30, seed=3)
+    # Enough tracks to overflow the kernel's buffers and 64 KB more (about 6 KB each).
+    detections = burst(80, seed=3)
     async with live_dashboard(service, port=0, max_buffered=64 * 1024) as url:
         slow = stalled(port_of(url))
         reader = Reader()
