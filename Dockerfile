@@ -13,6 +13,10 @@ WORKDIR /app
 # .dockerignore keeps the venv, caches, tests and local databases out of the context.
 COPY pyproject.toml README.md ./
 COPY alertsim ./alertsim
+# The shipped scenarios (`docker compose run --rm drill scenarios/NAME.yaml`) and the
+# EMQX access-control converter the compose `emqx` profile runs.
+COPY scenarios ./scenarios
+COPY docker/emqx_auth.py ./docker/emqx_auth.py
 # shapely, pyproj and numpy install from manylinux wheels: no compiler needed.
 RUN pip install . \
     && useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin alertsim \

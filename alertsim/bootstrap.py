@@ -1,7 +1,11 @@
 """The composition root: wires the service to its adapters (SQLite record, MQTT link,
 system clock), the dashboard and the metrics endpoint. It sits above the layers: the
 service sees ports only, and only the entry points (cli, drills) import this module.
-The CLI builds `ServeOptions` from settings and calls `serve`.
+The CLI builds `ServeOptions` from settings and calls `serve`; `serve` hands the dashboard's
+URL back through `ServeOptions.announce` (the CLI prints it on a line of its own).
+
+At start `serve` tells the service which prefectures' retained states the record ever set
+(`Service.once_set`): only those are restated (cleared where nothing is open) on connect.
 
 Before its own connections, `serve` asks whether a service already runs with its client id
 (`adapters.mqtt.presence`) and stops with `IdentityInUse` if one answers.
@@ -24,7 +28,9 @@ from alertsim.adapters.mqtt.link import run_link
 from alertsim.adapters.mqtt.presence import service_answers
 from alertsim.adapters.sqlite.integrity import check_record
 from alertsim.adapters.sqlite.store import Store
+from alertsim.adapters.sqlite.views import RecordViews
 from alertsim.data import load_atlas
+from alertsim.domain.event_state import EventState
 from alertsim.errors import InputError
 from alertsim.mqtt.client import MqttSettings
 from alertsim.mqtt.negotiation import wait_for_protocol
@@ -37,10 +43,12 @@ from alertsim.signing import SigningKey
 
 if TYPE_CHECKING:
     from alertsim.metrics import PrometheusObserver
+    from alertsim.web.console import ConsoleSpec
     from alertsim.web.seed import SeedSource
 
 __all__ = ["IdentityInUse", "LinkOptions", "MetricsEndpoint", "ServeOptions",
-           "dashboard", "default_client_id", "metrics", "run_serve", "running", "serve"]
+           "console_for", "dashboard", "default_client_id", "metrics", "once_set", "run_serve",
+           "running", "serve"]
 
 log = structlog.get_logger("alertsim.serve")
 
@@ -65,6 +73,13 @@ class ServeOptions:
     dashboard_port: int | None = None  # serve the live dashboard (0: any free port); None: no
     metrics_port: int | None = None  # serve Prometheus /metrics (0: any free port); None: no
     metrics_host: str = "127.0.0.1"  # the address /metrics binds ("0.0.0.0": every one)
+    # Told the dashboard's URL once it listens (the CLI prints it); None: only the log.
+    announce: Callable[[str], None] | None = field(default=None, compare=False)
+    # The listener operators sign in on (the generated broker's clients listener, where
+    # the operator role has its password); None: `broker_url`'s.
+    console_broker_url: str | None = None
+    # Told the console's one-time password on an anonymous broker (the CLI prints it).
+    announce_password: Callable[[str], None] | None = field(default=None, compare=False)
 
     @property
     def identity(self) -> str:
@@ -125,8 +140,21 @@ async def running(service: Service, link: LinkOptions) -> AsyncIterator[asyncio.
                 task.cancel()
 
 
+def console_for(url: str, *, root: str, ca_file: Path | None,
+                username: str | None = None) -> ConsoleSpec:
+    """The operator console of a dashboard whose service uses `url`: sign-in is checked by
+    that broker when the service signs in to it (operators sign in as themselves), else a
+    one-time password signs `operator` in (an anonymous broker checks nobody)."""
+    from alertsim.clients.operator import BrokerOperator
+    from alertsim.web.console import ConsoleSpec
+
+    parsed = parse_broker_url(url)
+    return ConsoleSpec.of(BrokerOperator(parsed.without_credentials(), root, ca_file),
+                          authenticated=(username or parsed.username) is not None)
+
+
 def dashboard(service: Service, *, port: int | None, title: str,
-              seed: SeedSource | None = None,
+              seed: SeedSource | None = None, console: ConsoleSpec | None = None,
               ) -> contextlib.AbstractAsyncContextManager[str | None]:
     """The live dashboard beside the service, yielding its URL; nothing when `port` is None.
 
@@ -136,7 +164,7 @@ def dashboard(service: Service, *, port: int | None, title: str,
         return contextlib.nullcontext()
     from alertsim.web.dashboard import live_dashboard  # the web stack only when asked
 
-    return live_dashboard(service, seed=seed, port=port, title=title)
+    return live_dashboard(service, seed=seed, port=port, title=title, console=console)
 
 
 @dataclass(frozen=True)
@@ -195,6 +223,7 @@ async def serve(options: ServeOptions) -> None:
                           observer=None if endpoint is None else endpoint.observer)
         service.engine.identity_secret = options.identity_secret  # before events are made
         resumed = await service.resume()
+        service.once_set = await once_set(store.views)
         log.info("service.started", db=str(options.db),
                  broker=parse_broker_url(options.broker_url).redacted(),
                  client_id=options.identity, status=config.status, policy=config.policy,
@@ -205,9 +234,28 @@ async def serve(options: ServeOptions) -> None:
                            signer=options.signer, cap=options.cap,
                            on_refused=None if endpoint is None else
                            endpoint.observer.publish_refused)
+        console = None if options.dashboard_port is None else console_for(
+            options.console_broker_url or options.broker_url, root=config.topics.root,
+            ca_file=options.ca_file, username=options.username)
         async with dashboard(service, port=options.dashboard_port, title="alertsim serve",
-                             seed=store.views), running(service, link):
+                             seed=store.views, console=console) as url, running(service, link):
+            _announce(options, url, console)
             await asyncio.Event().wait()  # until cancelled (Ctrl-C) or a task fails
+
+
+def _announce(options: ServeOptions, url: str | None, console: ConsoleSpec | None) -> None:
+    if url is not None and options.announce is not None:
+        options.announce(url)
+    if console is not None and console.local_password is not None \
+            and options.announce_password is not None:
+        options.announce_password(console.local_password)
+
+
+async def once_set(views: RecordViews) -> frozenset[str]:
+    """The prefectures whose retained state the record says was ever set: every place an
+    event of it, open or closed, reached (a fresh record: none)."""
+    return frozenset(code for row in await views.events()
+                     for code in EventState.model_validate_json(row.state_json).places)
 
 
 async def _refuse_a_second(options: ServeOptions, protocol: MqttProtocol) -> None:

@@ -25,7 +25,9 @@ Roles (`ROLES`; `{root}` is the service's root, `alertsim/v1` by default):
 - `service-exercise` / `service-test` (services listener): publish the alerts, CAP XML
   (`--cap`) and state of their own status only, `{root}/service/status` and `{root}/errors`;
   read detections, operator actions and receipts.
-- `sensor`: publish detections only. `operator`: publish operator actions only.
+- `sensor`: publish detections only. `operator`: publish operator actions; read
+  `{root}/service/status`, `{root}/errors` and the states (`{root}/+/state/#`), where the
+  service's answer shows (`alertsim cancel` / `close`, the dashboard's console).
 - `receiver-exercise` / `receiver-test` (and their numbered users): read their status's
   alerts, CAP XML and state, and `{root}/service/status`; publish receipts only on
   `{root}/receipts/<own user name>`; read their own `{root}/conformance/control/<user>`,
@@ -104,8 +106,14 @@ ROLES: Final[dict[str, tuple[str, ...]]] = {
     "service-exercise": _service("exercise"),
     # `alertsim conformance` plays the service on the test tree and asks clients to rejoin.
     "service-test": (*_service("test"), "write {root}/conformance/control/+"),
-    "sensor": ("write {root}/detections",),
-    "operator": ("write {root}/operator",),
+    # `alertsim detect` waits for the service's answer: an alert of the event, or a
+    # refusal on the errors topic, while the service's status says it listens.
+    "sensor": ("write {root}/detections", "read {root}/service/status", "read {root}/errors",
+               "read {root}/+/alerts/#"),
+    # An operator action's answer is on the errors topic (a refusal) or in the states it
+    # changes; the service's status says whether anyone listens (`clients.operator`).
+    "operator": ("write {root}/operator", "read {root}/service/status", "read {root}/errors",
+                 "read {root}/+/state/#"),
     "receiver-exercise": _receiver("exercise"),
     "receiver-test": _receiver("test"),
     "drill": ("readwrite {root}/drills/#",),

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
+from alertsim.cli.messages import say
 from alertsim.cli.options import EXIT_OK
 from alertsim.errors import InputError, StoreError, describe_validation_error
 
@@ -44,12 +45,13 @@ def _documents(db: Path, rows: list[tuple[str, bytes]]) -> dict[str, bytes]:
     problems: list[str] = []
     for message_id, payload in rows:
         if not _FILE_NAME.match(message_id):
-            problems.append(f"alert {message_id!r}: identifier cannot name a file")
+            problems.append(say("cap.bad_identifier", identifier=repr(message_id)))
             continue
         try:
             documents[message_id] = renderer.render(Alert.model_validate_json(payload))
         except ValidationError as exc:
-            problems += [f"alert {message_id}: {p}" for p in describe_validation_error(exc)]
+            problems += [say("cap.bad_alert", identifier=message_id, problem=p)
+                         for p in describe_validation_error(exc)]
     if problems:
         raise InputError(str(db), problems)
     return documents
@@ -62,13 +64,13 @@ def export_cap_command(
 ) -> int:
     """Write every alert of a record as CAP 1.2 XML: one IDENTIFIER.xml each."""
     if not db.is_file():
-        raise InputError(str(db), ["no such SQLite record"])
+        raise InputError(str(db), [say("record.missing")])
     documents = _documents(db, asyncio.run(_alert_payloads(db)))
     try:
         out.mkdir(parents=True, exist_ok=True)
         for identifier, document in documents.items():
             (out / f"{identifier}.xml").write_bytes(document)
     except OSError as exc:
-        raise InputError(str(out), [f"cannot write: {exc.strerror or exc}"]) from exc
-    print(f"wrote {len(documents)} CAP 1.2 file(s) to {out}")
+        raise InputError(str(out), [say("file.unwritable", error=exc.strerror or exc)]) from exc
+    print(say("cap.wrote", count=len(documents), out=out))
     return EXIT_OK

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from alertsim.cli.messages import say
 from alertsim.cli.options import (
     EXIT_FAILED,
     EXIT_OK,
@@ -71,7 +72,7 @@ def conformance_command(
     from alertsim.domain.topics import TopicTree
 
     if not re.match(_CLIENT_ID, client_id):
-        raise InputError("--client-id", [f"1 to 64 of A-Z a-z 0-9 . _ - (got {client_id!r})"])
+        raise InputError("--client-id", [say("option.client_id", got=repr(client_id))])
     settings = settings_and_logging(quiet=True, broker_url=broker, topic_root=topic_root,
                                     log_level=log_level, mqtt_ca_file=ca_file)
     signer = None

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 import typer
 from pydantic import BaseModel, ValidationError
 
+from alertsim.cli.messages import say
 from alertsim.cli.options import EXIT_OK
 from alertsim.cli.render import decision_text
 from alertsim.data import load_atlas
@@ -42,7 +43,8 @@ def read_detection(path: Path) -> Detection:
     try:
         raw = sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
     except OSError as exc:
-        raise InputError(str(path), [f"cannot read file: {exc.strerror or exc}"]) from exc
+        raise InputError(str(path), [say("file.unreadable_file", error=exc.strerror or exc)]) \
+            from exc
     try:
         return Detection.model_validate_json(raw)
     except ValidationError as exc:

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 import typer
 
 from alertsim.cli.cap import CapOption
+from alertsim.cli.messages import say
 from alertsim.cli.options import (
     EXIT_FAILED,
     EXIT_OK,
@@ -24,6 +25,7 @@ from alertsim.cli.options import (
 from alertsim.cli.options import topic_root as topic_root_text
 from alertsim.cli.settings import broker_url_of, settings_and_logging
 from alertsim.errors import InputError
+from alertsim.i18n import Lang
 
 __all__ = ["drill_command", "replay_command", "report_command"]
 
@@ -107,7 +109,7 @@ def drill_command(
 
 
 async def _rebuild(db: Path, event: str | None, output: ReportFormat,
-                   out: Path | None) -> str:
+                   out: Path | None, lang: Lang) -> str:
     """The report in `output` form; with `out`, written there too (see report_command)."""
     from alertsim.adapters.sqlite.store import Store
     from alertsim.drills.report import build_report, render_markdown, write_report
@@ -118,11 +120,11 @@ async def _rebuild(db: Path, event: str | None, output: ReportFormat,
         report = await build_report(store, event_id=event)
         if output == "html":
             if out is None:
-                return await build_html(store, report)
-            return f"wrote {await write_html(store, report, out)}"
+                return await build_html(store, report, lang)
+            return f"wrote {await write_html(store, report, out, lang)}"
         if out is not None:
             await write_report(report, out, stem)
-            await write_html(store, report, out / f"{stem}.html")
+            await write_html(store, report, out / f"{stem}.html", lang)
     return report.model_dump_json(indent=2) if output == "json" else render_markdown(report)
 
 
@@ -134,16 +136,18 @@ def report_command(
         metavar="PATH",
         help="html: the file to write (a folder: DB.html in it) instead of printing the page; "
              "markdown, json: a folder that also gets the .md, .json and .html")] = None,
+    lang: Annotated[Lang, typer.Option(
+        "--lang", help="the HTML document's language (Markdown and JSON are English)")] = "ja",
 ) -> int:
     """Rebuild a drill report from its SQLite record alone.
 
     Exit 2 when the record or --event is not there.
     """
     if not db.exists():
-        raise InputError(str(db), ["no such SQLite record"])
+        raise InputError(str(db), [say("record.missing")])
     if output == "html" and out is not None and out.is_dir():
         out = out / f"{db.stem + (f'-{event}' if event else '')}.html"
-    print(asyncio.run(_rebuild(db, event, output, out)))
+    print(asyncio.run(_rebuild(db, event, output, out, lang)))
     return EXIT_OK
 
 
@@ -160,10 +164,10 @@ def replay_command(
     from alertsim.drills.replay import replay
 
     if not db.exists():
-        raise InputError(str(db), ["no such SQLite record"])
+        raise InputError(str(db), [say("record.missing")])
     settings = settings_and_logging(quiet=True, broker_url=broker, log_level=log_level,
                                     mqtt_ca_file=ca_file)
     count = asyncio.run(replay(db, event, url=broker_url_of(settings), speed=speed,
                                ca_file=settings.mqtt_ca_file))
-    print(f"replayed {count} alert(s) of {event}")
+    print(say("replay.done", count=count, event=event))
     return EXIT_OK

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from alertsim.cli.messages import say
 from alertsim.cli.options import (
     EXIT_OK,
     BrokerOption,
@@ -54,7 +55,7 @@ async def _metrics(fleet: ProcessFleet, ready: FleetReady,
     metrics = FleetMetrics()
     metrics.ready(ready)
     server = start_metrics_server(metrics.registry, port)
-    print(f"metrics: http://127.0.0.1:{server.port}/metrics", flush=True)
+    print(say("fleet.metrics", url=f"http://127.0.0.1:{server.port}/metrics"), flush=True)
     refresh = asyncio.create_task(metrics.refresh_forever(fleet))
     try:
         yield
@@ -84,8 +85,8 @@ async def _run(*, url: str, receivers: int, status: Status, root: str, shards: i
         loop.add_signal_handler(signum, stop.set)
     try:
         ready = await fleet.start()
-        print(f"fleet: {ready.subscribed} receivers subscribed in {ready.connect_s} s "
-              f"({fleet.shards} shard(s)); Ctrl-C to stop", flush=True)
+        print(say("fleet.ready", subscribed=ready.subscribed, seconds=ready.connect_s,
+                  shards=fleet.shards), flush=True)
         async with _metrics(fleet, ready, metrics_port):
             with contextlib.suppress(TimeoutError):  # --duration is up
                 await asyncio.wait_for(stop.wait(), duration)
@@ -132,5 +133,5 @@ def fleet_command(
     print(render_summary(summary))
     if json_file is not None:
         json_file.write_text(summary.model_dump_json(indent=1) + "\n", encoding="utf-8")
-        print(f"summary: {json_file}")
+        print(say("fleet.summary", path=json_file))
     return EXIT_OK

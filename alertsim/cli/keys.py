@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from alertsim.cli.messages import say
 from alertsim.cli.options import EXIT_BAD_INPUT, EXIT_OK
 
 __all__ = ["keygen_command"]
@@ -25,15 +26,14 @@ def keygen_command(
     try:
         private, public = save_key_pair(key, out)
     except FileExistsError as exc:
-        print(f"alertsim keygen: {exc}; refusing to overwrite a key (choose another --out, "
-              "or remove the old files first)", file=sys.stderr)
+        print(say("keygen.exists", error=exc), file=sys.stderr)
         return EXIT_BAD_INPUT
     except OSError as exc:
-        print(f"alertsim keygen: cannot write to {out}: {exc.strerror or exc}", file=sys.stderr)
+        print(say("keygen.unwritable", out=out, error=exc.strerror or exc), file=sys.stderr)
         return EXIT_BAD_INPUT
-    print(f"key id {key.key_id} (ed25519)")
-    print(f"  private key: {private} (mode 0600; keep it secret, for the service only)")
-    print(f"  public key:  {public} (give it to every receiver)")
-    print(f"sign:   alertsim serve --signing-key {private}   (or ALERTSIM_SIGNING_KEY)")
-    print(f"verify: alertsim subscribe --prefecture 47 --trust {public}")
+    print(say("keygen.id", key_id=key.key_id))
+    print(say("keygen.private", path=private))
+    print(say("keygen.public", path=public))
+    print(say("keygen.sign", path=private))
+    print(say("keygen.verify", path=public))
     return EXIT_OK

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from pydantic import TypeAdapter, ValidationError
 
+from alertsim.cli.messages import say
 from alertsim.cli.options import (
     EXIT_FAILED,
     EXIT_OK,
@@ -29,8 +30,7 @@ def event_id(text: str) -> str:
     try:
         return _EVENT_ID.validate_python(text)
     except ValidationError:
-        raise typer.BadParameter(f"1-64 characters of A-Z a-z 0-9 . _ - (got {text!r})") \
-            from None
+        raise typer.BadParameter(say("operator.bad_event_id", got=repr(text))) from None
 
 
 EventIdArgument = Annotated[str, typer.Argument(
@@ -43,14 +43,20 @@ TimeoutOption = Annotated[float, typer.Option(
 def _act(action: str, event: str, broker: str | None, topic_root: str | None,
          ca_file: object, timeout: float) -> int:
     from alertsim.clients.operator import send_operator_action
+    from alertsim.domain.operator import operator_name
     from alertsim.domain.topics import TopicTree
+    from alertsim.mqtt.url import parse_broker_url
 
     settings = settings_and_logging(quiet=True, broker_url=broker, topic_root=topic_root,
                                     mqtt_ca_file=ca_file)
+    url = broker_url_of(settings)
+    # `by` in the audit log: the broker user this command connects as
+    by = operator_name(parse_broker_url(url).username)
     outcome = asyncio.run(send_operator_action(
-        "cancel" if action == "cancel" else "close", event, url=broker_url_of(settings),
-        tree=TopicTree(settings.topic_root), timeout_s=timeout, ca_file=settings.mqtt_ca_file))
-    print(f"{action} {event}: {outcome.detail}")
+        "cancel" if action == "cancel" else "close", event, url=url,
+        tree=TopicTree(settings.topic_root), timeout_s=timeout, ca_file=settings.mqtt_ca_file,
+        by=by))
+    print(say("operator.outcome", action=action, event=event, detail=outcome.detail))
     return EXIT_OK if outcome.applied else EXIT_FAILED
 
 

@@ -12,6 +12,7 @@ from typing import Annotated, Final
 
 import typer
 
+from alertsim.cli.messages import say
 from alertsim.cli.settings import LogLevel
 from alertsim.domain.topics import is_topic_root
 from alertsim.domain.vocabulary import STATUSES, Status, prefecture_code, refuse_actual
@@ -22,7 +23,9 @@ __all__ = [
     "EXIT_BAD_INPUT",
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
+    "EXIT_NO_SERVICE",
     "EXIT_OK",
+    "EXIT_UNCHANGED",
     "BrokerOption",
     "CaFileOption",
     "ClientIdOption",
@@ -46,6 +49,8 @@ __all__ = [
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 EXIT_BAD_INPUT: Final = 2
+EXIT_UNCHANGED: Final = 3  # detect: taken, nothing published for it (e.g. a duplicate)
+EXIT_NO_SERVICE: Final = 4  # detect: no service online under the topic root
 EXIT_INTERRUPTED: Final = 130
 
 
@@ -54,9 +59,9 @@ def positive_number(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise typer.BadParameter(f"not a number: {text!r}") from None
+        raise typer.BadParameter(say("option.not_a_number", got=repr(text))) from None
     if not math.isfinite(value) or value <= 0:
-        raise typer.BadParameter(f"must be a positive number, got {text!r}")
+        raise typer.BadParameter(say("option.not_positive", got=repr(text)))
     return value
 
 
@@ -85,7 +90,8 @@ def status(text: str) -> Status:
         raise typer.BadParameter(str(exc)) from None
     chosen = next((s for s in STATUSES if s == text.strip().lower()), None)
     if chosen is None:
-        raise typer.BadParameter(f"{text!r} is not one of {', '.join(map(repr, STATUSES))}")
+        raise typer.BadParameter(say("option.not_one_of", got=repr(text),
+                                     choices=", ".join(map(repr, STATUSES))))
     return chosen
 
 
@@ -97,8 +103,7 @@ StatusOption = Annotated[Status | None, typer.Option(
 def topic_root(text: str) -> str:
     """A topic root: plain levels separated by /, no wildcards."""
     if not is_topic_root(text):
-        raise typer.BadParameter(f"plain levels of A-Z a-z 0-9 . _ - separated by /, no "
-                                 f"wildcards (got {text!r})")
+        raise typer.BadParameter(say("option.topic_root", got=repr(text)))
     return text
 
 
@@ -122,7 +127,7 @@ DashboardPortOption = Annotated[int | None, typer.Option(
 def dashboard_port(dashboard: bool, port: int | None) -> int | None:
     """The port to serve the dashboard on, or None for no dashboard."""
     if port is not None and not dashboard:
-        raise InputError("--port", ["only with --dashboard"])
+        raise InputError("--port", [say("option.port_needs_dashboard")])
     return (port or 0) if dashboard else None
 
 MetricsPortOption = Annotated[int | None, typer.Option(

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from alertsim.cli.messages import say
 from alertsim.cli.options import EXIT_OK, TopicRootOption
 from alertsim.domain.topics import DEFAULT_ROOT
 from alertsim.errors import InputError
@@ -43,11 +44,12 @@ def broker_config_command(
     from alertsim.brokers.broker_config import write_config
 
     if not host or (any(c in host for c in " /@:") and not _is_ipv6(host)):
-        raise InputError(source="--host", problems=[f"not a host name or address: {host!r}"])
+        raise InputError(source="--host", problems=[say("broker_config.bad_host",
+                                                          got=repr(host))])
     clients_port = port or (8883 if tls else 1883)
     if service_port == clients_port or (service_port is None and clients_port == 65535):
         raise InputError(source="--service-port",
-                         problems=["the services' listener needs a port of its own"])
+                         problems=[say("broker_config.service_port")])
     config = write_config(out, port=clients_port, service_port=service_port, host=host,
                           tls=tls, root=topic_root or DEFAULT_ROOT, receivers=receivers)
     _print_summary(config)
@@ -56,17 +58,17 @@ def broker_config_command(
 
 def _print_summary(config: GeneratedConfig) -> None:
     """What was written and how to use it; never a password."""
-    print(f"wrote {config.config_file}, passwd, passwd-services, acl, "
-          f"{config.credentials_file.name}, USER.env per user"
-          + (", ca.crt, ca.key, server.crt, server.key" if config.tls else ""))
-    print(f"start the broker:  mosquitto -c {config.config_file}")
-    print("  (as root, add `user root` to it, or run as the owner of the directory)")
-    print(f"passwords and URLs: {config.credentials_file} (keep it secret)")
-    print(f"receivers, sensors, operators, monitor: {config.base_url()} "
-          "(client id = user name)")
-    print(f"services and drills: {config.base_url('services')} (they choose their client ids)")
-    print(f"users: {', '.join(config.roles)}")
-    print(f"  e.g. set -a; . {config.directory / 'service-exercise.env'}; alertsim serve")
+    files = ", ".join(["passwd", "passwd-services", "acl", config.credentials_file.name]
+                      + (["ca.crt", "ca.key", "server.crt", "server.key"] if config.tls
+                         else []))
+    print(say("broker_config.wrote", config=config.config_file, files=files))
+    print(say("broker_config.start", config=config.config_file))
+    print(say("broker_config.as_root"))
+    print(say("broker_config.credentials", path=config.credentials_file))
+    print(say("broker_config.clients", url=config.base_url()))
+    print(say("broker_config.services", url=config.base_url("services")))
+    print(say("broker_config.users", users=", ".join(config.roles)))
+    print(say("broker_config.example", env=config.directory / "service-exercise.env"))
 
 
 def _is_ipv6(host: str) -> bool:

@@ -2,7 +2,7 @@
 
 import asyncio
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -11,8 +11,12 @@ import typer
 
 from alertsim.cli.cap import CapOption
 from alertsim.cli.decide import DetectionArgument, read_detection
+from alertsim.cli.messages import say
 from alertsim.cli.options import (
+    EXIT_FAILED,
+    EXIT_NO_SERVICE,
     EXIT_OK,
+    EXIT_UNCHANGED,
     BrokerOption,
     CaFileOption,
     ClientIdOption,
@@ -25,17 +29,17 @@ from alertsim.cli.options import (
     StatusOption,
     TopicRootOption,
     dashboard_port,
+    positive_number,
 )
 from alertsim.cli.settings import (
     MqttProtocol,
     ServiceSettings,
-    broker_url_of,
     mqtt_password_of,
     settings_and_logging,
 )
 from alertsim.domain.vocabulary import PolicyChoice
 from alertsim.errors import InputError
-from alertsim.mqtt.url import parse_broker_url
+from alertsim.mqtt.url import parse_broker_url, redacted, with_credentials
 
 if TYPE_CHECKING:
     from alertsim.service.config import ServiceConfig
@@ -71,11 +75,10 @@ def read_identity_secret(path: Path | None) -> bytes | None:
         secret = path.read_bytes().strip()
     except OSError as exc:
         raise InputError(source=str(path), problems=[
-            f"cannot read: {exc.strerror or exc}"]) from exc
+            say("file.unreadable", error=exc.strerror or exc)]) from exc
     if len(secret) < MIN_IDENTITY_SECRET_BYTES:
         raise InputError(source=str(path), problems=[
-            f"an identity secret needs at least {MIN_IDENTITY_SECRET_BYTES} bytes (found "
-            f"{len(secret)}); make one with `openssl rand -hex 32`"])
+            say("serve.secret_short", least=MIN_IDENTITY_SECRET_BYTES, found=len(secret))])
     return secret
 
 
@@ -111,6 +114,17 @@ def _service_config(settings: ServiceSettings) -> "ServiceConfig":
                          national_info=settings.national_info,
                          limits=Limits(stale_after=timedelta(seconds=settings.stale_after_s)),
                          topics=TopicTree(settings.topic_root))
+
+
+def _announce(url: str) -> None:
+    """The dashboard's URL on a line of its own on stdout (the log has it too)."""
+    print(say("serve.dashboard", url=url), flush=True)
+
+
+def _announce_password(password: str) -> None:
+    """The console's one-time password (an anonymous broker checks nobody): stdout only,
+    never the log."""
+    print(say("serve.console_password", password=password), flush=True)
 
 
 def serve_command(
@@ -168,20 +182,53 @@ def serve_command(
                            username=settings.mqtt_username,
                            password=mqtt_password_of(settings),
                            ca_file=settings.mqtt_ca_file, identity_secret=secret,
-                           dashboard_port=dashboard_port(dashboard, port)))
+                           dashboard_port=dashboard_port(dashboard, port),
+                           announce=_announce, announce_password=_announce_password,
+                           console_broker_url=settings.console_broker_url))
     return EXIT_OK
+
+
+NowOption = Annotated[bool, typer.Option(
+    "--now", help="move the detection's times so it is observed now (launch and impact "
+                  "keep their distance from the observation): an example works on any day")]
+NoWaitOption = Annotated[bool, typer.Option(
+    "--no-wait", help="return once the broker has the detection, without the service's "
+                      "answer (exit 0)")]
+AnswerTimeoutOption = Annotated[float, typer.Option(
+    "--timeout", parser=positive_number, metavar="SECONDS",
+    help="how long to wait for the service's status, and then for its answer")]
+# The exit code of each answer `detect` can get (README, `alertsim detect`).
+DETECT_EXITS: dict[str, int] = {"accepted": EXIT_OK, "sent": EXIT_OK,
+                                   "refused": EXIT_FAILED, "unchanged": EXIT_UNCHANGED,
+                                   "no-service": EXIT_NO_SERVICE}
 
 
 def detect_command(detection: DetectionArgument, broker: BrokerOption = None,
-                   topic_root: TopicRootOption = None, ca_file: CaFileOption = None) -> int:
-    """Publish a detection by hand to a running service."""
-    from alertsim.adapters.mqtt.inputs import send_detection
+                   topic_root: TopicRootOption = None, ca_file: CaFileOption = None,
+                   broker_password_file: PasswordFileOption = None, now: NowOption = False,
+                   no_wait: NoWaitOption = False, timeout: AnswerTimeoutOption = 10.0) -> int:
+    """Send a detection by hand to a running service and wait for its answer. Exit 0
+    accepted, 1 refused, 3 taken without a new alert (a duplicate, or nothing new to warn),
+    4 no service online."""
+    from alertsim.clients.detection import send_detection, shifted_to
     from alertsim.domain.topics import TopicTree
 
     parsed = read_detection(detection)
-    settings = settings_and_logging(broker_url=broker, topic_root=topic_root,
-                                    mqtt_ca_file=ca_file)
-    asyncio.run(send_detection(detection, parsed, url=broker_url_of(settings),
-                               tree=TopicTree(settings.topic_root),
-                               ca_file=settings.mqtt_ca_file))
-    return EXIT_OK
+    settings = settings_and_logging(quiet=True, broker_url=broker, topic_root=topic_root,
+                                    mqtt_ca_file=ca_file,
+                                    mqtt_password_file=broker_password_file)
+    if now:
+        parsed = shifted_to(parsed, datetime.now(UTC))
+        print(say("detect.shifted", observed=parsed.observed_at.isoformat(),
+                  launch=parsed.launch.time.isoformat()))
+    tree = TopicTree(settings.topic_root)
+    url = with_credentials(settings.broker_url, settings.mqtt_username,
+                           mqtt_password_of(settings))
+    outcome = asyncio.run(send_detection(parsed, url=url, tree=tree,
+                                         ca_file=settings.mqtt_ca_file,
+                                         timeout_s=None if no_wait else timeout))
+    print(say(f"detect.{outcome.answer}", path=detection, event=parsed.event_id,
+              sequence=parsed.sequence, topic=tree.detections, broker=redacted(url),
+              reason=outcome.reason, place=outcome.place, stage=outcome.stage,
+              timeout=f"{timeout:g}", root=tree.root, status_topic=tree.service_status))
+    return DETECT_EXITS[outcome.answer]

@@ -23,6 +23,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from alertsim.cli.messages import say
 from alertsim.domain.topics import DEFAULT_ROOT, is_topic_root
 from alertsim.domain.vocabulary import DEFAULT_POLICY, PolicyChoice, Status, refuse_actual
 from alertsim.errors import InputError, Location, describe_validation_error
@@ -76,6 +77,9 @@ class ServiceSettings(BaseSettings):
     # A cap on the record's size: past it refusals and receipts stop being written,
     # alerts never do (docs/record.md). None: no cap.
     max_record_mb: float | None = Field(default=None, gt=0)
+    # Where the dashboard's operator console signs operators in (the generated broker's
+    # clients listener); None: the service's own broker URL.
+    console_broker_url: str | None = None
     # Simulated seconds after an event's final outcome before it is closed automatically.
     close_after_s: float = Field(default=600.0, ge=0.0, allow_inf_nan=False)
     # A detection observed longer ago than this (on the service's clock) is refused as stale;
@@ -200,13 +204,14 @@ def mqtt_password_of(settings: ServiceSettings) -> str | None:
         return None if password is None else password.get_secret_value()
     if settings.mqtt_password is not None:
         raise InputError(source=_SOURCE, problems=[
-            "give the broker password once: ALERTSIM_MQTT_PASSWORD or a password file"])
+            say("settings.password_twice")])
     try:
         lines = path.read_text("utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(source=str(path), problems=[f"cannot read: {exc}"]) from exc
+        raise InputError(source=str(path), problems=[say("file.unreadable", error=exc)]) \
+            from exc
     if not lines or not lines[0]:
-        raise InputError(source=str(path), problems=["no password on the first line"])
+        raise InputError(source=str(path), problems=[say("settings.no_password")])
     return lines[0]
 
 

@@ -36,6 +36,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Literal, TextIO
 
 import typer
 
+from alertsim.cli.messages import say
 from alertsim.cli.options import (
     EXIT_OK,
     BrokerOption,
@@ -202,7 +203,7 @@ def claim_state_file(state_file: Path | None, client_id: str | None,
         if lock is not None:
             return path, _client_id_in(path, client_id, codes), lock
     raise InputError(source=str(paths[-1]), problems=[
-        "state file in use by another subscriber; give another --state-file"])
+        say("subscribe.state_file_in_use")])
 
 
 def subscribe_command(

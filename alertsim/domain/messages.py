@@ -18,6 +18,7 @@ from pydantic import AwareDatetime, Field, field_validator
 
 from alertsim.domain.detection import ObjectKind
 from alertsim.domain.model import JST, Frozen
+from alertsim.domain.notices import JstTime
 from alertsim.domain.texts import Bilingual, Texts
 from alertsim.domain.vocabulary import (
     AlertStatus,
@@ -183,7 +184,7 @@ class Receipt(Frozen):
 
     client_id: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
     identifier: Identifier
-    received_at: AwareDatetime
+    received_at: JstTime
     prefecture: PrefectureCode | None = None
     stage: Stage | None = None
     duplicate: bool = False
@@ -213,7 +214,7 @@ class PrefectureState(Frozen):
 
     code: PrefectureCode
     status: AlertStatus
-    updated: AwareDatetime
+    updated: JstTime
     events: tuple[PlaceEvent, ...] = Field(max_length=STATE_EVENTS_MAX)
     open_events: int = Field(default=0, ge=0)
 

@@ -12,22 +12,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from pathlib import Path
 from typing import TextIO
 
-from alertsim.bootstrap import dashboard
+from alertsim.bootstrap import console_for, dashboard
 from alertsim.service.service import Service
 
 __all__ = ["open_dashboard", "wait_for_operator"]
 
 
 async def open_dashboard(stack: contextlib.AsyncExitStack, service: Service, *,
-                         port: int | None, title: str, out: TextIO) -> str | None:
+                         port: int | None, title: str, out: TextIO,
+                         broker_url: str, ca_file: Path | None) -> str | None:
     """Serve the dashboard for the rest of the drill and print its URL (None: no port, no
-    dashboard). A drill starts on an empty record: no starting picture to read."""
+    dashboard), with its operator console on the drill's broker (on an anonymous one,
+    `operator` signs in with a one-time password printed here). A drill starts on an
+    empty record: no starting picture to read."""
     if port is None:
         return None
-    url = await stack.enter_async_context(dashboard(service, port=port, title=title))
+    console = console_for(broker_url, root=service.config.topics.root, ca_file=ca_file)
+    url = await stack.enter_async_context(dashboard(service, port=port, title=title,
+                                                    console=console))
     print(f"  dashboard: {url}", file=out, flush=True)
+    if console.local_password is not None:
+        print(f"  console: sign in as operator with the one-time password "
+              f"{console.local_password}", file=out, flush=True)
     return url
 
 

@@ -263,7 +263,9 @@ async def _finish(store: Store, drill_id: str, opts: DrillOptions,
         await relay.stop()  # idempotent; its last records (reconnections) belong in there
         report = report.model_copy(update={"faults": tuple(relay.applied)})
     json_path, md_path = await write_report(report, opts.reports_dir, drill_id)
-    html_path = await write_html(store, report, opts.reports_dir / f"{drill_id}.html")
+    # The document to hand over, in Japanese (as the pages open) and in English beside it.
+    html_path = await write_html(store, report, opts.reports_dir / f"{drill_id}.html", "ja")
+    await write_html(store, report, opts.reports_dir / f"{drill_id}.en.html", "en")
     await store.drills.finish_drill(drill_id, finished, report.model_dump_json())
     return report, json_path, md_path, html_path
 
@@ -327,7 +329,8 @@ async def run_drill(opts: DrillOptions) -> DrillOutcome:
             ca_file=opts.ca_file, signer=signer, cap=opts.cap),
             DeliveryWatch(service.events, fleets.reference.plan, exact=not opts.faults), relay,
             await open_dashboard(stack, service, port=opts.dashboard_port,
-                                 title=scenario.title, out=opts.out))
+                                 title=scenario.title, out=opts.out, broker_url=url,
+                                 ca_file=opts.ca_file))
         fleets.follow(service.events)
         with store.views.closed_while_live():  # views follow events, never the record
             await _run_service(live)

@@ -90,17 +90,18 @@ class Boundary:
                                f"{self._receipts.rate.describe()}", source)
         return False
 
-    async def refuse(self, raw: bytes, reason: str, source: str) -> None:
-        """Record one refused input at a bounded cost and report it; the service goes on."""
+    async def refuse(self, raw: bytes, reason: str, source: str) -> bool:
+        """Record one refused input at a bounded cost and report it; the service goes on.
+        True when it got a row of its own (and an errors-topic report), not just a count."""
         reason = bounded(reason)
         self._outbox.observer.rejected(input_kind(self._config.topics, source))
         now = time.monotonic()
         how, key = self._gate.recording(source, now)
         if not await self.budget.allows("refusal", now):
-            return
+            return False
         if how == "count":
             await self._count(key, len(raw), reason)
-            return
+            return False
         self._counting.discard(key)
         at = real_now()
         await self._store.record_rejected(raw=raw, reason=reason, source=source,
@@ -110,6 +111,7 @@ class Boundary:
         self._outbox.written([row])
         log.warning("input.rejected", source=source, reason=reason, size=len(raw),
                     excerpt=escaped(raw, 80))
+        return True
 
     async def _count(self, key: str, size: int, reason: str) -> None:
         if key not in self._counting:

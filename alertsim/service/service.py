@@ -85,6 +85,7 @@ class Service:
         self.outbox = OutboxGauge(self.observer, self.events)
         self.budget = RecordBudget(store, config.max_record_bytes)
         self.boundary = Boundary(store, config, self.outbox, self.budget)
+        self.once_set: frozenset[str] | None = None  # states the record set; None: all 47
 
     # -- start-up --------------------------------------------------------------------
 
@@ -179,14 +180,24 @@ class Service:
             verdict = admit_action(command, self.engine.events.get(command.event_id),
                                    closed=command.event_id in self._closed)
             if isinstance(verdict, Refused):
-                await self.reject(raw, verdict.reason, source)
+                await self._refuse_action(raw, command, verdict.reason, source)
                 return False
             row_id = await self.store.record_operator_action(
                 raw=raw, event_id=command.event_id, action=command.action, source=source,
-                received_at=real_now())
+                received_at=real_now(), by=command.by)
             await self._act_on_action(command, row_id)
-        log.info("operator.applied", action=command.action, event_id=command.event_id)
+        log.info("operator.applied", action=command.action, event_id=command.event_id,
+                 by=command.by)
         return True
+
+    async def _refuse_action(self, raw: bytes, command: OperatorAction, reason: str,
+                             source: str) -> None:
+        """Refuse a well-formed action; the audit log keeps it with the reason as its answer
+        when the refusal got a row (within its client's refusal rate and the record's cap)."""
+        if await self.boundary.refuse(raw, reason, source):
+            await self.store.record_refused_action(
+                raw=raw, event_id=command.event_id, action=command.action, source=source,
+                received_at=real_now(), by=command.by, reason=reason)
 
     @contextlib.asynccontextmanager
     async def batch(self) -> AsyncIterator[None]:
@@ -310,14 +321,16 @@ class Service:
                              open_events=count)
 
     async def restate(self) -> None:
-        """Queue every prefecture's retained state again (empty where no event is open).
+        """Queue again the retained state (empty: no open event) of each prefecture ever set.
 
         Called on every (re)connect: a broker restarted without persistence lost its
         retained messages, and one that crashed reloads an older snapshot, which can bring
         back a state the service has since cleared (a closed event "sheltering" again).
         """
         async with self._lock:
-            rows = [self._state(code) for code in PREFECTURE_CODES]
+            rows = [self._state(code) for code in PREFECTURE_CODES if self.once_set is None
+                    or code in self.once_set
+                    or any(code in s.places for s in self.engine.events.values())]
             await self.store.enqueue(rows)
         self.outbox.written(rows)
 

@@ -26,6 +26,7 @@ import structlog
 
 from alertsim.errors import InputError
 from alertsim.service.service import Service
+from alertsim.web.console import ConsoleSpec
 from alertsim.web.frames import MAX_BUFFERED
 from alertsim.web.seed import DashboardSeed, SeedSource, seed_from
 from alertsim.web.serving import ClockSample, DashboardSpec, serve_dashboard
@@ -36,12 +37,13 @@ log = structlog.get_logger("alertsim.web")
 
 
 def spec_of(service: Service, seed: DashboardSeed | None, title: str,
-            max_buffered: int) -> DashboardSpec:
+            max_buffered: int, console: ConsoleSpec | None = None) -> DashboardSpec:
     clock = service.clock
     return DashboardSpec(status=service.config.alert_status, title=title, speed=clock.speed,
                          operator_topic=service.config.topics.operator,
                          clock=ClockSample(clock.now(), time.monotonic(), clock.speed),
-                         seed=seed, max_buffered=max_buffered)
+                         seed=seed, max_buffered=max_buffered, console=console,
+                         policy=service.config.policy)
 
 
 def bind(port: int) -> socket.socket:
@@ -65,7 +67,8 @@ async def _seed(seed: DashboardSeed | SeedSource | None) -> DashboardSeed | None
 @contextlib.asynccontextmanager
 async def live_dashboard(service: Service, *, seed: DashboardSeed | SeedSource | None = None,
                          port: int = 0, title: str = "", isolated: bool = True,
-                         max_buffered: int = MAX_BUFFERED) -> AsyncIterator[str]:
+                         max_buffered: int = MAX_BUFFERED,
+                         console: ConsoleSpec | None = None) -> AsyncIterator[str]:
     """Serve the dashboard of `service` while the block runs; yields the page's URL.
 
     `seed`: the starting picture, or the record's views to read it from (after
@@ -74,7 +77,7 @@ async def live_dashboard(service: Service, *, seed: DashboardSeed | SeedSource |
     sock = bind(port)
     queue = service.events.subscribe()
     try:
-        spec = spec_of(service, await _seed(seed), title, max_buffered)
+        spec = spec_of(service, await _seed(seed), title, max_buffered, console)
         if isolated:
             from alertsim.web.process import dashboard_process
 

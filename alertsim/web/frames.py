@@ -2,9 +2,9 @@
 
 Nothing a page does may hold the service, so the dashboard never waits for a client:
 
-    coalesce   the updates since the last frame folded into one diff (last state per
-               prefecture, last track per event, receipt tallies per place, log rows and
-               errors in order); pure
+    coalesce   the updates since the last frame folded into one diff (last state and
+               place per prefecture, last track and reasons per event, receipt tallies
+               per place, log rows, errors and closed events in order); pure
     encode     one server-sent event, encoded ONCE per frame; the same bytes go to every
                client
     Broadcaster  at most FRAMES_PER_S frames a second (the first change after a quiet
@@ -19,9 +19,14 @@ Nothing a page does may hold the service, so the dashboard never waits for a cli
 A frame on the wire (`data: ` + JSON; keys present only when they changed):
 
     {"type": "frame", "states": {"47": "shelter"}, "log": [row, ...], "errors": [...],
+     "places": {"47": {"events": ["EVENT"], "last": null}},
+     "reasons": {"EVENT": {"47": "overflight"}}, "closed": ["EVENT", ...],
      "receipts": {"47": {"count", "latency_ms_median", "latency_ms_max"}},
      "tracks": {"EVENT": {"main": "<g class=\"event-overlay\" ...>", "okinawa": ...}},
      "clock": {"sim_now", "sim_now_jst", "speed"}}
+
+A closed event's track arrives as its empty groups (the page swaps them in: the track
+goes); `places[code].last` is the state a prefecture showed before its events closed.
 """
 
 from __future__ import annotations
@@ -61,21 +66,34 @@ class Client(Protocol):
         """End the stream once what is queued has been written."""
 
 
+# update type -> (the frame's key, how the update folds in: keyed (later wins),
+# appended (in order) or merged (dict update))
+_FOLDS: dict[str, tuple[str, str, str]] = {
+    "state": ("states", "code", "state"),
+    "place": ("places", "code", "place"),
+    "track": ("tracks", "event_id", "svg"),
+    "reasons": ("reasons", "event_id", "reasons"),
+    "log": ("log", "", "row"),
+    "error": ("errors", "", "row"),
+    "closed": ("closed", "", "event_id"),
+    "receipts": ("receipts", "*", "receipts"),
+}
+
+
 def coalesce(updates: Iterable[Update]) -> Update:
-    """The updates folded into one frame's diff (later wins per prefecture and track)."""
+    """The updates folded into one frame's diff (later wins per prefecture and event)."""
     diff: dict[str, Any] = {"type": "frame"}
     for update in updates:
-        kind = update["type"]
-        if kind == "state":
-            diff.setdefault("states", {})[update["code"]] = update["state"]
-        elif kind == "log":
-            diff.setdefault("log", []).append(update["row"])
-        elif kind == "error":
-            diff.setdefault("errors", []).append(update["row"])
-        elif kind == "receipts":
-            diff.setdefault("receipts", {}).update(update["receipts"])
-        elif kind == "track":
-            diff.setdefault("tracks", {})[update["event_id"]] = update["svg"]
+        fold = _FOLDS.get(update["type"])
+        if fold is None:
+            continue
+        key, by, value = fold
+        if by == "":
+            diff.setdefault(key, []).append(update[value])
+        elif by == "*":
+            diff.setdefault(key, {}).update(update[value])
+        else:
+            diff.setdefault(key, {})[update[by]] = update[value]
     return diff
 
 

@@ -18,6 +18,14 @@ When several open events touch one prefecture, the most urgent wins:
 shelter > fell > passed > cancelled > none. So a salvo's second launch still sheltering
 Hokkaido keeps it red while the first has passed.
 
+Beside the retained state, each prefecture's place (`place_json`) says which events touch
+it and, once they all closed, `last`: the state it showed before (the page draws it
+dimmed, where the retained state reads none), with the events it came from. Each event's
+reason per prefecture (overflight, impact_area, adjacent, block) is what the decision
+gives (`reasons_of`: the dashboard decides again from the event's latest detection, under
+the service's policy). A closed event's track is removed from the map (an empty group per
+frame); its times stay in `events`.
+
 Receipt latency runs from the alert's commit in the service (its outbox row's
 `created_at`, the moment it was decided) to the receiver's `received_at`.
 
@@ -38,10 +46,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from alertsim.data import load_atlas
 from alertsim.domain.detection import Detection
 from alertsim.domain.messages import Alert, PlaceEvent, PrefectureState
 from alertsim.domain.model import JST
-from alertsim.domain.vocabulary import PREFECTURE_CODES
+from alertsim.domain.policies import resolve_policy
+from alertsim.domain.vocabulary import POLICIES, PREFECTURE_CODES, PolicyChoice
+from alertsim.domain.warnings import decide
 from alertsim.service.events import (
     Closed,
     Decided,
@@ -51,10 +62,16 @@ from alertsim.service.events import (
     Written,
 )
 from alertsim.service.records import OutboxMessage
-from alertsim.web.map import MapState, TrackOverlay, render_track_svg, track_of
+from alertsim.web.map import (
+    MapState,
+    TrackOverlay,
+    removed_track_svg,
+    render_track_svg,
+    track_of,
+)
 from alertsim.web.seed import DashboardSeed
 
-__all__ = ["LiveModel", "display_state", "event_state", "parse_state"]
+__all__ = ["LiveModel", "display_state", "event_state", "parse_state", "reasons_of"]
 
 RANK: dict[MapState, int] = {"none": 0, "cancelled": 1, "passed": 2, "fell": 3, "shelter": 4}
 LOG_ROWS = 500
@@ -82,6 +99,20 @@ def display_state(state: PrefectureState | None) -> MapState:
 def parse_state(payload: bytes) -> PrefectureState | None:
     """A retained state payload; empty (cleared) is None."""
     return PrefectureState.model_validate_json(payload) if payload else None
+
+
+def reasons_of(detection: Detection, policy: PolicyChoice = "auto") -> dict[str, str]:
+    """Code -> why the decision warns that prefecture, under `policy` (auto: the rule of
+    the launch's day). A prefecture only another policy warns (a service run under a
+    named policy the page was not told) takes that policy's reason: the direct hits,
+    overflight and impact_area, are the same under every policy."""
+    first = resolve_policy(policy, detection.launch.time)
+    reasons: dict[str, str] = {}
+    for rule in (first, *(p for p in POLICIES if p != first)):
+        decision = decide(detection, load_atlas(), policy=rule, now=detection.observed_at)
+        for warned in decision.prefectures:
+            reasons.setdefault(warned.code, warned.reason)
+    return dict(sorted(reasons.items()))
 
 
 def _jst(moment: datetime | None) -> str | None:
@@ -120,16 +151,19 @@ class LiveModel:
     """The dashboard's picture of one service; every change returns the updates to push."""
 
     def __init__(self, *, status: str, title: str = "", speed: float = 1.0,
-                 operator_topic: str = "") -> None:
+                 operator_topic: str = "", policy: PolicyChoice = "auto") -> None:
         self.status = status
         self.title = title
         self.speed = speed
         self.operator_topic = operator_topic
+        self.policy = policy
         self.states: dict[str, PrefectureState | None] = dict.fromkeys(PREFECTURE_CODES)
+        self.last: dict[str, tuple[MapState, tuple[str, ...]]] = {}  # code -> state, events
         self.log: deque[Update] = deque(maxlen=LOG_ROWS)
         self.errors: deque[Update] = deque(maxlen=50)
         self.tracks: dict[str, TrackOverlay] = {}
         self.track_svgs: dict[str, dict[str, str]] = {}  # event -> frame -> its overlay group
+        self.reasons: dict[str, dict[str, str]] = {}  # event -> code -> reason
         self.closed: set[str] = set()
         self._sequences: dict[str, int] = {}
         self._alerts: dict[str, tuple[str, datetime]] = {}  # identifier -> place, created
@@ -145,8 +179,8 @@ class LiveModel:
         if isinstance(event, Decided):
             return self.decided(event.detection)
         if isinstance(event, Closed):
-            self.closed.add(event.event_id)
-        elif isinstance(event, Received):
+            return self.close(event.event_id)
+        if isinstance(event, Received):
             return self.add_receipts(event.receipts)
         return []
 
@@ -156,7 +190,8 @@ class LiveModel:
             self.apply(row)
         for detection in seed.detections:
             self.decided(detection)
-        self.closed |= seed.closed
+        for event_id in sorted(seed.closed):
+            self.close(event_id)
         self.add_receipts(seed.receipts)
         self._seeded = Counter(seed.receipts)
 
@@ -168,10 +203,9 @@ class LiveModel:
         """Take one outbox row (alert, state, error); the updates it makes, if any."""
         if row.kind == "state" and row.prefecture in self.states:
             try:
-                self.states[row.prefecture] = parse_state(row.payload)
+                return self.set_state(row.prefecture, parse_state(row.payload))
             except ValidationError:
                 return []
-            return [self.prefecture_update(row.prefecture)]
         if row.kind == "alert":
             alert = Alert.model_validate_json(row.payload)
             if alert.identifier in self._alerts:  # seen while seeding from the record
@@ -187,6 +221,18 @@ class LiveModel:
             self.errors.append(entry)
             return [{"type": "error", "row": entry}]
         return []
+
+    def set_state(self, code: str, state: PrefectureState | None) -> list[Update]:
+        """A prefecture's new retained state; what it showed is kept when it clears."""
+        before = self.states[code]
+        shown, now = display_state(before), display_state(state)
+        if now == "none" and shown != "none" and before is not None:
+            self.last[code] = (shown, tuple(e.event_id for e in before.events))
+        elif now != "none":
+            self.last.pop(code, None)
+        self.states[code] = state
+        return [self.prefecture_update(code),
+                {"type": "place", "code": code, "place": self.place_json(code)}]
 
     def add_receipts(self, receipts: Iterable[ReceiptSeen]) -> list[Update]:
         """Receipts of known alerts; the tallies of the places they touched."""
@@ -217,8 +263,25 @@ class LiveModel:
         if self.tracks.get(event_id) == drawn:
             return []
         self.tracks[event_id] = drawn
+        self.reasons[event_id] = reasons_of(detection, self.policy)
+        updates: list[Update] = [{"type": "reasons", "event_id": event_id,
+                                  "reasons": self.reasons[event_id]}]
+        if event_id in self.closed:  # a late detection of a closed event: no track
+            return updates
         self.track_svgs[event_id] = render_track_svg(drawn)
-        return [{"type": "track", "event_id": event_id, "svg": self.track_svgs[event_id]}]
+        return [*updates, {"type": "track", "event_id": event_id,
+                           "svg": self.track_svgs[event_id]}]
+
+    def close(self, event_id: str) -> list[Update]:
+        """An event closed: its track leaves the map (an empty group in every frame)."""
+        if event_id in self.closed:
+            return []
+        self.closed.add(event_id)
+        updates: list[Update] = [{"type": "closed", "event_id": event_id}]
+        if self.track_svgs.pop(event_id, None) is not None:
+            updates.append({"type": "track", "event_id": event_id,
+                            "svg": removed_track_svg(event_id)})
+        return updates
 
     # -- views -------------------------------------------------------------------------
 
@@ -227,6 +290,25 @@ class LiveModel:
 
     def prefecture_update(self, code: str) -> Update:
         return {"type": "state", "code": code, "state": display_state(self.states[code])}
+
+    def place_json(self, code: str) -> Update:
+        """The events at a prefecture (open ones, else those of its last state) and its
+        last state once they closed (None while one is open or never)."""
+        state = self.states[code]
+        if state is not None and state.events:
+            return {"events": sorted({e.event_id for e in state.events}), "last": None}
+        last, events = self.last.get(code, ("none", ()))
+        return {"events": sorted(set(events)), "last": None if last == "none" else last}
+
+    def places(self) -> dict[str, Update]:
+        """Every prefecture with events or a last state: code -> `place_json`."""
+        return {code: self.place_json(code) for code in PREFECTURE_CODES
+                if display_state(self.states[code]) != "none" or code in self.last}
+
+    def last_states(self) -> dict[str, MapState]:
+        """Code -> the state drawn dimmed (its events closed)."""
+        return {code: state for code, (state, _) in sorted(self.last.items())
+                if display_state(self.states[code]) == "none"}
 
     def receipts_json(self) -> dict[str, Update]:
         return {place: tally.as_json() for place, tally in sorted(self._receipts.items())}
@@ -248,7 +330,8 @@ class LiveModel:
     def snapshot(self, sim_now: datetime | None = None) -> Update:
         """The whole picture: `/api/state` and the first message of every live stream."""
         return {"status": self.status, "title": self.title,
-                "prefectures": self.prefectures(), "events": self.events(),
+                "prefectures": self.prefectures(), "places": self.places(),
+                "reasons": self.reasons, "events": self.events(),
                 "log": list(self.log), "errors": list(self.errors),
                 "receipts": self.receipts_json(), "clock": self.clock(sim_now),
                 "operator_topic": self.operator_topic}

@@ -14,8 +14,10 @@ from datetime import datetime, timedelta
 import structlog
 from aiohttp import web
 
+from alertsim.domain.vocabulary import PolicyChoice
 from alertsim.service.events import ServiceEvent
 from alertsim.web.app import DashboardServer
+from alertsim.web.console import ConsoleSpec, add_console
 from alertsim.web.frames import MAX_BUFFERED, Broadcaster
 from alertsim.web.live import LiveModel
 from alertsim.web.seed import DashboardSeed
@@ -53,6 +55,8 @@ class DashboardSpec:
     clock: ClockSample
     seed: DashboardSeed | None
     max_buffered: int = MAX_BUFFERED  # bytes a page may leave unread before it is dropped
+    console: ConsoleSpec | None = None  # the operator console's broker (`web.console`)
+    policy: PolicyChoice = "auto"  # the service's, so each prefecture's reason is its rule
 
 
 async def follow(model: LiveModel, broadcaster: Broadcaster, queue: EventQueue) -> None:
@@ -69,11 +73,12 @@ async def serve_dashboard(spec: DashboardSpec, sock: socket.socket, queue: Event
                           sim_now: Callable[[], datetime | None]) -> AsyncIterator[str]:
     """Serve the page on `sock`, following `queue`, while the block runs; yields the URL."""
     model = LiveModel(status=spec.status, title=spec.title, speed=spec.speed,
-                      operator_topic=spec.operator_topic)
+                      operator_topic=spec.operator_topic, policy=spec.policy)
     if spec.seed is not None:
         model.seed(spec.seed)
     broadcaster = Broadcaster(lambda: model.clock(sim_now()), max_buffered=spec.max_buffered)
     app = DashboardServer(model, broadcaster, sim_now).application()
+    add_console(app, spec.console)
     # handler_cancellation: a stream's handler ends as soon as its page disconnects
     runner = web.AppRunner(app, access_log=None, handler_cancellation=True,
                            shutdown_timeout=STOP_TIMEOUT_S)

@@ -20,6 +20,7 @@ from alertsim.cli import main
 from alertsim.domain.vocabulary import PREFECTURE_CODES
 from alertsim.drills.report.render import MAX_LINE
 from alertsim.drills.runner import DrillOptions, DrillOutcome, run_drill
+from alertsim.i18n import text
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,6 +90,16 @@ def drill(path: Path, reports: Path, url: str) -> DrillOutcome:
         out=io.StringIO(), settle_timeout_s=10.0, quiet_s=0.3)))
 
 
+OVERFLOW_JS = """(width) => [...document.querySelectorAll('body *')]
+  .filter(e => !(e.ownerSVGElement))
+  .map(e => [e.tagName + (e.id ? '#' + e.id : ''), e.getBoundingClientRect().right])
+  .filter(([, right]) => right > width + 0.5)
+  .concat(document.documentElement.scrollWidth > width
+          ? [['scrollWidth', document.documentElement.scrollWidth]] : [])"""
+# SVG shapes are clipped by their <svg>: the <svg> box counts, not the shapes inside.
+PRINTABLE_PX = round((210.0 - 2 * 12.0) / 25.4 * 96)  # A4 less html_style's 12 mm margins
+
+
 @pytest.mark.mosquitto
 @pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
 def test_html_report_renders_with_the_end_state(path: Path, tmp_path: Path, browser: Any,
@@ -115,10 +126,20 @@ def test_html_report_renders_with_the_end_state(path: Path, tmp_path: Path, brow
             "#end-state [data-code]", "els => els.map(e => [e.dataset.code, e.dataset.state])"))
         steps = page.locator(".steps figure").count()
         banner = page.locator("#status-banner").inner_text()
+        banner_status = page.locator("#status-banner").get_attribute("data-status")
+        # Printed on A4: no element wider than the printable width (every scenario's maps,
+        # timeline and tables; tests/e2e/test_report_document.py prints the PDF itself).
+        page.set_viewport_size({"width": PRINTABLE_PX, "height": 1000})
+        page.emulate_media(media="print")
+        too_wide = page.evaluate(OVERFLOW_JS, PRINTABLE_PX)
     finally:
         page.close()
     assert problems == []
+    assert too_wide == []
     assert shown == final_states(outcome.db_path)
     assert (steps > 0) == any(row.prefecture for row in outcome.report.timeline)
-    assert banner.startswith(outcome.report.status.upper() if outcome.report.status else "")
+    # The drill's page is in Japanese, the pages' default: 訓練 (Exercise) or 試験 (Test).
+    status = outcome.report.status or "exercise"
+    assert (banner_status, banner.split(":")[0]) == (status, text("common", f"status.{status}",
+                                                                  "ja"))
     assert "<script" not in html.read_text("utf-8")

@@ -130,7 +130,7 @@ async def test_drill_matching_its_record_passes(store: Store) -> None:
     assert "J-Alert addressed 1 prefecture(s), the drill warned 1: the same ones." in text
     assert "| 01 | passed | 2025-01-01T10:05:30+09:00 | 2025-01-01T10:04:30+09:00 | -1 min | " \
            "within tolerance |" in text
-    page = await build_html(store, report)
+    page = await build_html(store, report, "en")
     assert "<h2>Held against the record</h2>" in page
     assert "matches J-Alert&#x27;s record" in page
 
@@ -171,9 +171,12 @@ async def test_drill_off_its_record_fails_naming_each_difference(store: Store) -
            "record: none." in text
     assert "| 02 | shelter | 2025-01-01T10:03:00+09:00 | — | — | missing in drill |" in text
     assert all(len(line) <= MAX_LINE for line in text.splitlines())
-    page = await build_html(store, report)
+    page = await build_html(store, report, "en")
     assert "does NOT match J-Alert&#x27;s record" in page
     assert "<td class='fail'>outside tolerance</td>" in page
+    # Every reason the drill failed is in the page, as the judge worded it.
+    assert "<li class='fail'>record: 02 shelter: recorded at 10:03:00, not sent by the " \
+           "drill</li>" in page
 
 
 async def test_drill_warning_outside_the_record_areas_fails(store: Store) -> None:
@@ -198,7 +201,7 @@ async def test_without_a_record_nothing_is_held_against_one(store: Store) -> Non
     report = await build_report(store)
     assert (report.record, report.record_matched, report.passed) == (None, None, True)
     assert "Held against the record" not in render_markdown(report)
-    assert "Held against the record" not in await build_html(store, report)
+    assert "Held against the record" not in await build_html(store, report, "en")
 
 
 async def test_record_comparison_survives_the_json_round_trip(store: Store) -> None:
@@ -248,9 +251,9 @@ async def test_unexpected_refusals_fail_the_drill_and_are_listed(store: Store) -
     assert "payload too large: 70000 bytes, the limit is 65536" in text
     assert "Topic: detections" in text or "| detections |" in text
     assert all(len(line) <= MAX_LINE for line in text.splitlines())
-    page = await build_html(store, report)
+    page = await build_html(store, report, "en")
     assert "<table id='refusals'>" in page
-    assert "2 refusals, 0 expected: FAIL." in page
+    assert "2 refusal(s), 0 expected — FAIL" in page
     assert "<li class='fail'>refusals: 2 refusals, 0 expected</li>" in page
 
 

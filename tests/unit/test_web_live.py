@@ -18,7 +18,7 @@ from alertsim.service.outgoing import alert_message
 from alertsim.service.records import OutboxMessage
 from alertsim.testing import make_detection
 from alertsim.web.frames import coalesce, encode
-from alertsim.web.live import LiveModel, display_state, event_state
+from alertsim.web.live import LiveModel, display_state, event_state, reasons_of
 from alertsim.web.seed import DashboardSeed
 
 NOW = datetime(2025, 1, 1, 1, 0, tzinfo=UTC)
@@ -75,7 +75,9 @@ def test_state_rows_drive_the_snapshot() -> None:
     """Retained state rows set and clear a prefecture; the snapshot lists all 47."""
     model = LiveModel(status="Exercise")
     updates = model.apply(state_row("47", state("47", place("e", "shelter", True))))
-    assert updates == [{"type": "state", "code": "47", "state": "shelter"}]
+    assert updates == [{"type": "state", "code": "47", "state": "shelter"},
+                       {"type": "place", "code": "47",
+                        "place": {"events": ["e"], "last": None}}]
     snapshot = model.snapshot(NOW)
     assert snapshot["status"] == "Exercise"
     assert list(snapshot["prefectures"]) == list(PREFECTURE_CODES)
@@ -133,8 +135,9 @@ def test_a_track_update_carries_that_event_only(atlas: Atlas) -> None:
     model = LiveModel(status="Exercise")
     first = make_detection((39.66, 124.705), (26.5, 127.9), 50, 100, event_id="one")
     model.take(Decided(first))
-    [update] = model.take(Decided(make_detection((39.66, 124.705), (40.0, 140.0), 30, 100,
-                                                 event_id="two")))
+    reasons, update = model.take(Decided(make_detection((39.66, 124.705), (40.0, 140.0), 30,
+                                                        100, event_id="two")))
+    assert (reasons["type"], reasons["event_id"]) == ("reasons", "two")
     assert (update["type"], update["event_id"]) == ("track", "two")
     assert set(update["svg"]) == {"main", "okinawa", "ogasawara", "minamitorishima"}
     assert all('data-event="two"' in g and 'data-event="one"' not in g
@@ -154,10 +157,74 @@ def test_coalesce_keeps_the_last_state_and_every_row() -> None:
         {"type": "log", "row": {"identifier": "b"}},
         {"type": "track", "event_id": "e", "svg": {"main": "1"}},
         {"type": "track", "event_id": "e", "svg": {"main": "2"}},
+        {"type": "place", "code": "47", "place": {"events": ["e"], "last": None}},
+        {"type": "place", "code": "47", "place": {"events": ["e"], "last": "passed"}},
+        {"type": "reasons", "event_id": "e", "reasons": {"47": "overflight"}},
+        {"type": "closed", "event_id": "e"},
+        {"type": "published"},
     ])
     assert frame == {"type": "frame", "states": {"47": "passed"},
                      "log": [{"identifier": "a"}, {"identifier": "b"}],
                      "receipts": {"47": {"count": 1}, "01": {"count": 2}},
-                     "tracks": {"e": {"main": "2"}}}
+                     "tracks": {"e": {"main": "2"}},
+                     "places": {"47": {"events": ["e"], "last": "passed"}},
+                     "reasons": {"e": {"47": "overflight"}}, "closed": ["e"]}
     assert coalesce([]) == {"type": "frame"}
     assert encode({"type": "frame"}) == b'data: {"type":"frame"}\n\n'
+
+
+def test_the_last_state_is_kept_after_close() -> None:
+    """When a prefecture's events all close (its state cleared), it reads none, as
+    retained, and keeps what it showed as `last`, with the events it came from; a new
+    event at that place drops it."""
+    model = LiveModel(status="Exercise")
+    model.apply(state_row("47", state("47", place("e", "passed"))))
+    [cleared, placed] = model.apply(state_row("47", None))
+    assert cleared == {"type": "state", "code": "47", "state": "none"}
+    assert placed["place"] == {"events": ["e"], "last": "passed"}
+    assert model.prefectures()["47"] == "none"
+    assert model.last_states() == {"47": "passed"}
+    assert model.snapshot(NOW)["places"] == {"47": {"events": ["e"], "last": "passed"}}
+    model.apply(state_row("47", state("47", place("f", "shelter", True))))
+    assert model.last_states() == {}
+    assert model.places() == {"47": {"events": ["f"], "last": None}}
+
+
+def test_a_closed_event_loses_its_track() -> None:
+    """Closing an event sends its empty group per frame (the page removes the track) and
+    the close itself; its times stay listed, closed; a second close sends nothing."""
+    model = LiveModel(status="Exercise")
+    model.take(Decided(make_detection((39.66, 124.705), (26.5, 127.9), 50, 100,
+                                      event_id="one")))
+    closed, removed = model.take(Closed("one"))
+    assert closed == {"type": "closed", "event_id": "one"}
+    assert removed["type"] == "track"
+    assert all("<polyline" not in g for g in removed["svg"].values())
+    assert "one" not in model.track_svgs
+    assert model.events()[0]["event_id"] == "one"
+    assert model.events()[0]["closed"]
+    assert model.take(Closed("one")) == []
+
+
+def test_a_seeded_closed_event_has_no_track() -> None:
+    """Seeded from a record where the event is closed: no track on the page."""
+    detection = make_detection((39.66, 124.705), (26.5, 127.9), 50, 100, event_id="old")
+    model = LiveModel(status="Exercise")
+    model.seed(DashboardSeed(detections=(detection,), closed=frozenset({"old"})))
+    assert model.track_svgs == {}
+    assert "old" in model.reasons
+
+
+def test_reasons_follow_the_decision() -> None:
+    """Each warned prefecture's reason is the decision's: a track over Aomori is
+    overflight there; the 2017 block rule adds its block, the 2023 rule neighbours; a
+    prefecture the chosen rule leaves out takes another rule's reason."""
+    detection = make_detection((39.0, 125.75), (41.0, 157.4), 15, 100,
+                               launch_time=datetime(2017, 8, 28, 20, 57, tzinfo=UTC))
+    block = reasons_of(detection)  # auto: the rule of 2017-08-29
+    assert (block["02"], block["03"]) == ("overflight", "block")
+    adjacent = reasons_of(detection, "prefecture+adjacent")
+    assert adjacent["03"] == "adjacent"
+    assert reasons_of(detection, "prefecture")["02"] == "overflight"
+    impact = reasons_of(make_detection((40.0, 128.2), (39.7, 140.1), 5, 30))
+    assert "impact_area" in impact.values()

@@ -9,6 +9,10 @@
        (`domain.refusal.EXCERPT_BYTES`) and `size` the input's length (rows written before
        are cut the same way, freeing their pages for reuse); `refusal_counts` counts, per
        client (topic), the refusals past its rate that got no row of their own
+    5  the audit log: operator actions keep who sent them (`by_user`, the payload's `by`)
+       and the service's answer (`answer`: 'applied' or the refusal's reason); refused
+       actions get a row too (`processed_at` = when refused). Rows before this version were
+       all applied once processed.
 
 Append new scripts; never edit one that has shipped. Each runs in its own transaction.
 """
@@ -151,6 +155,11 @@ MIGRATIONS: tuple[str, ...] = (
         first_at TEXT    NOT NULL,
         last_at  TEXT    NOT NULL
     );
+    """,
+    """
+    ALTER TABLE operator_actions ADD COLUMN by_user TEXT;
+    ALTER TABLE operator_actions ADD COLUMN answer TEXT;
+    UPDATE operator_actions SET answer = 'applied' WHERE processed_at IS NOT NULL;
     """,
 )
 

@@ -17,12 +17,14 @@ from alertsim.adapters.sqlite.rows import detection_row, event_row, outbox_row, 
 from alertsim.adapters.sqlite.writes import (
     COUNT_REFUSALS,
     INSERT_RECEIPT,
+    REFUSED_ACTION,
     REJECT,
     change_statements,
     mark_all,
     rejected_params,
     write_all,
 )
+from alertsim.domain.refusal import bounded, excerpt
 from alertsim.errors import StoreError
 from alertsim.service.records import (
     Change,
@@ -62,12 +64,25 @@ class ServiceRecord:
         return next((detection_row(r) for r in rows), None)
 
     async def record_operator_action(self, *, raw: bytes, event_id: str, action: str,
-                                     source: str, received_at: datetime) -> int:
-        """Record an operator action before it is acted on; returns its row id."""
+                                     source: str, received_at: datetime,
+                                     by: str | None = None) -> int:
+        """Record an operator action before it is acted on; returns its row id. Its answer
+        ('applied') is written with what it changed (`commit`)."""
         return await self._db.insert(
             "recording an operator action",
-            "INSERT INTO operator_actions (event_id, action, source, received_at, raw)"
-            " VALUES (?, ?, ?, ?, ?)", (event_id, action, source, text(received_at), raw))
+            "INSERT INTO operator_actions (event_id, action, source, received_at, raw, by_user)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (event_id, action, source, text(received_at), raw, by))
+
+    async def record_refused_action(self, *, raw: bytes, event_id: str, action: str,
+                                    source: str, received_at: datetime, by: str | None,
+                                    reason: str) -> int:
+        """Record, for the audit log, an operator action the service refused, with the
+        reason as its answer: done at once (never redone), an excerpt of it kept."""
+        return await self._db.insert(
+            "recording a refused operator action", REFUSED_ACTION,
+            (event_id, action, source, text(received_at), excerpt(raw), by, bounded(reason),
+             text(received_at)))
 
     async def pending_inputs(self) -> list[PendingInput]:
         """Recorded inputs not yet acted on, detections and operator actions, oldest first."""

@@ -15,10 +15,43 @@ from datetime import datetime
 from alertsim.errors import StoreError
 from alertsim.service.records import DetectionRow, EventRow, OutboxRow
 
-__all__ = ["DecisionRow", "DrillRow", "ReceiptRow", "RefusalCountRow", "RejectedRow",
-           "decision_row", "detection_row", "drill_row", "event_row", "mapped", "opt_text",
-           "opt_time", "outbox_row", "receipt_row", "refusal_count_row", "rejected_row",
-           "text", "time"]
+__all__ = [
+    "AuditRow",
+    "DecisionRow",
+    "DrillRow",
+    "ReceiptRow",
+    "RefusalCountRow",
+    "RejectedRow",
+    "audit_row",
+    "decision_row",
+    "detection_row",
+    "drill_row",
+    "event_row",
+    "mapped",
+    "opt_text",
+    "opt_time",
+    "outbox_row",
+    "receipt_row",
+    "refusal_count_row",
+    "rejected_row",
+    "text",
+    "time",
+]
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    """One operator action in the audit log: when the service received it, who sent it
+    (the payload's `by`; None when it did not say), what (`action` on `event_id`), the
+    service's answer ('applied', or the reason it refused; None while not yet acted on)
+    and the topic it came from."""
+
+    received_at: datetime
+    by: str | None
+    action: str
+    event_id: str
+    answer: str | None
+    source: str
 
 
 @dataclass(frozen=True)
@@ -151,3 +184,8 @@ def drill_row(r: sqlite3.Row) -> DrillRow:
     return DrillRow(drill_id=r["drill_id"], scenario=r["scenario"],
                     started_at=time(r["started_at"]), settings_json=r["settings_json"],
                     finished_at=opt_time(r["finished_at"]), report_json=r["report_json"])
+
+
+def audit_row(r: sqlite3.Row) -> AuditRow:
+    return AuditRow(received_at=time(r["received_at"]), by=r["by_user"], action=r["action"],
+                    event_id=r["event_id"], answer=r["answer"], source=r["source"])

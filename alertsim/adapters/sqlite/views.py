@@ -13,10 +13,12 @@ from contextlib import contextmanager
 
 from alertsim.adapters.sqlite.database import Database, Params
 from alertsim.adapters.sqlite.rows import (
+    AuditRow,
     DecisionRow,
     ReceiptRow,
     RefusalCountRow,
     RejectedRow,
+    audit_row,
     decision_row,
     detection_row,
     event_row,
@@ -96,3 +98,9 @@ class RecordViews:
             "SELECT * FROM receipts WHERE :message_id IS NULL OR message_id = :message_id"
             " ORDER BY id", {"message_id": message_id})
         return [receipt_row(r) for r in rows]
+
+    async def audit(self) -> tuple[AuditRow, ...]:
+        """The audit log: every operator action the service recorded, applied or refused,
+        with who sent it and the service's answer, in the order received."""
+        rows = await self._select("SELECT * FROM operator_actions ORDER BY id")
+        return tuple(audit_row(r) for r in rows)

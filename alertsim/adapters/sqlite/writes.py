@@ -21,7 +21,8 @@ from alertsim.domain.refusal import bounded, excerpt
 from alertsim.errors import StoreError
 from alertsim.service.records import Change, OutboxMessage
 
-__all__ = ["COUNT_REFUSALS", "INSERT_RECEIPT", "REJECT", "Statement", "change_statements",
+__all__ = ["COUNT_REFUSALS", "INSERT_RECEIPT", "REFUSED_ACTION", "REJECT", "Statement",
+           "change_statements",
            "mark_all", "rejected_params", "write_all"]
 
 Statement = tuple[str, list[tuple[object, ...]]]
@@ -41,6 +42,14 @@ _DECIDE = ("INSERT INTO decisions (event_id, sequence, decided_at, decision_json
 # Refusals keep an excerpt and the size, never a whole payload (`domain.refusal`).
 REJECT = ("INSERT INTO rejected (source, received_at, reason, raw, size)"
           " VALUES (?, ?, ?, ?, ?)")
+# An operator action the service refused, kept for the audit log with its answer.
+REFUSED_ACTION = ("INSERT INTO operator_actions (event_id, action, source, received_at, raw,"
+                  " by_user, answer, processed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+# An input acted on; an operator action's answer is 'applied' (the audit log's).
+_PROCESSED = {
+    "detection": "UPDATE detections SET processed_at = ? WHERE id = ?",
+    "operator": "UPDATE operator_actions SET processed_at = ?, answer = 'applied' WHERE id = ?",
+}
 COUNT_REFUSALS = ("INSERT INTO refusal_counts (source, count, bytes, first_at, last_at)"
                   " VALUES (?, ?, ?, ?, ?) ON CONFLICT (source) DO UPDATE SET"
                   " count = count + excluded.count, bytes = bytes + excluded.bytes,"
@@ -73,9 +82,7 @@ def change_statements(change: Change) -> list[Statement]:
     ]
     if change.processed is not None:
         kind, row_id = change.processed
-        table = "detections" if kind == "detection" else "operator_actions"
-        statements.append((f"UPDATE {table} SET processed_at = ? WHERE id = ?",
-                           [(text(change.processed_at), row_id)]))
+        statements.append((_PROCESSED[kind], [(text(change.processed_at), row_id)]))
     return [(sql, rows) for sql, rows in statements if rows]
 
 

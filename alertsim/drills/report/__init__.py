@@ -3,14 +3,18 @@ scenario's expectations held, rebuilt from a drill's SQLite record alone.
 
     model     the report models (JSON) and DrillSettings (what a drill records)
     recorded  a drill row with its settings, parsed: RecordedDrill
-    assemble  store reads, summaries, judging: build_report
+    build     the store reads: build_report
+    assemble  summaries and judging over rows already read (pure): assemble
+    annexes   the texts sent (ja and en), the audit log, the refusal counters
     matching  receipts matched to alerts: deliveries and duplicates
     against_record  the drill held against the scenario's record of what J-Alert did
     refusals  the drill's refusal notes (`rejected` rows), judged against expect.refused
     render    Markdown and the report files: render_markdown, write_report (no line over
               160 characters, times in JST)
-    html      the self-contained HTML page: maps, charts, expectations (build_html,
-              write_html); charts draws its SVG charts
+    html      the self-contained HTML page, the document handed over, in Japanese (the
+              default) or English (build_html, write_html); html_document, html_sections
+              and html_style are its parts, charts draws its SVG charts, labels its words
+              (alertsim/i18n/report.json)
 
 Definitions used throughout:
 
@@ -38,24 +42,32 @@ Definitions used throughout:
   alert of that stage to that prefecture; within `record.tolerance` or not, missing in the
   drill, or not in the record; and the record's areas against the prefectures the drill
   sent shelter to. The drill fails when it does not match (`record_matched` False).
+- A drill's operator actions are the audit log's rows received from its `started_at` up to
+  the next drill's `started_at`; its refusal counters those counting in that window. Both
+  are shown, not judged.
 - `passed` is True when the expectations, the refusal count and the record (if any) all
   hold; `failures` lists every reason it is not.
 """
 
-from alertsim.drills.report.assemble import assemble, build_report, latency_of
+from alertsim.drills.report.assemble import assemble, latency_of
+from alertsim.drills.report.build import build_report
 from alertsim.drills.report.model import (
     NATIONAL,
+    AlertWording,
+    AuditEntry,
     Check,
     DrillReport,
     DrillSettings,
     ExpectationResults,
     Latency,
+    MessageText,
     PlaceSummary,
     ReceiverSummary,
     RecordAreas,
     RecordComparison,
     RecordRow,
     Refusal,
+    RefusalCount,
     RefusalResults,
     ScenarioInfo,
     TimelineRow,
@@ -65,11 +77,14 @@ from alertsim.drills.report.render import render_markdown, write_report
 
 __all__ = [
     "NATIONAL",
+    "AlertWording",
+    "AuditEntry",
     "Check",
     "DrillReport",
     "DrillSettings",
     "ExpectationResults",
     "Latency",
+    "MessageText",
     "PlaceSummary",
     "ReceiverSummary",
     "RecordAreas",
@@ -77,6 +92,7 @@ __all__ = [
     "RecordRow",
     "RecordedDrill",
     "Refusal",
+    "RefusalCount",
     "RefusalResults",
     "ScenarioInfo",
     "TimelineRow",

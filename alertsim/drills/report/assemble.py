@@ -1,13 +1,13 @@
-"""Building the drill report from a Store alone, so `alertsim report DB` can redo it at
-any time.
+"""The drill report assembled from the record's rows, already read (`build` reads them
+from a Store, so `alertsim report DB` can redo it at any time). Pure.
 
-`build_report(store)` reads the latest drill row (scenario, receivers and settings from its
-`settings_json`, a `DrillSettings`), the alert rows of the outbox, the receipts and the
-refusal notes (`rejected`); everything after the reads is pure (`assemble`). A scenario
-with a `record` is held against it (`against_record`); the refusal notes are judged
-against `expect.refused` (`refusals`). A database without a drill row (from
-`alertsim serve`) still gets a report: receivers are then inferred from the receipts and
-nothing is judged.
+`assemble` takes the drill row (scenario, receivers and settings from its `settings_json`,
+a `DrillSettings`), the alert rows of the outbox, the receipts, the refusal notes
+(`rejected`) and counters, and the operator actions (the audit log). A scenario with a
+`record` is held against it (`against_record`); the refusal notes are judged against
+`expect.refused` (`refusals`); the texts sent, the counters and the actions are annexed
+(`annexes`). A database without a drill row (from `alertsim serve`) still gets a report:
+receivers are then inferred from the receipts and nothing is judged.
 
 The definitions of deliveries, duplicates, latency, missed alerts and expectations
 are in the package docstring (`alertsim.drills.report`).
@@ -20,13 +20,19 @@ from collections import defaultdict
 from collections.abc import Container, Mapping, Sequence
 from datetime import datetime
 
-from alertsim.adapters.sqlite.rows import DrillRow, ReceiptRow, RejectedRow
-from alertsim.adapters.sqlite.store import Store
+from alertsim.adapters.sqlite.rows import (
+    AuditRow,
+    DrillRow,
+    ReceiptRow,
+    RefusalCountRow,
+    RejectedRow,
+)
 from alertsim.domain.delivery import ReceiverCopies, ReceiverDeliveries, judge_deliveries
 from alertsim.domain.latency import latency_of
 from alertsim.domain.model import JST
 from alertsim.domain.vocabulary import PREFECTURE_CODES
 from alertsim.drills.report.against_record import hold_against, record_failures
+from alertsim.drills.report.annexes import with_annexes
 from alertsim.drills.report.matching import Receipts, place_of
 from alertsim.drills.report.model import (
     NATIONAL,
@@ -41,10 +47,9 @@ from alertsim.drills.report.model import (
 from alertsim.drills.report.recorded import RecordedDrill
 from alertsim.drills.report.refusals import judge_refusals
 from alertsim.drills.scenario import Expectations
-from alertsim.errors import InputError
 from alertsim.service.records import OutboxRow
 
-__all__ = ["RecordedDrill", "assemble", "build_report", "latency_of"]
+__all__ = ["NO_SCENARIO", "RecordedDrill", "assemble", "latency_of"]
 
 NO_SCENARIO = "no scenario recorded"
 
@@ -291,50 +296,28 @@ def _recorded(drill: RecordedDrill, rows: Sequence[OutboxRow],
         record=against, record_matched=None if against is None else against.matched)
 
 
+def _overlaps(drill: DrillRow, drills: Sequence[DrillRow], count: RefusalCountRow) -> bool:
+    """True when a refusal counter counted anything while this drill ran."""
+    later = [d.started_at for d in drills if d.started_at > drill.started_at]
+    return count.last_at >= drill.started_at and (not later or count.first_at < min(later))
+
+
 def assemble(drill: RecordedDrill | None, drills: Sequence[DrillRow],
              alerts: Sequence[OutboxRow], receipts: Sequence[ReceiptRow], *,
-             rejected: Sequence[RejectedRow] = (),
-             event_id: str | None = None) -> DrillReport:
+             rejected: Sequence[RejectedRow] = (), counted: Sequence[RefusalCountRow] = (),
+             audit: Sequence[AuditRow] = (), event_id: str | None = None) -> DrillReport:
     """Build the report from rows already read: `drill` is the one reported (None: no
     drill recorded), `drills` all drill rows, `alerts` the outbox rows of kind alert,
-    `rejected` the refusal notes; `event_id` restricts the timeline and tables (not the
+    `rejected` the refusal notes, `counted` the refusal counters, `audit` the operator
+    actions; `event_id` restricts the timeline, tables, texts and actions (not the
     expectations, the refusal notes or the record) to one event."""
     known = {r.message_id for r in alerts}
     unmatched = sum(1 for r in receipts if r.message_id not in known)
     if drill is None:
-        return _unrecorded(alerts, receipts, rejected, unmatched, event_id)
+        report = _unrecorded(alerts, receipts, rejected, unmatched, event_id)
+        return with_annexes(report, alerts, counted, audit)
     rows = _window(drill.row, drills, alerts)
     notes = [r for r in rejected if _within(drill.row, drills, r.received_at)]
-    return _recorded(drill, rows, receipts, notes, unmatched, event_id)
-
-
-async def _check_event(store: Store, event_id: str, alerts: Sequence[OutboxRow]) -> None:
-    """InputError unless the record knows the event (an alert or an event row names it)."""
-    saved = {e.event_id for e in await store.views.events()}
-    known = {r.event_id for r in alerts if r.event_id} | saved
-    if event_id not in known:
-        listed = ", ".join(sorted(known)) or "none"
-        raise InputError(store.path, [f"event: no event {event_id!r} in this record "
-                                      f"(recorded: {listed})"])
-
-
-async def build_report(store: Store, drill_id: str | None = None,
-                       event_id: str | None = None) -> DrillReport:
-    """The report of one drill (the latest when `drill_id` is None), optionally restricted
-    to one event; InputError when `drill_id` names no recorded drill or the drill's
-    recorded settings cannot be read."""
-    drills = await store.drills.drills()
-    row: DrillRow | None = drills[-1] if drills else None
-    if drill_id is not None:
-        row = next((d for d in drills if d.drill_id == drill_id), None)
-        if row is None:
-            known = ", ".join(d.drill_id for d in drills) or "none"
-            raise InputError(store.path, [f"drill_id: no drill {drill_id!r} "
-                                          f"(recorded: {known})"])
-    drill = RecordedDrill.read(row, store.path) if row is not None else None
-    alerts = await store.views.outbox(kind="alert")
-    if event_id is not None:
-        await _check_event(store, event_id, alerts)
-    receipts = await store.views.receipts()
-    return assemble(drill, drills, alerts, receipts, rejected=await store.views.rejected(),
-                    event_id=event_id)
+    report = _recorded(drill, rows, receipts, notes, unmatched, event_id)
+    return with_annexes(report, rows, [c for c in counted if _overlaps(drill.row, drills, c)],
+                        [a for a in audit if _within(drill.row, drills, a.received_at)])

@@ -17,8 +17,8 @@ from html import escape
 
 from alertsim.domain.model import JST
 
-__all__ = ["STATE_COLOURS", "Mark", "Row", "histogram_svg", "legend_html", "state_of_stage",
-           "timeline_svg"]
+__all__ = ["STATE_COLOURS", "ChartWords", "Mark", "Row", "histogram_svg", "legend_html",
+           "state_of_stage", "timeline_svg"]
 
 # One colour per map state, the map's own (alertsim.web.map.MAP_CSS): legend, dots and map agree.
 STATE_COLOURS = {"none": "#efeadf", "shelter": "#d62828", "passed": "#f4a259",
@@ -51,6 +51,18 @@ class Row:
     marks: tuple[Mark, ...]
 
 
+@dataclass(frozen=True)
+class ChartWords:
+    """The words the charts write, in the report's language (English by default)."""
+
+    timeline: str = "timeline per prefecture"
+    over: str = "missile over its territory"
+    sent: str = "sent"
+    receipts: str = "receipt(s)"
+    histogram: str = "latency histogram"
+    latency_axis: str = "latency (ms): alert written to the outbox until the receipt"
+
+
 LEFT, RIGHT, ROW_H, TOP = 170.0, 20.0, 26.0, 30.0
 
 
@@ -77,7 +89,8 @@ def _ticks(start: datetime, end: datetime, width: float) -> list[tuple[float, st
     return out
 
 
-def _row_svg(row: Row, y: float, x_of: Callable[[datetime | None], float]) -> list[str]:
+def _row_svg(row: Row, y: float, x_of: Callable[[datetime | None], float],
+             words: ChartWords) -> list[str]:
     mid = y + ROW_H / 2
     parts = [f'<text x="{LEFT - 8}" y="{mid + 4:.1f}" text-anchor="end">{escape(row.label)}'
              "</text>",
@@ -85,7 +98,7 @@ def _row_svg(row: Row, y: float, x_of: Callable[[datetime | None], float]) -> li
     if row.window is not None:
         x0, x1 = x_of(row.window[0]), x_of(row.window[1])
         parts.append(f'<rect class="over" x="{x0:.1f}" y="{y + 3}" width="{max(x1 - x0, 2):.1f}" '
-                     f'height="{ROW_H - 6}"><title>missile over its territory '
+                     f'height="{ROW_H - 6}"><title>{escape(words.over)} '
                      f'{row.window[0].astimezone(JST):%H:%M:%S}-'
                      f'{row.window[1].astimezone(JST):%H:%M:%S} JST</title></rect>')
     for mark in row.marks:
@@ -95,12 +108,14 @@ def _row_svg(row: Row, y: float, x_of: Callable[[datetime | None], float]) -> li
                          f'y2="{mid + 10}"/>')
         colour = STATE_COLOURS[state_of_stage(mark.stage)]
         parts.append(f'<circle cx="{x_of(mark.at):.1f}" cy="{mid}" r="5" fill="{colour}">'
-                     f"<title>{escape(mark.stage)} sent {mark.at.astimezone(JST):%H:%M:%S} JST"
-                     f", {len(mark.receipts)} receipt(s)</title></circle>")
+                     f"<title>{escape(mark.stage)} {escape(words.sent)} "
+                     f"{mark.at.astimezone(JST):%H:%M:%S} JST, {len(mark.receipts)} "
+                     f"{escape(words.receipts)}</title></circle>")
     return parts
 
 
-def timeline_svg(rows: Sequence[Row], width: float = 900.0) -> str:
+def timeline_svg(rows: Sequence[Row], width: float = 900.0,
+                 words: ChartWords = ChartWords()) -> str:
     """The per-prefecture timeline chart; an empty string when there is nothing to draw."""
     if not rows:
         return ""
@@ -116,13 +131,13 @@ def timeline_svg(rows: Sequence[Row], width: float = 900.0) -> str:
     height = TOP + ROW_H * len(rows) + 10
     parts = [f'<svg class="chart timeline" xmlns="http://www.w3.org/2000/svg" '
              f'viewBox="0 0 {width:.0f} {height:.0f}" width="{width:.0f}" '
-             f'height="{height:.0f}" role="img" aria-label="timeline per prefecture">']
+             f'height="{height:.0f}" role="img" aria-label="{escape(words.timeline)}">']
     for x, label in _ticks(start, end, inner):
         parts.append(f'<line class="grid" x1="{x:.1f}" x2="{x:.1f}" y1="{TOP - 6}" '
                      f'y2="{height - 10:.0f}"/><text x="{x:.1f}" y="{TOP - 10}" '
                      f'text-anchor="middle">{label}</text>')
     for i, row in enumerate(rows):
-        parts += _row_svg(row, TOP + i * ROW_H, x_of)
+        parts += _row_svg(row, TOP + i * ROW_H, x_of, words)
     return "".join(parts) + "</svg>"
 
 
@@ -139,7 +154,7 @@ def _bins(values: Sequence[float], count: int = 12) -> tuple[float, list[int]]:
 
 
 def histogram_svg(latencies_ms: Sequence[float], width: float = 600.0,
-                  height: float = 220.0) -> str:
+                  height: float = 220.0, words: ChartWords = ChartWords()) -> str:
     """Bars of delivery latencies; an empty string when nothing was timed."""
     if not latencies_ms:
         return ""
@@ -149,13 +164,13 @@ def histogram_svg(latencies_ms: Sequence[float], width: float = 600.0,
     bar_w, highest = inner_w / len(counts), max(counts)
     parts = [f'<svg class="chart histogram" xmlns="http://www.w3.org/2000/svg" '
              f'viewBox="0 0 {width:.0f} {height:.0f}" width="{width:.0f}" '
-             f'height="{height:.0f}" role="img" aria-label="latency histogram">',
+             f'height="{height:.0f}" role="img" aria-label="{escape(words.histogram)}">',
              f'<line class="axis" x1="{left}" x2="{left + inner_w:.1f}" '
              f'y1="{top + inner_h:.1f}" y2="{top + inner_h:.1f}"/>',
              f'<text x="{left - 6}" y="{top + 4}" text-anchor="end">{highest}</text>',
              f'<text x="{left - 6}" y="{top + inner_h:.1f}" text-anchor="end">0</text>',
              f'<text x="{left + inner_w / 2:.1f}" y="{height - 4}" text-anchor="middle">'
-             "latency (ms): alert written to the outbox until the receipt</text>"]
+             f"{escape(words.latency_axis)}</text>"]
     for i, count in enumerate(counts):
         h = inner_h * count / highest
         x = left + i * bar_w

@@ -1,20 +1,26 @@
-"""The drill report as one self-contained HTML page: inline CSS and SVG, no script, no
-font or image from anywhere, so it opens from disk with no network request.
+"""The drill report as one self-contained HTML page, the document handed to a superior:
+inline CSS and SVG, no script, no font or image from anywhere, so it opens from disk with
+no network request, and prints on A4 with nothing cut (`html_style`). In Japanese by
+default (`lang="ja"`, like every page), or English; the alert texts always in both.
 
-    the verdict and the drill's facts (EXERCISE or TEST in a banner)
+    the banner (EXERCISE or TEST), the verdict and every reason the drill failed
+    the drill's facts; the scenario's notes and sources
     the map at the end state: every prefecture an element with `data-code` and
         `data-state` (none, shelter, passed, fell, cancelled), the state named by the
         last alert it was sent (none when it was sent nothing), drawn by
         `alertsim.web.map.render_map_svg`, the dashboard's map
+    the warned area zoomed (`alertsim.web.map_zoom`): every prefecture sent an alert
+    the texts sent, Japanese beside English, with the places each went to
     the map after each moment alerts were sent (small multiples)
     a timeline per prefecture (charts.timeline_svg), a latency histogram, the
-        expectations table
+        expectations table with the reason of every failed check
     held against the record (with a record): per prefecture and stage, the record's time
         beside the drill's, and the areas
-    refused inputs and withheld messages: every refusal note, the count judged
+    refused inputs and withheld messages: every refusal note and counter, the count judged
+    operator actions: the audit log, with who, when, what and the service's answer
 
 `build_html(store, report)` reads what the report does not hold (each alert's receipts,
-the decisions' over-territory windows) from the same SQLite record.
+the decisions' over-territory windows, the detections' tracks) from the same record.
 """
 
 from __future__ import annotations
@@ -28,13 +34,13 @@ from itertools import groupby
 from pathlib import Path
 
 from alertsim.adapters.sqlite.store import Store
-from alertsim.data import load_atlas
 from alertsim.domain.detection import Detection
 from alertsim.domain.model import JST
 from alertsim.domain.vocabulary import PREFECTURE_CODES
 from alertsim.domain.warnings import Decision
-from alertsim.drills.report.against_record import signed_duration
 from alertsim.drills.report.charts import (
+    STATE_COLOURS,
+    ChartWords,
     Mark,
     Row,
     histogram_svg,
@@ -42,32 +48,30 @@ from alertsim.drills.report.charts import (
     state_of_stage,
     timeline_svg,
 )
-from alertsim.drills.report.model import NATIONAL, DrillReport, TimelineRow, stages_text
-from alertsim.drills.report.refusals import refusals_text
-from alertsim.drills.report.render import areas_text, jst, record_verdict, topic_below_root
-from alertsim.web.map import MAP_CSS, MapOverlay, overlay_of, render_map_svg
+from alertsim.drills.report.html_document import (
+    audit_html,
+    head_html,
+    messages_html,
+    scenario_html,
+    title_of,
+)
+from alertsim.drills.report.html_sections import (
+    expectations_html,
+    facts_html,
+    per_place_html,
+    record_html,
+    refusals_html,
+)
+from alertsim.drills.report.html_style import REPORT_CSS
+from alertsim.drills.report.labels import label, place_name, stage_name, state_name
+from alertsim.drills.report.model import NATIONAL, DrillReport, TimelineRow
+from alertsim.i18n import DEFAULT_PAGE_LANG, Lang
+from alertsim.web.map import MapOverlay, overlay_of, render_map_svg
+from alertsim.web.map_zoom import render_zoom_svg
 
-__all__ = ["MAX_STEPS", "build_html", "final_states", "write_html"]
+__all__ = ["MAX_STEPS", "build_html", "final_states", "render_html", "write_html"]
 
 MAX_STEPS = 16  # small multiples shown; later moments are folded into the last one
-
-_CSS = """
-body{font:14px/1.45 system-ui,sans-serif;margin:0 auto;max-width:1100px;padding:0 16px 40px;
-color:#222}
-h1{font-size:22px;margin:12px 0 4px}h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid
-#ccc}#status-banner{background:#b00020;color:#fff;font-weight:bold;padding:6px 12px;
-letter-spacing:.05em;margin:0 -16px}.verdict{font-size:16px;font-weight:bold}.PASSED{color:#1a7f37}
-.FAILED{color:#b00020}.facts{columns:2;font-size:13px}table{border-collapse:collapse;
-font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}
-.fail{color:#b00020;font-weight:bold}.pass{color:#1a7f37}.key{margin-right:14px;
-white-space:nowrap}.key i{display:
-inline-block;width:12px;height:12px;margin-right:4px;vertical-align:-1px;border:1px solid #888}
-#end-state svg{width:100%;max-width:900px;height:auto}.steps{display:flex;flex-wrap:wrap;gap:8px}
-.steps figure{margin:0;width:260px;font-size:12px}.steps svg{width:260px;height:auto}
-.chart text{font-size:11px;fill:#333}.chart .grid{stroke:#e4e4e4}.chart .lane{stroke:#bbb}
-.chart .over{fill:#ffe08a}.chart .receipt{stroke:#1a7f37}.chart .bar{fill:#4575b4}
-.chart .axis{stroke:#666}
-"""
 
 
 def final_states(timeline: Iterable[TimelineRow]) -> dict[str, str]:
@@ -79,11 +83,12 @@ def final_states(timeline: Iterable[TimelineRow]) -> dict[str, str]:
     return states
 
 
-def _map(states: Mapping[str, str], element_id: str, overlay: MapOverlay | None) -> str:
-    return render_map_svg(states, overlay=overlay, element_id=element_id)
+def _map(states: Mapping[str, str], element_id: str, overlay: MapOverlay | None,
+         lang: Lang) -> str:
+    return render_map_svg(states, overlay=overlay, element_id=element_id, lang=lang)
 
 
-def _steps(timeline: Sequence[TimelineRow]) -> list[tuple[str, dict[str, str]]]:
+def _steps(timeline: Sequence[TimelineRow], lang: Lang) -> list[tuple[str, dict[str, str]]]:
     """(caption, states) after each moment of the scenario clock at which alerts went out."""
     states = dict.fromkeys(PREFECTURE_CODES, "none")
     steps: list[tuple[str, dict[str, str]]] = []
@@ -92,11 +97,12 @@ def _steps(timeline: Sequence[TimelineRow]) -> list[tuple[str, dict[str, str]]]:
         sent = list(group)
         for row in sent:
             states[str(row.prefecture)] = state_of_stage(row.stage)
-        what = ", ".join(f"{r.prefecture} {r.stage}" for r in sent)
+        what = ", ".join(f"{place_name(str(r.prefecture), lang)} {stage_name(r.stage, lang)}"
+                         for r in sent)
         steps.append((f"{moment.astimezone(JST):%H:%M:%S} JST: {what}", dict(states)))
     if len(steps) > MAX_STEPS:  # keep the first ones and the end state
-        steps = [*steps[:MAX_STEPS - 1], (f"… and {len(steps) - MAX_STEPS + 1} more moments, "
-                                           "ending in the state above", steps[-1][1])]
+        more = label("steps.more", lang, count=len(steps) - MAX_STEPS + 1)
+        steps = [*steps[:MAX_STEPS - 1], (more, steps[-1][1])]
     return steps
 
 
@@ -131,7 +137,7 @@ async def _receipts(store: Store, report: DrillReport) -> dict[str, list[float]]
 
 
 def _rows(report: DrillReport, windows: Mapping[str, tuple[datetime, datetime]],
-          latencies: Mapping[str, Sequence[float]]) -> list[Row]:
+          latencies: Mapping[str, Sequence[float]], lang: Lang) -> list[Row]:
     """The timeline chart's rows: every prefecture sent an alert or flown over."""
     speed = report.speed or 1.0
     marks: dict[str, list[Mark]] = defaultdict(list)
@@ -140,148 +146,88 @@ def _rows(report: DrillReport, windows: Mapping[str, tuple[datetime, datetime]],
         receipts = tuple(at + timedelta(milliseconds=ms * speed)
                          for ms in latencies.get(r.identifier, ()))
         marks[r.prefecture or NATIONAL].append(Mark(at, r.stage or "?", receipts))
-    names = {p.code: p.name_en for p in load_atlas().prefectures}
     codes = sorted({*marks, *windows} - {NATIONAL}) + ([NATIONAL] if NATIONAL in marks else [])
-    return [Row(code, f"{code} {names[code]}" if code in names else code, windows.get(code),
-                tuple(marks.get(code, ()))) for code in codes]
+    return [Row(code, place_name(code, lang), windows.get(code), tuple(marks.get(code, ())))
+            for code in codes]
 
 
-def _facts(report: DrillReport) -> str:
-    scenario = report.scenario
-    facts = [("Drill", report.drill_id), ("Scenario", scenario and scenario.path),
-             ("Date", scenario and scenario.date), ("Policy", report.policy),
-             ("Speed", report.speed and f"{report.speed:g}x"), ("Broker", report.broker),
-             ("Topic root", report.topic_root), ("Started", jst(report.started_at)),
-             ("Finished", jst(report.finished_at)), ("Event", report.event_id)]
-    return "<ul class='facts'>" + "".join(
-        f"<li>{name}: {escape(str(value))}</li>" for name, value in facts if value) + "</ul>"
+def _words(lang: Lang) -> ChartWords:
+    return ChartWords(*(label(f"chart.{k}", lang) for k in (
+        "timeline", "over", "sent", "receipts", "histogram", "latency_axis")))
 
 
-def _expectations(report: DrillReport) -> str:
-    if not report.expectations.judged:
-        return f"<p>Not judged: {escape(report.expectations.note)}.</p>"
-    rows = "".join(
-        f"<tr><td>{escape(c.subject)}</td><td>{escape(c.expected)}</td>"
-        f"<td>{escape(c.actual)}</td><td>{escape(c.basis)}</td>"
-        f"<td class='{'pass' if c.passed else 'fail'}'>{'pass' if c.passed else 'FAIL'}</td></tr>"
-        for c in report.expectations.checks)
-    return ("<table id='expectations'><tr><th>Check</th><th>Expected</th><th>Actual</th>"
-            f"<th>Basis</th><th>Result</th></tr>{rows}</table>")
+def _maps(report: DrillReport, overlay: MapOverlay | None, lang: Lang) -> str:
+    """The end state, the warned area zoomed, and the state after each moment."""
+    legend = legend_html({s: state_name(s, lang) for s in STATE_COLOURS})
+    states = final_states(report.timeline)
+    warned = sorted({r.prefecture for r in report.timeline if r.prefecture is not None})
+    zoom = render_zoom_svg(states, warned, overlay=overlay, lang=lang)
+    steps = "".join(f"<figure>{_map(shown, f'step-{n}', overlay, lang)}"
+                    f"<figcaption>{escape(caption)}</figcaption></figure>"
+                    for n, (caption, shown) in enumerate(_steps(report.timeline, lang), 1))
+    zoomed = (f"<h2>{escape(label('section.zoom', lang))}</h2><p>"
+              f"{escape(label('zoom.caption', lang, places=', '.join(warned)))}</p>"
+              f"<section id='zoom'>{zoom}</section>" if zoom else "")
+    return (f"<h2>{escape(label('section.end_state', lang))}</h2>"
+            f"<p>{escape(label('end_state.caption', lang))}</p><p>{legend}</p>"
+            f"<section id='end-state'>{_map(states, 'end-map', overlay, lang)}</section>"
+            f"{zoomed}"
+            f"<h2>{escape(label('section.steps', lang))}</h2><div class='steps'>"
+            f"{steps or escape(label('none.alerts', lang))}</div>")
 
 
-def _against_record(report: DrillReport) -> str:
-    """The record section, or nothing when the scenario has no record."""
-    comparison = report.record
-    if comparison is None:
-        return ""
-    ok = "within tolerance"
-    rows = "".join(
-        f"<tr><td>{escape(r.prefecture)}</td><td>{escape(r.stage)}</td>"
-        f"<td>{escape(jst(r.record_at) or '—')}</td><td>{escape(jst(r.drill_at) or '—')}</td>"
-        f"<td>{'—' if r.difference_s is None else signed_duration(r.difference_s)}</td>"
-        f"<td class='{'pass' if r.verdict == ok else 'fail'}'>{escape(r.verdict)}</td></tr>"
-        for r in comparison.rows)
-    tolerance = signed_duration(comparison.tolerance_s).lstrip("+")
-    verdict = "PASSED" if comparison.matched else "FAILED"
-    notes = f"<p>Record notes: {escape(comparison.notes)}</p>" if comparison.notes else ""
-    return (f"<h2>Held against the record</h2><p class='{verdict}' id='record-verdict'>"
-            f"The drill {escape(record_verdict(comparison.matched))} (tolerance {tolerance}; "
-            "times are the alerts' sent times, JST).</p>"
-            f"<p>Areas: {escape(areas_text(comparison))}</p>"
-            f"<p>Record sources: {escape('; '.join(comparison.sources))}</p>{notes}"
-            "<table id='record'><tr><th>Prefecture</th><th>Stage</th><th>Record</th>"
-            f"<th>Drill</th><th>Difference</th><th>Verdict</th></tr>{rows}</table>")
-
-
-def _refusals(report: DrillReport) -> str:
-    """Every refusal note and the count judged against the scenario's expect.refused."""
-    results = report.refusals
-    count = refusals_text(len(results.rows), results.expected)
-    css = {True: "pass", False: "fail", None: ""}[results.passed]
-    said = {True: " (as expected)", False: ": FAIL", None: ""}[results.passed]
-    rows = "".join(
-        f"<tr><td>{n}</td><td>{escape(jst(r.received_at, ms=True) or '')}</td>"
-        f"<td>{escape(topic_below_root(r.source, report.topic_root))}</td>"
-        f"<td>{escape(r.reason)}</td></tr>" for n, r in enumerate(results.rows, start=1))
-    table = ("<table id='refusals'><tr><th>#</th><th>Received (real)</th><th>Topic</th>"
-             f"<th>Reason</th></tr>{rows}</table>") if rows else ""
-    return (f"<h2>Refused inputs and withheld messages</h2>"
-            f"<p class='{css}' id='refusal-count'>{escape(count)}{said}.</p>{table}")
-
-
-def _per_prefecture(report: DrillReport) -> str:
-    rows = "".join(
-        f"<tr><td>{p.place}</td><td>{escape(stages_text(p.stages_sent))}</td>"
-        f"<td>{p.deliveries}</td><td>{p.missed}</td><td>{p.duplicates}</td>"
-        f"<td>{p.latency.p50_ms if p.latency.p50_ms is not None else '—'}</td></tr>"
-        for p in (*report.per_prefecture, report.national) if p.stages_sent or p.deliveries)
-    return ("<table><tr><th>Place</th><th>Stages sent</th><th>Deliveries</th><th>Missed</th>"
-            f"<th>Duplicates</th><th>p50 ms</th></tr>{rows}</table>")
-
-
-def _head(report: DrillReport) -> str:
-    title = report.scenario.title if report.scenario else (report.drill_id or "alertsim record")
-    status = (report.status or "exercise").upper()
-    verdict = {True: "PASSED", False: "FAILED", None: "NOT JUDGED"}[report.passed]
-    record = ("" if report.record_matched is None
-              else f"; {escape(record_verdict(report.record_matched))}")
-    failures = ("<ul class='failures'>" + "".join(
-        f"<li class='fail'>{escape(line)}</li>" for line in report.failures) + "</ul>"
-                if report.failures else "")
-    return (f"<div id='status-banner'>{escape(status)}: a simulated drill, not a real alert"
-            f"</div><h1>Drill report: {escape(title)}</h1>"
-            f"<p class='verdict {verdict}'>{verdict}: {len(report.timeline)} alert(s) sent, "
-            f"{report.latency.count} delivery(ies) acknowledged, "
-            f"{escape(refusals_text(len(report.refusals.rows), report.refusals.expected))}"
-            f"{record}</p>{failures}{_facts(report)}")
+def _charts(report: DrillReport, windows: Mapping[str, tuple[datetime, datetime]],
+            latencies: Mapping[str, Sequence[float]], lang: Lang) -> str:
+    """The timeline per prefecture and the latency histogram."""
+    words = _words(lang)
+    all_ms = [ms for values in latencies.values() for ms in values]
+    histogram = histogram_svg(all_ms, words=words) or (
+        f"<p>{escape(label('none.timed', lang))}</p>")
+    chart = timeline_svg(_rows(report, windows, latencies, lang), words=words) or (
+        f"<p>{escape(label('none.alerts', lang))}</p>")
+    return (f"<h2>{escape(label('section.timeline', lang))}</h2>"
+            f"<p>{escape(label('timeline.caption', lang))}</p>{chart}"
+            f"<h2>{escape(label('section.latency', lang))}</h2>{histogram}")
 
 
 def render_html(report: DrillReport, windows: Mapping[str, tuple[datetime, datetime]],
                 latencies: Mapping[str, Sequence[float]],
-                overlay: MapOverlay | None = None) -> str:
-    """The page, from the report and what `build_html` read beside it."""
-    steps = "".join(f"<figure>{_map(states, f'step-{n}', overlay)}"
-                    f"<figcaption>{escape(caption)}</figcaption></figure>"
-                    for n, (caption, states) in enumerate(_steps(report.timeline), start=1))
-    end_map = _map(final_states(report.timeline), "end-map", overlay)
-    all_ms = [ms for values in latencies.values() for ms in values]
-    histogram = histogram_svg(all_ms) or "<p>No delivery was timed.</p>"
-    chart = timeline_svg(_rows(report, windows, latencies)) or "<p>No alert was sent.</p>"
+                overlay: MapOverlay | None = None, lang: Lang = DEFAULT_PAGE_LANG) -> str:
+    """The page in `lang`, from the report and what `build_html` read beside it."""
     return (
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>Drill report: {escape(report.drill_id or 'alertsim record')}</title>"
-        f"<style>{_CSS}{MAP_CSS}</style></head><body>{_head(report)}"
-        "<h2>End state</h2><p>Each prefecture in the last stage it was told (once an event "
-        "closes its retained state is empty; this map keeps what happened).</p>"
-        f"<p>{legend_html()}</p>"
-        f"<section id='end-state'>{end_map}</section>"
-        f"<h2>Stage by stage</h2><div class='steps'>{steps or '<p>No alert was sent.</p>'}</div>"
-        "<h2>Timeline per prefecture</h2><p>Scenario clock (JST). Band: the missile over its "
-        "territory; dot: an alert sent, in its state's colour; tick: a receipt, at its latency "
-        f"times the drill's speed.</p>{chart}"
-        f"<h2>Latency</h2>{histogram}<h2>Expectations</h2>{_expectations(report)}"
-        f"{_against_record(report)}{_refusals(report)}"
-        f"<h2>Per place</h2>{_per_prefecture(report)}</body></html>\n")
+        f"<!DOCTYPE html><html lang='{lang}'><head><meta charset='utf-8'>"
+        f"<title>{escape(label('title', lang, title=title_of(report)))}</title>"
+        f"<style>{REPORT_CSS}</style></head><body>{head_html(report, lang)}"
+        f"<h2>{escape(label('section.facts', lang))}</h2>{facts_html(report, lang)}"
+        f"{scenario_html(report, lang)}{_maps(report, overlay, lang)}"
+        f"{messages_html(report, lang)}{_charts(report, windows, latencies, lang)}"
+        f"<h2>{escape(label('section.expectations', lang))}</h2>"
+        f"{expectations_html(report, lang)}{record_html(report, lang)}"
+        f"{refusals_html(report, lang)}{audit_html(report, lang)}"
+        f"<h2>{escape(label('section.per_place', lang))}</h2>{per_place_html(report, lang)}"
+        "</body></html>\n")
 
 
-async def build_html(store: Store, report: DrillReport) -> str:
-    """The HTML report of `report`, with receipts and decisions read from `store`."""
+async def build_html(store: Store, report: DrillReport, lang: Lang = DEFAULT_PAGE_LANG) -> str:
+    """The HTML report of `report` in `lang`, with receipts, decisions and detections read
+    from `store`."""
     windows = await _windows(store, report)
     latencies = await _receipts(store, report)
     events = {r.event_id for r in report.timeline}
     overlay = overlay_of(Detection.model_validate_json(row.parsed_json)
                          for row in await store.views.detections() if row.event_id in events)
     # The map's geometry is built once per process, off the event loop.
-    return await asyncio.to_thread(render_html, report, windows, latencies, overlay)
+    return await asyncio.to_thread(render_html, report, windows, latencies, overlay, lang)
 
 
-async def write_html(store: Store, report: DrillReport, path: Path) -> Path:
-    """Write the HTML report to `path` (its folder created if needed)."""
-    text = await build_html(store, report)
+async def write_html(store: Store, report: DrillReport, path: Path,
+                     lang: Lang = DEFAULT_PAGE_LANG) -> Path:
+    """Write the HTML report in `lang` to `path` (its folder created if needed)."""
+    page = await build_html(store, report, lang)
 
     def write() -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        path.write_text(page, encoding="utf-8")
 
     await asyncio.to_thread(write)
     return path

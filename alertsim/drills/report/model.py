@@ -21,12 +21,15 @@ from alertsim.mqtt.protocol import Protocol
 
 __all__ = [
     "NATIONAL",
+    "AlertWording",
+    "AuditEntry",
     "Check",
     "DrillReport",
     "DrillSettings",
     "ExpectationResults",
     "FaultApplied",
     "Latency",
+    "MessageText",
     "PlaceSummary",
     "ReceiverSummary",
     "RecordAreas",
@@ -34,6 +37,7 @@ __all__ = [
     "RecordRow",
     "RecordVerdict",
     "Refusal",
+    "RefusalCount",
     "RefusalResults",
     "ScenarioInfo",
     "TimelineRow",
@@ -187,13 +191,59 @@ class Refusal(_Model):
     reason: str
 
 
+class RefusalCount(_Model):
+    """Refusals from one client (its topic; `*`: past the overall rate) that the record
+    counted instead of keeping one row each (a `refusal_counts` row)."""
+
+    source: str
+    count: int
+    bytes: int
+    first_at: AwareDatetime
+    last_at: AwareDatetime
+
+
 class RefusalResults(_Model):
     """The drill's refusal notes and, with a scenario, the count judged against
-    `expect.refused` (`expected` and `passed` are None without one)."""
+    `expect.refused` (`expected` and `passed` are None without one); `counted` are the
+    refusals only counted, shown but not judged (the rows already hold the first ones)."""
 
     rows: tuple[Refusal, ...] = ()
+    counted: tuple[RefusalCount, ...] = ()
     expected: int | None = None
     passed: bool | None = None
+
+
+class AlertWording(_Model):
+    """An alert's texts in one language, as its CAP `info` block carries them."""
+
+    headline: str
+    description: str
+    instruction: str
+
+
+class MessageText(_Model):
+    """One wording the drill sent, in Japanese and English: alerts of one event and stage
+    with the same texts share it, whatever place they went to (a shelter text is the same
+    for every prefecture)."""
+
+    event_id: str | None
+    stage: str | None
+    sent: AwareDatetime  # the first such alert's CAP `sent` (scenario clock, JST)
+    places: tuple[str, ...]  # prefecture codes or "national", in outbox order
+    ja: AlertWording
+    en: AlertWording
+
+
+class AuditEntry(_Model):
+    """One operator action from the record's audit log: who asked for what, when, through
+    which door, and what the service answered (None: no answer recorded)."""
+
+    received_at: AwareDatetime  # real time (JST)
+    by: str | None  # the signed-in operator, None when not known (e.g. the CLI)
+    action: str
+    event_id: str
+    answer: str | None
+    source: str
 
 
 class ScenarioInfo(_Model):
@@ -239,3 +289,5 @@ class DrillReport(_Model):
     refusals: RefusalResults = Field(default_factory=RefusalResults)
     record: RecordComparison | None = None  # held against the scenario's record, if any
     record_matched: bool | None = None
+    messages: tuple[MessageText, ...] = ()  # the texts sent, in order of first sending
+    audit: tuple[AuditEntry, ...] = ()  # operator actions during the drill, in order
