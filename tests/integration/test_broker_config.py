@@ -368,7 +368,8 @@ async def test_detect_takes_credentials_from_the_environment(
     path.write_text(detection.model_dump_json(), "utf-8")
     async with _observer(tls_broker) as seen:
         code = await asyncio.to_thread(
-            main, ["detect", str(path), "--broker", f"mqtts://127.0.0.1:{tls_broker.port}"])
+            main, ["detect", str(path), "--broker", f"mqtts://127.0.0.1:{tls_broker.port}",
+                   "--no-wait"])  # no service here: the credentials are what is tested
         assert code == 0
         await eventually(lambda: any(t == f"{ROOT}/detections" for t, _ in seen),
                          what="the detection at the monitor")
@@ -393,7 +394,8 @@ async def test_env_file_alone_connects_with_real_paths(
     detection = make_detection((40.6, 126.4), (34.33, 178.57), 30, 100, event_id="env-file")
     path.write_text(detection.model_dump_json(), "utf-8")
     async with _observer(tls_broker) as seen:
-        assert await asyncio.to_thread(main, ["detect", str(path)]) == 0
+        # No service here: `--no-wait`, the env file's settings are what is tested.
+        assert await asyncio.to_thread(main, ["detect", str(path), "--no-wait"]) == 0
         await eventually(lambda: any(t == f"{ROOT}/detections" for t, _ in seen),
                          what="the detection at the monitor")
 
