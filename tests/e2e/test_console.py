@@ -19,6 +19,8 @@ from alertsim.adapters.sqlite.store import Store
 from alertsim.clients.operator import BrokerOperator
 from alertsim.domain.prefectures import Atlas
 from alertsim.domain.topics import TopicTree
+from alertsim.drills.report import build_report
+from alertsim.drills.report.html import build_html
 from alertsim.i18n import text
 from alertsim.mqtt.url import parse_broker_url
 from alertsim.service.clock import ScaledClock
@@ -142,6 +144,14 @@ async def test_console_refuses_then_applies_a_signed_in_cancel(drill: Drill,
     cancels = [r.prefecture for r in await drill.store.views.outbox(kind="alert")
                if r.stage == "cancel"]
     assert sorted(cancels) == ["01", "02"]
+    report = await build_report(drill.store)  # and in the report handed over
+    assert [(a.by, a.action, a.event_id, a.answer) for a in report.audit] == [
+        ("operator", "cancel", EVENT, "applied")]
+    page = await build_html(drill.store, report, "en")
+    audit = page[page.index("<table id='audit'>"):]
+    audit = audit[:audit.index("</table>")]
+    assert "<td>operator</td>" in audit
+    assert f"<td>{EVENT}</td>" in audit
 
 
 async def test_cross_site_posts_are_refused(drill: Drill) -> None:
