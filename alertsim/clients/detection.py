@@ -107,12 +107,15 @@ class _Watch:
 
 
 async def _online(tree: TopicTree, messages: asyncio.Queue[Received]) -> bool:
-    """The retained service status: True for online (answers seen meanwhile are not ours:
-    nothing has been sent yet)."""
+    """True once the service status says online, retained or live: a service that stopped
+    cleanly says offline until it starts again, so an offline status is waited past (the
+    caller's timeout ends the wait). Answers seen meanwhile are not ours: nothing has been
+    sent yet."""
     while True:
         message = await messages.get()
-        if message.topic == tree.service_status:
-            return _json(message.payload).get("status") == "online"
+        if message.topic == tree.service_status \
+                and _json(message.payload).get("status") == "online":
+            return True
 
 
 async def _pump(client: Client, messages: asyncio.Queue[Received]) -> None:

@@ -163,3 +163,23 @@ def test_the_default_client_id_is_stable_per_host_and_record(tmp_path: Path) -> 
     assert one != default_client_id(tmp_path / "a.db", "host-2")
     assert one.startswith("alertsim-service-")
     assert len(one) == len("alertsim-service-") + 8
+
+
+async def test_a_clean_stop_leaves_the_status_offline(
+        mosquitto: MosquittoBroker, tmp_path: Path) -> None:
+    """After Ctrl-C the retained status says offline (not the `online` a will only
+    replaces after a crash), so a client that waits for the service is told at once."""
+    root, client_id = _ids()
+    async with serving(tmp_path, "first", mosquitto.url, root, client_id):
+        pass  # connected (online published), then stopped with SIGINT
+    status_topic = TopicTree(root).service_status
+    seen: list[bytes] = []
+    async with aiomqtt.Client("127.0.0.1", mosquitto.port,
+                              identifier=f"status-{uuid.uuid4().hex[:6]}") as client:
+        await client.subscribe(status_topic, qos=1)
+        async with asyncio.timeout(10):
+            async for message in client.messages:
+                assert isinstance(message.payload, bytes)
+                seen.append(message.payload)
+                break
+    assert json.loads(seen[0])["status"] == "offline"

@@ -25,6 +25,7 @@ this one is alive and refuses to start (`presence`); a connection taken over all
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,13 +165,28 @@ async def _session(service: Service, inputs: MqttSettings, outputs: MqttSettings
         up()
         if connected is not None:
             connected.set()
-        async with asyncio.TaskGroup() as group:
-            group.create_task(service.pump(_outgoing(publisher, service, cap=how.cap)),
-                              name="outbox-pump")
-            inputs_queue: asyncio.Queue[Received] = asyncio.Queue()
-            group.create_task(_read(in_client, inputs_queue, presence.ping,
-                                    pong_of(out_client, presence)), name="input-reader")
-            group.create_task(_listen(service, in_client, inputs_queue), name="input-listener")
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(service.pump(_outgoing(publisher, service, cap=how.cap)),
+                                  name="outbox-pump")
+                inputs_queue: asyncio.Queue[Received] = asyncio.Queue()
+                group.create_task(_read(in_client, inputs_queue, presence.ping,
+                                        pong_of(out_client, presence)), name="input-reader")
+                group.create_task(_listen(service, in_client, inputs_queue),
+                                  name="input-listener")
+        except asyncio.CancelledError:
+            await _say_offline(publisher, tree)
+            raise
+
+
+async def _say_offline(publisher: Publisher, tree: TopicTree) -> None:
+    """A clean stop (cancellation): the retained status says offline, as the will says it
+    after a crash, so `detect`, `cancel` and late joiners never wait on a service that is
+    gone. At most 2 s; a broker already gone is no reason to hang the stop."""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(2):
+            await publisher.publish(Publication(tree.service_status, STATUS_OFFLINE, qos=1,
+                                                retain=True))
 
 
 def in_flight(window: int) -> int:
