@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import re
 import shutil
 import socket
@@ -48,12 +49,30 @@ _TERM_AGAIN_S = 0.5
 _STOP_TIMEOUT_S = 10.0
 
 
+# Below Linux's ephemeral range (32768-60999 by default), from which the OS picks both
+# `bind(0)` ports and every outgoing connection's local port: a broker killed and
+# restarted on a port from there can find it taken by some client's connection meanwhile.
+_LISTEN_PORTS = range(20000, 32768)
+_PICKS = 200
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it)."""
+    """A TCP port on 127.0.0.1 that was free a moment ago: a random one below the
+    ephemeral range (so no outgoing connection takes it after a broker on it dies), else
+    one the OS picks."""
+    pick = random.SystemRandom()
+    for _ in range(_PICKS):
+        port = pick.choice(_LISTEN_PORTS)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((_LOOPBACK, port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((_LOOPBACK, 0))
-        port: int = sock.getsockname()[1]
-        return port
+        chosen: int = sock.getsockname()[1]
+        return chosen
 
 
 def ready_lines(port: int) -> list[re.Pattern[bytes]]:

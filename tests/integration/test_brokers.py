@@ -51,6 +51,13 @@ def test_free_port_can_be_bound() -> None:
         sock.bind(("127.0.0.1", port))
 
 
+def test_free_ports_lie_below_the_ephemeral_range() -> None:
+    """Picked below the range the OS takes outgoing connections' local ports from, so a
+    broker killed and restarted on its port never finds a client's connection there."""
+    low, _ = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    assert all(free_port() < low for _ in range(50))
+
+
 def test_missing_mosquitto_binary_says_how_to_install(tmp_path: Path) -> None:
     """Without a mosquitto binary on the search path, start() raises BrokerError naming apt-get."""
     broker = MosquittoBroker(data_dir=tmp_path, search_path=str(tmp_path))
