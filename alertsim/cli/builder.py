@@ -24,15 +24,13 @@ AREA = "builder"  # the builder's words, the CLI's few included (alertsim/i18n/b
 
 
 def _bind(port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    from alertsim.web.local_http import loopback_socket
+
     try:
-        sock.bind(("127.0.0.1", port))
+        return loopback_socket(port)
     except OSError as exc:
-        sock.close()
         raise InputError("--port", [text(AREA, "cli.cannot_bind", current_lang(), port=port,
                                          reason=exc.strerror or exc)]) from exc
-    return sock
 
 
 def _next_hour() -> datetime:

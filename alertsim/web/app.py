@@ -21,7 +21,6 @@ import json
 from collections.abc import Callable
 from datetime import datetime
 from html import escape
-from importlib import resources
 
 from aiohttp import web
 
@@ -29,13 +28,13 @@ from alertsim.i18n import DEFAULT_PAGE_LANG, LANGS, Lang, catalogue, text
 from alertsim.web.frames import Broadcaster, encode
 from alertsim.web.geometry import prefecture_shapes
 from alertsim.web.live import LiveModel, Update
+from alertsim.web.local_http import NO_STORE, static_file
 from alertsim.web.map import MAP_CSS, MAP_STATES, MapOverlay, render_map_svg
 from alertsim.web.stream import EventStream
 
 __all__ = ["DashboardServer", "page_lang", "render_page", "snapshot_message"]
 
 STATIC = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
-NO_STORE = {"Cache-Control": "no-store"}
 SimNow = Callable[[], datetime | None]
 AREA = "dashboard"  # the page's i18n catalogue (alertsim/i18n/dashboard.json)
 LOG_COLUMNS = ("log.time", "log.event", "log.place", "log.stage", "log.headline",
@@ -176,11 +175,7 @@ class DashboardServer:
         return web.Response(text=body, content_type="application/json", headers=NO_STORE)
 
     async def static(self, request: web.Request) -> web.Response:
-        name = request.match_info["name"]
-        if name not in STATIC:
-            raise web.HTTPNotFound(text="not found")
-        body = resources.files(__package__).joinpath("static", name).read_text("utf-8")
-        return web.Response(text=body, content_type=STATIC[name], headers=NO_STORE)
+        return static_file(request.match_info["name"], STATIC)
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
         """A snapshot, then every frame, until the page leaves or is dropped."""

@@ -21,7 +21,6 @@ import json
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
-from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,11 +31,11 @@ from alertsim.errors import InputError, ScenarioError
 from alertsim.i18n import LANGS, Lang
 from alertsim.web.builder_map import locate, overlay_svg, preview_states
 from alertsim.web.builder_page import render_builder_page
+from alertsim.web.local_http import NO_STORE, static_file
 
 __all__ = ["BuilderBackend", "BuilderServer", "Previewed", "serve_builder"]
 
 STATIC = {"builder.js": "text/javascript", "builder.css": "text/css"}
-NO_STORE = {"Cache-Control": "no-store"}
 Handler = Callable[[Any], Awaitable[dict[str, Any]]]
 
 
@@ -107,11 +106,7 @@ class BuilderServer:
         return web.Response(text=page, content_type="text/html", headers=NO_STORE)
 
     async def static(self, request: web.Request) -> web.Response:
-        name = request.match_info["name"]
-        if name not in STATIC:
-            raise web.HTTPNotFound(text="not found")
-        body = resources.files(__package__).joinpath("static", name).read_text("utf-8")
-        return web.Response(text=body, content_type=STATIC[name], headers=NO_STORE)
+        return static_file(request.match_info["name"], STATIC)
 
     async def preview(self, body: object) -> dict[str, Any]:
         previewed = self.backend.preview(body)

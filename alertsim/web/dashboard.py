@@ -28,6 +28,7 @@ from alertsim.errors import InputError
 from alertsim.service.service import Service
 from alertsim.web.console import ConsoleSpec
 from alertsim.web.frames import MAX_BUFFERED
+from alertsim.web.local_http import loopback_socket
 from alertsim.web.seed import DashboardSeed, SeedSource, seed_from
 from alertsim.web.serving import ClockSample, DashboardSpec, serve_dashboard
 
@@ -47,15 +48,11 @@ def spec_of(service: Service, seed: DashboardSeed | None, title: str,
 
 
 def bind(port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind(("127.0.0.1", port))
+        return loopback_socket(port)
     except OSError as exc:
-        sock.close()
         raise InputError("--port", [f"cannot serve the dashboard on 127.0.0.1:{port}: "
                                     f"{exc.strerror or exc}"]) from exc
-    return sock
 
 
 async def _seed(seed: DashboardSeed | SeedSource | None) -> DashboardSeed | None:

@@ -146,18 +146,6 @@ async def test_a_second_serve_on_the_generated_broker_exits_with_a_clear_error(
     """On the generated broker (services listener, the service role's ACL), a second
     `serve` with a running one's client id exits 2 naming the id, and the first is never
     taken over: the role may ask who is online (`service/status`, `service/presence/#`)."""
-    from tests.integration.test_serve_identity import Serve, serving
+    from tests.integration.test_serve_identity import second_serve_is_refused
 
-    url, client_id = broker.url("service-test"), "svc-generated"
-    async with serving(tmp_path, "first", url, ROOT, client_id) as first:
-        second = Serve(tmp_path, "second")
-        await second.start(url, ROOT, client_id)
-        assert second.process is not None
-        code = await asyncio.wait_for(second.process.wait(), 30)
-        told = second.log.read_text("utf-8")
-        assert code == 2, told
-        assert client_id in told
-        assert "--client-id" in told
-        assert "service.identity_unchecked" not in second.events()
-        assert first.connected()
-        assert "broker.disconnected" not in first.events()
+    await second_serve_is_refused(tmp_path, broker.url("service-test"), ROOT, "svc-generated")

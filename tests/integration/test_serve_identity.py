@@ -99,16 +99,22 @@ async def test_a_second_serve_on_the_same_identity_exits_with_a_clear_error(
     """A second `serve` with a running one's client id exits 2 naming the id and how to
     pick another; the first is never disconnected and keeps serving."""
     root, client_id = _ids()
-    async with serving(tmp_path, "first", mosquitto.url, root, client_id) as first:
-        second = Serve(tmp_path, "second")
-        await second.start(mosquitto.url, root, client_id)
+    await second_serve_is_refused(tmp_path, mosquitto.url, root, client_id)
+
+
+async def second_serve_is_refused(tmp: Path, url: str, root: str, client_id: str) -> None:
+    """Beside a running `serve`, a second one with its client id exits 2 naming the id and
+    `--client-id`, never connects, and the first is never disconnected."""
+    async with serving(tmp, "first", url, root, client_id) as first:
+        second = Serve(tmp, "second")
+        await second.start(url, root, client_id)
         assert second.process is not None
         code = await asyncio.wait_for(second.process.wait(), 30)
         told = second.log.read_text("utf-8")
         assert code == 2, told
         assert client_id in told
         assert "--client-id" in told
-        assert "broker.connected" not in second.events()
+        assert not {"broker.connected", "service.identity_unchecked"} & set(second.events())
         assert first.connected()  # still running
         assert not {"broker.disconnected", "service.taken_over"} & set(first.events())
 
